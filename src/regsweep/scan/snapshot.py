@@ -1,0 +1,223 @@
+"""The Snapshot: everything a scan found, as Arrow tables, saved as one Parquet file per table.
+
+Column names and types are a stable interface (gc, audit and reports read them; so do users'
+notebooks). Digest and repository columns are dictionary-encoded, so each distinct value is
+stored once however many rows mention it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from regsweep.errors import UsageError
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_TS = pa.timestamp("ms", tz="UTC")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "repositories": pa.schema(
+        [
+            ("repository", pa.string()),
+            ("kind", _DICT),  # manifest-bearing | link-only | upload-only
+            ("valid_name", pa.bool_()),
+            ("tags", pa.int64()),
+            ("revisions", pa.int64()),
+            ("layer_links", pa.int64()),
+            ("uploads", pa.int64()),
+        ]
+    ),
+    "tags": pa.schema(
+        [
+            ("repository", _DICT),
+            ("tag", pa.string()),
+            ("digest", _DICT),  # what current/link says; null when unreadable
+            ("key", pa.string()),
+            ("size", pa.int64()),
+            ("last_modified", _TS),
+            ("etag", pa.string()),
+            ("resolved_by", _DICT),  # read | etag
+            ("problem", _DICT),
+        ]
+    ),
+    "tag_history": pa.schema(
+        [
+            ("repository", _DICT),
+            ("tag", pa.string()),
+            ("digest", _DICT),
+            ("key", pa.string()),
+            ("size", pa.int64()),
+            ("last_modified", _TS),
+            ("problem", _DICT),
+        ]
+    ),
+    "revisions": pa.schema(
+        [
+            ("repository", _DICT),
+            ("digest", _DICT),  # from the path
+            ("target", _DICT),  # from the content (equal unless the link is corrupt)
+            ("key", pa.string()),
+            ("size", pa.int64()),
+            ("last_modified", _TS),
+            ("etag", pa.string()),
+            ("blob_present", pa.bool_()),
+            ("resolved_by", _DICT),  # path | read
+            ("problem", _DICT),
+        ]
+    ),
+    "layer_links": pa.schema(
+        [
+            ("repository", _DICT),
+            ("digest", _DICT),  # from the path (the lookup key)
+            ("target", _DICT),  # from the content: the canonical blob (differs for alias links)
+            ("key", pa.string()),
+            ("size", pa.int64()),
+            ("last_modified", _TS),
+            ("etag", pa.string()),
+            ("alias", pa.bool_()),
+            ("blob_present", pa.bool_()),
+            ("resolved_by", _DICT),
+            ("problem", _DICT),
+        ]
+    ),
+    "blobs": pa.schema(
+        [
+            ("digest", _DICT),
+            ("key", pa.string()),
+            ("size", pa.int64()),
+            ("last_modified", _TS),
+            ("etag", pa.string()),
+        ]
+    ),
+    "manifests": pa.schema(
+        [
+            ("digest", _DICT),
+            ("size", pa.int64()),
+            ("kind", _DICT),  # image | index | schema1 | artifact | unknown | unread
+            ("media_type", _DICT),
+            ("artifact_type", _DICT),
+            ("subject", _DICT),
+            ("problem", pa.string()),
+        ]
+    ),
+    "references": pa.schema(
+        [
+            ("parent", _DICT),
+            ("child", _DICT),
+            ("kind", _DICT),  # config | layer | manifest | blob | subject
+            ("media_type", _DICT),
+            ("size", pa.int64()),
+            ("platform", _DICT),
+            ("has_urls", pa.bool_()),
+            ("artifact_type", _DICT),
+        ]
+    ),
+    "uploads": pa.schema(
+        [
+            ("repository", _DICT),
+            ("upload_id", pa.string()),
+            ("started_at", _TS),
+            ("started_source", _DICT),  # startedat | uuid7 | mtime | multipart
+            ("last_activity", _TS),
+            ("data_size", pa.int64()),
+            ("keys", pa.list_(pa.string())),
+            ("multipart_key", pa.string()),
+            ("multipart_upload_id", pa.string()),
+            ("problem", _DICT),
+        ]
+    ),
+    "anomalies": pa.schema(
+        [
+            ("kind", _DICT),
+            ("severity", _DICT),  # error | warning | info
+            ("repository", _DICT),
+            ("key", pa.string()),
+            ("size", pa.int64()),
+            ("last_modified", _TS),
+            ("detail", pa.string()),
+        ]
+    ),
+}
+
+TABLES = tuple(SCHEMAS)
+
+
+class TableBuilder:
+    """Collects rows column by column (cheaper than a dict per row) for one schema."""
+
+    def __init__(self, name: str) -> None:
+        self.schema = SCHEMAS[name]
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in self.schema}
+
+    def add(self, **row: Any) -> None:
+        for name, col in self.columns.items():
+            col.append(row.get(name))
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def build(self) -> pa.Table:
+        arrays = []
+        for f in self.schema:
+            values = self.columns[f.name]
+            if pa.types.is_dictionary(f.type):
+                arrays.append(pa.array(values, type=pa.string()).dictionary_encode())
+            else:
+                arrays.append(pa.array(values, type=f.type))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+@dataclass
+class Snapshot:
+    """A scan's result. ``meta`` holds the store URL, layout root, scan time and version."""
+
+    tables: dict[str, pa.Table]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> pa.Table:
+        return self.tables[name]
+
+    @property
+    def scanned_at(self) -> datetime:
+        return datetime.fromisoformat(self.meta["scanned_at"])
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Write ``<table>.parquet`` for every table plus ``meta.json``; returns the paths."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, table in self.tables.items():
+            p = out / f"{name}.parquet"
+            pq.write_table(table, p)
+            paths.append(p)
+        meta = out / "meta.json"
+        meta.write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        paths.append(meta)
+        return paths
+
+    @classmethod
+    def read(cls, directory: str | Path) -> Snapshot:
+        d = Path(directory)
+        if not (d / "meta.json").is_file():
+            raise UsageError(f"{d}: not a regsweep snapshot (no meta.json)")
+        tables = {
+            name: pq.read_table(d / f"{name}.parquet", schema=SCHEMAS[name])
+            for name in TABLES
+            if (d / f"{name}.parquet").is_file()
+        }
+        return cls(tables, json.loads((d / "meta.json").read_text()))
+
+    def counts(self) -> dict[str, int]:
+        return {name: t.num_rows for name, t in self.tables.items()}
+
+
+def column(table: pa.Table, name: str) -> Iterable[Any]:
+    """A column as Python values (dictionary columns decoded)."""
+    return table.column(name).to_pylist()  # type: ignore[no-any-return]
