@@ -1,0 +1,3 @@
+from regsweep.cli.main import main
+
+main()

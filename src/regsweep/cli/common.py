@@ -1,0 +1,59 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from regsweep.errors import UsageError
+from regsweep.storage.base import ObjectStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(fn: F) -> F:
+    """STORE argument, or ``--registry-config`` instead of it."""
+    fn = click.option(
+        "--registry-config",
+        type=click.Path(dir_okay=False),
+        help="Read the storage section of the registry's config.yml instead of STORE.",
+    )(fn)
+    fn = click.option(
+        "--layout-root",
+        help="Where docker/registry/v2/ starts, when a store holds both naming styles "
+        "(docker/registry/v2/ or /docker/registry/v2/).",
+    )(fn)
+    return click.argument("store", required=False, metavar="STORE")(fn)
+
+
+def open_from_options(store: str | None, registry_config: str | None) -> ObjectStore:
+    from regsweep.storage import open_store, open_store_from_registry_config
+
+    if store and registry_config:
+        raise UsageError("give STORE or --registry-config, not both")
+    if registry_config:
+        return open_store_from_registry_config(registry_config)
+    if not store:
+        raise UsageError(
+            "missing STORE (a path, file://PATH, s3://BUCKET[/PREFIX] or "
+            "azure://CONTAINER[/PREFIX]) or --registry-config FILE"
+        )
+    return open_store(store)
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=None, sort_keys=True, default=str))
+
+
+def human_bytes(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "PiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"
