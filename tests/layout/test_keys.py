@@ -94,7 +94,8 @@ def test_foreign_keys_are_recorded_with_a_reason(rel, reason):
 def test_repository_with_invalid_name_is_still_classified():
     # Distribution skips it, so we must still see what it references (fail closed).
     rec = classify(f"repositories/_foo/bar/_layers/sha256/{H}/link")
-    assert rec.kind is Kind.FOREIGN or rec.repo == "_foo/bar"
+    assert rec.kind is Kind.LAYER_LINK and rec.repo == "_foo/bar"
+    assert not valid_repository_name("_foo/bar")
 
 
 @pytest.mark.parametrize(

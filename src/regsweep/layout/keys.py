@@ -123,22 +123,23 @@ def _classify_blob(parts: list[str]) -> KeyRecord:
 
 
 def _classify_repo_key(parts: list[str]) -> KeyRecord:
-    # Find the repository boundary: the first reserved component. Names never start with "_",
-    # so the first "_" component either is reserved or makes the key foreign.
+    # The repository boundary is the first reserved component. A "_x" component before it makes
+    # the name invalid (Distribution ignores such a repository), but its links are still
+    # classified under that name: fail closed means keeping whatever they protect (§7.1).
     for i, p in enumerate(parts):
-        if p.startswith("_"):
-            if p not in RESERVED:
-                repo = "/".join(parts[:i]) or None
-                return _foreign(f"unknown reserved directory {p!r}", repo)
+        if p in RESERVED:
             if i == 0:
                 return _foreign("reserved directory directly under repositories/")
             repo = "/".join(parts[:i])
             rest = parts[i + 1 :]
             if p == "_layers":
-                return _layer(repo, rest)
+                return _link_digest(repo, Kind.LAYER_LINK, rest)
             if p == "_manifests":
                 return _manifest_key(repo, rest)
             return _upload(repo, rest)
+    for i, p in enumerate(parts):
+        if p.startswith("_"):
+            return _foreign(f"unknown reserved directory {p!r}", "/".join(parts[:i]) or None)
     return _foreign("no _layers, _manifests or _uploads component")
 
 
@@ -150,10 +151,6 @@ def _link_digest(repo: str, kind: Kind, parts: list[str]) -> KeyRecord:
     if digest is None:
         return _foreign(problem or "invalid link path", repo)
     return KeyRecord(kind, repo=repo, digest=digest)
-
-
-def _layer(repo: str, rest: list[str]) -> KeyRecord:
-    return _link_digest(repo, Kind.LAYER_LINK, rest)
 
 
 def _manifest_key(repo: str, rest: list[str]) -> KeyRecord:

@@ -34,6 +34,14 @@ from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
 LINK_READ_CAP = 4096  # a link is 71 bytes (sha256) or 135 (sha512); anything near this is corrupt
 DEFAULT_MANIFEST_CAP = 4 * 1024 * 1024  # Distribution's PUT limit (maxManifestBodySize)
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+_LINK_PROBLEMS = {
+    "empty": "is empty (0 bytes)",
+    "whitespace": "has whitespace around its digest (e.g. a trailing newline)",
+    "doubled": "holds its digest twice",
+    "uppercase": "has upper-case hex",
+    "unsupported-algorithm": "names an unsupported digest algorithm",
+    "invalid": "does not hold a digest",
+}
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -285,10 +293,12 @@ class _Scan:
         ):
             link.problem = link.problem or f"content {link.target} differs from path"
         if link.problem is not None:
+            what = rec.kind.value.replace("_", " ")
             self.anomaly(
                 "bad-link",
                 "error",
-                f"{rec.kind.value} link is {link.problem}",
+                f"{what} {_LINK_PROBLEMS.get(link.problem, link.problem)}; Distribution cannot "
+                "read it (its garbage-collect aborts on it)",
                 repo=rec.repo,
                 obj=link.obj,
             )
