@@ -22,6 +22,11 @@ class Graph:
     manifest_kind: dict[str, str]
     manifest_problem: dict[str, str]
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)  # repo -> {alias: canonical}
+    url_refs: set[tuple[str, str]] = field(default_factory=set)  # (parent, child) with urls
+
+    def has_urls(self, parent: str, child: str) -> bool:
+        """A foreign or non-distributable layer: it may legitimately be absent."""
+        return (parent, child) in self.url_refs
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> Graph:
@@ -30,9 +35,16 @@ class Graph:
         edges: dict[str, list[tuple[str, str]]] = defaultdict(list)
         subjects: dict[str, str] = {}
         refs = snap["references"]
-        for parent, child, kind in zip(
-            column(refs, "parent"), column(refs, "child"), column(refs, "kind"), strict=True
+        url_refs: set[tuple[str, str]] = set()
+        for parent, child, kind, urls in zip(
+            column(refs, "parent"),
+            column(refs, "child"),
+            column(refs, "kind"),
+            column(refs, "has_urls"),
+            strict=True,
         ):
+            if urls:
+                url_refs.add((parent, child))
             if kind == "subject":
                 subjects[parent] = child
             else:
@@ -51,7 +63,7 @@ class Graph:
         ):
             if target is not None and digest != target:
                 aliases[repo][digest] = target
-        return cls(sizes, dict(edges), subjects, kinds, problems, dict(aliases))
+        return cls(sizes, dict(edges), subjects, kinds, problems, dict(aliases), url_refs)
 
     def canonical(self, repo: str | None, digest: str) -> str:
         """The stored blob for ``digest``: itself, or the target of the repository's alias link

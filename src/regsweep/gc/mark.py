@@ -1,0 +1,270 @@
+"""Mark: what must be kept (design.md invariants 1-3; storage-layout.md §9.1 step 5).
+
+The mark is global for blobs (a blob is kept if anything in any repository needs it) and per
+repository for links (a ``_layers`` link in R is needed iff a kept manifest of R needs its blob).
+
+Roots:
+- default: every manifest revision of every repository, as Distribution's garbage-collect does;
+- ``delete_untagged``: what tags point to, plus referrers of kept manifests (OCI ``subject``) and
+  referrer tags (cosign ``sha256-<hex>.sig|.att|.sbom``, referrers-fallback ``sha256-<hex>``)
+  whose subject is kept.
+
+Fail closed: a repository with any manifest that cannot be read or understood, a revision
+link that cannot be resolved, or an invalid name, is kept whole: all its revisions are roots
+and all its ``_layers`` targets are live. A tag whose ``current/link`` cannot be read makes
+every digest in its history a root.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from regsweep.scan.graph import Graph
+from regsweep.scan.snapshot import Snapshot, column
+
+# cosign: [prefix]sha256-<hex>.sig|.att|.sbom ; OCI referrers fallback: sha256-<hex>
+REFERRER_TAG = re.compile(
+    r"^(?P<prefix>.*?)(?P<alg>sha256|sha512)-(?P<hex>[a-f0-9]{64})(?:\.(?P<suffix>sig|att|sbom))?$"
+)
+
+
+def referrer_tag_subject(tag: str) -> str | None:
+    """The subject digest a cosign or referrers-fallback tag names, or None for other tags.
+    (A sha512 subject is truncated to 64 hex characters in the tag; we return the prefix form.)"""
+    m = REFERRER_TAG.match(tag)
+    return f"{m['alg']}:{m['hex']}" if m else None
+
+
+@dataclass(frozen=True, slots=True)
+class MissingBlob:
+    repository: str
+    manifest: str
+    blob: str
+    kind: str  # config | layer | blob
+
+
+@dataclass
+class MarkResult:
+    live_blobs: set[str]
+    live_manifests: dict[str, set[str]]  # repo -> manifest digests kept in that repo
+    needed_links: dict[str, set[str]]  # repo -> _layers path digests to keep
+    kept_tags: dict[str, set[str]]
+    removed_tags: dict[str, dict[str, str]]  # repo -> {tag: reason}
+    unsafe_repos: dict[str, str]  # repo -> why it is kept whole
+    missing: list[MissingBlob] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)  # reasons no blob may be swept
+
+
+@dataclass
+class _Repo:
+    name: str
+    valid: bool = True
+    revisions: dict[str, str | None] = field(default_factory=dict)  # path digest -> target
+    revision_blob: dict[str, bool] = field(default_factory=dict)
+    tags: dict[str, str | None] = field(default_factory=dict)  # tag -> target (None: unreadable)
+    history: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    links: dict[str, str | None] = field(default_factory=dict)  # path digest -> target
+
+
+def _repos(snap: Snapshot) -> dict[str, _Repo]:
+    repos: dict[str, _Repo] = {}
+
+    def get(name: str) -> _Repo:
+        if name not in repos:
+            repos[name] = _Repo(name)
+        return repos[name]
+
+    r = snap["repositories"]
+    for name, valid in zip(column(r, "repository"), column(r, "valid_name"), strict=True):
+        get(name).valid = bool(valid)
+    rv = snap["revisions"]
+    for name, d, target, present in zip(
+        column(rv, "repository"),
+        column(rv, "digest"),
+        column(rv, "target"),
+        column(rv, "blob_present"),
+        strict=True,
+    ):
+        get(name).revisions[d] = target
+        get(name).revision_blob[d] = bool(present)
+    t = snap["tags"]
+    for name, tag, target in zip(
+        column(t, "repository"), column(t, "tag"), column(t, "digest"), strict=True
+    ):
+        get(name).tags[tag] = target
+    h = snap["tag_history"]
+    for name, tag, d in zip(
+        column(h, "repository"), column(h, "tag"), column(h, "digest"), strict=True
+    ):
+        get(name).history[tag].add(d)
+    ll = snap["layer_links"]
+    for name, d, target in zip(
+        column(ll, "repository"), column(ll, "digest"), column(ll, "target"), strict=True
+    ):
+        get(name).links[d] = target
+    return repos
+
+
+def mark(snap: Snapshot, *, delete_untagged: bool = False) -> MarkResult:
+    graph = Graph.from_snapshot(snap)
+    repos = _repos(snap)
+    unsafe: dict[str, str] = {}
+    uncertain: list[str] = []
+
+    def manifest_problem(d: str) -> str | None:
+        if d in graph.blob_sizes and d not in graph.manifest_kind:
+            return "manifest blob was not read"
+        return graph.manifest_problem.get(d)
+
+    # Fail-closed checks that do not depend on the roots.
+    for repo in repos.values():
+        if not repo.valid:
+            unsafe[repo.name] = "invalid repository name (Distribution ignores it; kept whole)"
+            continue
+        for d, target in repo.revisions.items():
+            for x in {d, target} - {None}:
+                assert x is not None
+                p = manifest_problem(x)
+                if p is not None:
+                    unsafe[repo.name] = f"manifest {x}: {p}"
+        for tag, target in repo.tags.items():
+            if target is not None and (p := manifest_problem(target)) is not None:
+                unsafe[repo.name] = f"manifest {target} of tag {tag}: {p}"
+        for d, target in repo.links.items():
+            if target is None:
+                # We cannot tell which blob this link protects: no blob may be swept.
+                uncertain.append(f"{repo.name}: _layers link {d} cannot be resolved")
+
+    live: dict[str, set[str]] = {}  # repo -> closure (digests, canonicalised)
+    roots: dict[str, set[str]] = defaultdict(set)
+    kept_tags: dict[str, set[str]] = defaultdict(set)
+    removed_tags: dict[str, dict[str, str]] = defaultdict(dict)
+
+    def revision_digests(repo: _Repo) -> set[str]:
+        out: set[str] = set()
+        for d, target in repo.revisions.items():
+            out.add(d)
+            if target is not None:
+                out.add(target)
+        return out
+
+    pending_referrer_tags: dict[str, dict[str, str]] = defaultdict(dict)  # repo -> tag -> subject
+    for repo in repos.values():
+        revs = revision_digests(repo)
+        whole = repo.name in unsafe or not delete_untagged
+        if whole:
+            roots[repo.name] |= revs
+        for tag, target in repo.tags.items():
+            if target is None:
+                # Unreadable current/link: every digest this tag ever pointed to is a root.
+                roots[repo.name] |= repo.history.get(tag, set())
+                kept_tags[repo.name].add(tag)
+                continue
+            if target not in revs or not repo.revision_blob.get(target, False):
+                if repo.name in unsafe:
+                    kept_tags[repo.name].add(tag)
+                else:
+                    removed_tags[repo.name][tag] = "dangling-tag"
+                continue
+            subject = referrer_tag_subject(tag)
+            if delete_untagged and not whole and subject is not None:
+                pending_referrer_tags[repo.name][tag] = subject
+                continue
+            kept_tags[repo.name].add(tag)
+            roots[repo.name].add(target)
+
+    def close(name: str) -> None:
+        live[name] = graph.closure(name, roots[name])
+
+    for name in repos:
+        close(name)
+
+    if delete_untagged:
+        # Referrers live while their subject lives, in any repository (COSIGN_REPOSITORY can
+        # put signatures elsewhere). Iterate: a signature of an attestation counts too.
+        changed = True
+        while changed:
+            changed = False
+            everything = set().union(*live.values()) if live else set()
+            for repo in repos.values():
+                if repo.name in unsafe:
+                    continue
+                add: set[str] = set()
+                for d in revision_digests(repo):
+                    subj = graph.subjects.get(d)
+                    if subj is not None and subj in everything and d not in live[repo.name]:
+                        add.add(d)
+                for tag, subj in list(pending_referrer_tags[repo.name].items()):
+                    target = repo.tags[tag]
+                    assert target is not None
+                    if subj in everything or (
+                        subj.startswith("sha512:") and any(x.startswith(subj) for x in everything)
+                    ):
+                        kept_tags[repo.name].add(tag)
+                        add.add(target)
+                        del pending_referrer_tags[repo.name][tag]
+                if add:
+                    roots[repo.name] |= add
+                    close(repo.name)
+                    changed = True
+        for name, tags in pending_referrer_tags.items():
+            for tag in tags:
+                removed_tags[name][tag] = "orphan-referrer-tag"
+
+    # Closures may reach manifests with problems (e.g. an unparsable child): keep that repo
+    # whole, then recompute its closure.
+    for repo in repos.values():
+        if repo.name in unsafe:
+            continue
+        for d in live[repo.name]:
+            p = graph.manifest_problem.get(d)
+            if p is not None:
+                unsafe[repo.name] = f"manifest {d}: {p}"
+                roots[repo.name] |= revision_digests(repo)
+                kept_tags[repo.name] |= set(repo.tags)
+                removed_tags[repo.name] = {
+                    t: r for t, r in removed_tags[repo.name].items() if r == "dangling-tag"
+                }
+                close(repo.name)
+                break
+
+    live_blobs: set[str] = set()
+    needed: dict[str, set[str]] = {}
+    live_manifests: dict[str, set[str]] = {}
+    missing: list[MissingBlob] = []
+    for repo in repos.values():
+        closure = live[repo.name]
+        live_blobs |= closure & graph.blob_sizes.keys()
+        live_manifests[repo.name] = closure & revision_digests(repo)
+        if repo.name in unsafe:
+            needed[repo.name] = set(repo.links)
+            live_blobs |= {t for t in repo.links.values() if t is not None}
+            live_blobs |= {d for d in repo.links if d in graph.blob_sizes}
+            live_manifests[repo.name] = revision_digests(repo)
+        else:
+            needed[repo.name] = {
+                d for d, t in repo.links.items() if d in closure or (t is not None and t in closure)
+            }
+        for m in closure:
+            if m in graph.manifest_problem:
+                continue
+            for child, kind in graph.edges.get(m, ()):
+                if kind == "manifest":
+                    continue  # index children may legitimately be absent (storage-layout §3.3)
+                if graph.canonical(repo.name, child) not in graph.blob_sizes and not graph.has_urls(
+                    m, child
+                ):
+                    missing.append(MissingBlob(repo.name, m, child, kind))
+
+    return MarkResult(
+        live_blobs=live_blobs,
+        live_manifests=live_manifests,
+        needed_links=needed,
+        kept_tags=dict(kept_tags),
+        removed_tags={k: v for k, v in removed_tags.items() if v},
+        unsafe_repos=unsafe,
+        missing=sorted(set(missing), key=lambda m: (m.repository, m.manifest, m.blob)),
+        uncertain=uncertain,
+    )

@@ -1,0 +1,503 @@
+"""Plan: candidates minus safety filters, as a value a person can read, save and apply.
+
+Planning is pure: it takes a Snapshot, a MarkResult, settings and an explicit ``now`` and
+returns a Plan. Nothing here touches a store. Each row of the plan is one key to remove, with
+the candidate it belongs to, a short stable ``reason`` and the ``phase`` that orders apply:
+
+1. tags and untagged manifests (tag links, then tag-index entries, then the revision link)
+2. ``_layers`` links
+3. blob data (after re-checking that nothing references them again)
+4. stale uploads (and, on S3, their incomplete multipart uploads)
+5. leftover temp files
+
+Links go before data, so a crash at any point leaves every kept image servable (invariant 6).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from regsweep.errors import UsageError
+from regsweep.gc.mark import MarkResult
+from regsweep.scan.graph import Graph
+from regsweep.scan.snapshot import Snapshot, column
+
+PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
+
+PLAN_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("phase", pa.int8()),
+        ("candidate", pa.int64()),  # rows of one candidate (a tag, a manifest, an upload) share it
+        (
+            "kind",
+            pa.string(),
+        ),  # blob | layer_link | revision | tag | tag_index | upload | multipart_upload | tmp
+        ("reason", pa.string()),
+        ("rule", pa.string()),  # retention rule that decided it, when one did
+        ("repository", pa.string()),
+        ("digest", pa.string()),
+        ("tag", pa.string()),
+        ("key", pa.string()),
+        ("size", pa.int64()),
+        ("last_modified", pa.timestamp("ms", tz="UTC")),
+        ("etag", pa.string()),  # for multipart uploads: the upload id
+    ]
+)
+
+
+@dataclass(frozen=True)
+class GcSettings:
+    """Safety settings with units in their types. The defaults are the safe preset."""
+
+    delete_untagged: bool = False
+    grace: timedelta = timedelta(hours=24)
+    upload_grace: timedelta = timedelta(hours=168)
+    max_delete_fraction: float = 0.5  # of blobs, or of blob bytes
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["grace"] = self.grace.total_seconds()
+        d["upload_grace"] = self.upload_grace.total_seconds()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GcSettings:
+        return cls(
+            delete_untagged=bool(d["delete_untagged"]),
+            grace=timedelta(seconds=d["grace"]),
+            upload_grace=timedelta(seconds=d["upload_grace"]),
+            max_delete_fraction=float(d["max_delete_fraction"]),
+        )
+
+
+@dataclass
+class Plan:
+    """What a gc run would remove. ``refusals`` non-empty means the brakes refuse to apply it."""
+
+    run_id: str
+    store: str
+    layout_root: str
+    now: datetime
+    settings: GcSettings
+    rows: pa.Table
+    refusals: list[str] = field(default_factory=list)
+    protected: dict[str, int] = field(default_factory=dict)  # kind -> kept only by grace
+    unsafe_repos: dict[str, str] = field(default_factory=dict)
+    snapshot_dir: str | None = None
+
+    # -- summaries ---------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per kind: candidates (``count``), keys and bytes."""
+        out: dict[str, dict[str, int]] = {}
+        kinds = column(self.rows, "kind")
+        cands = column(self.rows, "candidate")
+        sizes = column(self.rows, "size")
+        seen: dict[str, set[int]] = defaultdict(set)
+        for k, c, s in zip(kinds, cands, sizes, strict=True):
+            e = out.setdefault(k, {"count": 0, "keys": 0, "bytes": 0})
+            e["keys"] += 1
+            e["bytes"] += s or 0
+            if c not in seen[k]:
+                seen[k].add(c)
+                e["count"] += 1
+        return out
+
+    def by_repository(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for repo, k, s in zip(
+            column(self.rows, "repository"),
+            column(self.rows, "kind"),
+            column(self.rows, "size"),
+            strict=True,
+        ):
+            if repo is None:
+                continue
+            out[repo][f"{k}_keys"] += 1
+            out[repo]["bytes"] += s or 0
+        return {r: dict(v) for r, v in sorted(out.items())}
+
+    def total_bytes(self) -> int:
+        return sum(s or 0 for s in column(self.rows, "size"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "store": self.store,
+            "now": self.now.isoformat(),
+            "settings": self.settings.to_json(),
+            "summary": self.summary(),
+            "bytes": self.total_bytes(),
+            "protected_by_grace": self.protected,
+            "unsafe_repositories": self.unsafe_repos,
+            "refusals": self.refusals,
+        }
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def write(self, path: str | Path) -> None:
+        meta = {
+            "run_id": self.run_id,
+            "store": self.store,
+            "layout_root": self.layout_root,
+            "now": self.now.isoformat(),
+            "settings": self.settings.to_json(),
+            "refusals": self.refusals,
+            "protected": self.protected,
+            "unsafe_repos": self.unsafe_repos,
+            "snapshot_dir": self.snapshot_dir,
+        }
+        table = self.rows.replace_schema_metadata({"regsweep.plan": json.dumps(meta)})
+        pq.write_table(table, str(path))
+
+    @classmethod
+    def read(cls, path: str | Path) -> Plan:
+        try:
+            table = pq.read_table(str(path))
+        except (OSError, pa.ArrowInvalid) as e:
+            raise UsageError(f"{path}: cannot read plan file ({e})") from e
+        raw = (table.schema.metadata or {}).get(b"regsweep.plan")
+        if raw is None:
+            raise UsageError(f"{path}: not a regsweep plan (no plan metadata)")
+        meta = json.loads(raw)
+        return cls(
+            run_id=meta["run_id"],
+            store=meta["store"],
+            layout_root=meta["layout_root"],
+            now=datetime.fromisoformat(meta["now"]),
+            settings=GcSettings.from_json(meta["settings"]),
+            rows=table.replace_schema_metadata(None).cast(PLAN_SCHEMA),
+            refusals=list(meta.get("refusals", [])),
+            protected=dict(meta.get("protected", {})),
+            unsafe_repos=dict(meta.get("unsafe_repos", {})),
+            snapshot_dir=meta.get("snapshot_dir"),
+        )
+
+
+class _Rows:
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {f.name: [] for f in PLAN_SCHEMA}
+        self.candidate = 0
+
+    def new_candidate(self) -> int:
+        self.candidate += 1
+        return self.candidate
+
+    def add(
+        self, cand: int, phase: int, kind: str, reason: str, obj: dict[str, Any], **kw: Any
+    ) -> None:
+        row = {
+            "seq": len(self.cols["seq"]),
+            "phase": phase,
+            "candidate": cand,
+            "kind": kind,
+            "reason": reason,
+            "rule": kw.get("rule"),
+            "repository": kw.get("repository"),
+            "digest": kw.get("digest"),
+            "tag": kw.get("tag"),
+            "key": obj["key"],
+            "size": obj.get("size"),
+            "last_modified": obj.get("last_modified"),
+            "etag": obj.get("etag"),
+        }
+        for k, v in row.items():
+            self.cols[k].append(v)
+
+    def table(self) -> pa.Table:
+        return pa.table(self.cols, schema=PLAN_SCHEMA)
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def _rows_by(table: pa.Table, *keys: str) -> dict[Any, list[dict[str, Any]]]:
+    out: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in table.to_pylist():
+        out[tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]].append(row)
+    return out
+
+
+def make_plan(
+    snap: Snapshot,
+    marked: MarkResult,
+    settings: GcSettings,
+    now: datetime,
+    *,
+    run_id: str | None = None,
+    extra_removed_tags: dict[str, dict[str, tuple[str, str | None]]] | None = None,
+) -> Plan:
+    """Build the plan. ``extra_removed_tags`` (repo -> tag -> (reason, rule)) lets retention
+    add tags it expires; the mark must already have been computed without them as roots."""
+    graph = Graph.from_snapshot(snap)
+    cutoff = now - settings.grace
+    upload_cutoff = now - settings.upload_grace
+    rows = _Rows()
+    protected: dict[str, int] = defaultdict(int)
+
+    tags = _rows_by(snap["tags"], "repository", "tag")
+    history = _rows_by(snap["tag_history"], "repository", "tag")
+    history_by_digest = _rows_by(snap["tag_history"], "repository", "digest")
+    revisions = snap["revisions"].to_pylist()
+
+    def young(objs: list[dict[str, Any]]) -> bool:
+        return any(o["last_modified"] is not None and o["last_modified"] >= cutoff for o in objs)
+
+    # -- phase 1: tags --------------------------------------------------------------------
+    removed_tags: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for repo, tmap in marked.removed_tags.items():
+        for tag, reason in tmap.items():
+            removed_tags[(repo, tag)] = (reason, None)
+    for repo, tmap2 in (extra_removed_tags or {}).items():
+        for tag, (reason, rule) in tmap2.items():
+            removed_tags.setdefault((repo, tag), (reason, rule))
+    for (repo, tag), (reason, rule) in sorted(removed_tags.items()):
+        objs = tags.get((repo, tag), []) + history.get((repo, tag), [])
+        if young(objs):
+            protected["tag"] += 1
+            continue
+        cand = rows.new_candidate()
+        for o in tags.get((repo, tag), []):
+            rows.add(
+                cand,
+                PHASE_MANIFESTS,
+                "tag",
+                reason,
+                o,
+                repository=repo,
+                tag=tag,
+                digest=o["digest"],
+                rule=rule,
+            )
+        for o in sorted(history.get((repo, tag), []), key=lambda x: x["key"]):
+            rows.add(
+                cand,
+                PHASE_MANIFESTS,
+                "tag_index",
+                reason,
+                o,
+                repository=repo,
+                tag=tag,
+                digest=o["digest"],
+                rule=rule,
+            )
+
+    # -- phase 1: manifests (revision links) ------------------------------------------------
+    still_tagged = {
+        (repo, t[0]["digest"]) for (repo, tag), t in tags.items() if (repo, tag) not in removed_tags
+    }
+    for rev in sorted(revisions, key=lambda r: r["key"]):
+        repo, d = rev["repository"], rev["digest"]
+        if repo in marked.unsafe_repos:
+            continue
+        kept = d in marked.live_manifests.get(repo, set()) or (
+            rev["target"] in marked.live_manifests.get(repo, set())
+        )
+        if kept and rev["blob_present"]:
+            continue
+        reason = "untagged" if rev["blob_present"] else "dangling-revision"
+        if kept and not rev["blob_present"]:
+            reason = "dangling-revision"
+        entries = history_by_digest.get((repo, d), [])
+        # Tag-index entries of tags being removed are already in the plan.
+        entries = [e for e in entries if (repo, e["tag"]) not in removed_tags]
+        # A tag that still exists and points here keeps it (it is not untagged after all).
+        if (repo, d) in still_tagged:
+            continue
+        if young([rev, *entries]):
+            protected["revision"] += 1
+            continue
+        cand = rows.new_candidate()
+        for e in sorted(entries, key=lambda x: x["key"]):
+            rows.add(
+                cand,
+                PHASE_MANIFESTS,
+                "tag_index",
+                reason,
+                e,
+                repository=repo,
+                tag=e["tag"],
+                digest=d,
+            )
+        rows.add(cand, PHASE_MANIFESTS, "revision", reason, rev, repository=repo, digest=d)
+
+    # -- phase 2: _layers links -------------------------------------------------------------
+    for link in sorted(snap["layer_links"].to_pylist(), key=lambda r: r["key"]):
+        repo = link["repository"]
+        if repo in marked.unsafe_repos:
+            continue
+        if not link["blob_present"] and link["target"] is not None:
+            reason = "dangling-link"
+        elif link["digest"] in marked.needed_links.get(repo, set()):
+            continue
+        else:
+            reason = "unneeded-link"
+        if young([link]):
+            protected["layer_link"] += 1
+            continue
+        rows.add(
+            rows.new_candidate(),
+            PHASE_LINKS,
+            "layer_link",
+            reason,
+            link,
+            repository=repo,
+            digest=link["digest"],
+        )
+
+    # -- phase 3: blobs ---------------------------------------------------------------------
+    activity = blob_activity(snap, graph)
+    blob_rows = snap["blobs"].to_pylist()
+    blob_candidates = []
+    if not marked.uncertain:
+        for b in blob_rows:
+            d = b["digest"]
+            if d in marked.live_blobs:
+                continue
+            if activity.get(d, b["last_modified"]) >= cutoff:
+                protected["blob"] += 1
+                continue
+            blob_candidates.append(b)
+    for b in blob_candidates:
+        rows.add(rows.new_candidate(), PHASE_BLOBS, "blob", "unreferenced", b, digest=b["digest"])
+
+    # -- phase 4: uploads -------------------------------------------------------------------
+    for up in sorted(snap["uploads"].to_pylist(), key=lambda u: (u["repository"], u["upload_id"])):
+        if up["started_at"] >= upload_cutoff or up["last_activity"] >= cutoff:
+            protected["upload"] += 1
+            continue
+        cand = rows.new_candidate()
+        sizes = {}
+        for k in up["keys"]:
+            sizes[k] = up["data_size"] if k.endswith("/data") else None
+            rows.add(
+                cand,
+                PHASE_UPLOADS,
+                "upload",
+                "stale-upload",
+                {"key": k, "size": sizes[k], "last_modified": up["last_activity"]},
+                repository=up["repository"],
+            )
+        if up["multipart_key"]:
+            rows.add(
+                cand,
+                PHASE_UPLOADS,
+                "multipart_upload",
+                "stale-multipart-upload",
+                {
+                    "key": up["multipart_key"],
+                    "etag": up["multipart_upload_id"],
+                    "last_modified": up["started_at"],
+                },
+                repository=up["repository"],
+            )
+
+    # -- phase 5: temp files ----------------------------------------------------------------
+    for a in snap["anomalies"].to_pylist():
+        if a["kind"] != "tmp-file":
+            continue
+        if a["last_modified"] is None or a["last_modified"] >= cutoff:
+            protected["tmp"] += 1
+            continue
+        rows.add(
+            rows.new_candidate(), PHASE_TMP, "tmp", "stale-tmp-file", a, repository=a["repository"]
+        )
+
+    table = rows.table()
+    plan = Plan(
+        run_id=run_id or new_run_id(now),
+        store=str(snap.meta.get("store")),
+        layout_root=str(snap.meta.get("layout_root")),
+        now=now,
+        settings=settings,
+        rows=table,
+        protected=dict(protected),
+        unsafe_repos=dict(marked.unsafe_repos),
+    )
+    plan.refusals = brakes(snap, marked, plan, blob_rows, blob_candidates)
+    return plan
+
+
+def blob_activity(snap: Snapshot, graph: Graph) -> dict[str, datetime]:
+    """``blob_last_activity`` of storage-layout.md §5: the newest time that touches a blob (its
+    data, any link whose content is it, any revision or tag link of a manifest that references
+    it directly)."""
+    act: dict[str, datetime] = {}
+
+    def touch(d: str | None, t: datetime | None) -> None:
+        if d is None or t is None:
+            return
+        if d not in act or t > act[d]:
+            act[d] = t
+
+    b = snap["blobs"]
+    for d, t in zip(column(b, "digest"), column(b, "last_modified"), strict=True):
+        touch(d, t)
+    ll = snap["layer_links"]
+    for d, target, t in zip(
+        column(ll, "digest"), column(ll, "target"), column(ll, "last_modified"), strict=True
+    ):
+        touch(target or d, t)
+    manifest_time: dict[str, datetime] = {}
+    for name in ("revisions", "tags", "tag_history"):
+        tb = snap[name]
+        col = "target" if name == "revisions" else "digest"
+        for d, t in zip(column(tb, col), column(tb, "last_modified"), strict=True):
+            if d is not None and t is not None and (d not in manifest_time or t > manifest_time[d]):
+                manifest_time[d] = t
+    for m, t in manifest_time.items():
+        touch(m, t)
+        for child, _ in graph.edges.get(m, ()):
+            touch(child, t)
+    return act
+
+
+def brakes(
+    snap: Snapshot,
+    marked: MarkResult,
+    plan: Plan,
+    blob_rows: list[dict[str, Any]],
+    blob_candidates: list[dict[str, Any]],
+) -> list[str]:
+    """Invariant 5: reasons to refuse (exit 3) before anything is changed."""
+    out: list[str] = []
+    if blob_rows and not marked.live_blobs:
+        out.append(
+            f"the mark set is empty while {len(blob_rows)} blobs exist: is STORE the right root? "
+            "(no repository references anything)"
+        )
+    for m in marked.missing[:5]:
+        out.append(
+            f"corruption: {m.repository} manifest {m.manifest} needs {m.kind} {m.blob}, whose "
+            "blob data is missing (run `regsweep audit`)"
+        )
+    if len(marked.missing) > 5:
+        out.append(f"... and {len(marked.missing) - 5} more missing blobs of live manifests")
+    for u in marked.uncertain[:5]:
+        out.append(f"cannot tell what a link protects: {u}")
+    total = len(blob_rows)
+    total_bytes = sum(b["size"] for b in blob_rows)
+    n = len(blob_candidates)
+    nbytes = sum(b["size"] for b in blob_candidates)
+    limit = plan.settings.max_delete_fraction
+    if total and n / total > limit:
+        out.append(
+            f"{n} of {total} blobs ({n / total:.0%}) would go, over --max-delete-fraction {limit}"
+        )
+    elif total_bytes and nbytes / total_bytes > limit:
+        out.append(
+            f"{nbytes} of {total_bytes} blob bytes ({nbytes / total_bytes:.0%}) would go, over "
+            f"--max-delete-fraction {limit}"
+        )
+    return out
