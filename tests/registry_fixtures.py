@@ -95,7 +95,11 @@ def registry_config(
             "secure": s3.endpoint.startswith("https:"),
             "v4auth": True,
         }
-    storage.update(extra_storage or {})
+    for key, value in (extra_storage or {}).items():  # merge one level: keep uploadpurging off
+        old = storage.get(key)
+        storage[key] = (
+            {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+        )
     return {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
@@ -160,10 +164,18 @@ class RegistryServer:
     ``127.0.0.1:PORT`` (for ``docker://`` references), ``root`` the filesystem storage root (None
     on S3). ``restart()`` starts it again on the same port and config."""
 
-    def __init__(self, workdir: Path, *, root: Path | None, s3: S3Storage | None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        root: Path | None,
+        s3: S3Storage | None,
+        extra_storage: dict[str, Any] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.root = root
         self.s3 = s3
+        self.extra_storage = extra_storage
         self.config_path = workdir / "config.yml"
         self.log_path = workdir / "registry.log"
         self.port = 0
@@ -183,7 +195,9 @@ class RegistryServer:
         for _attempt in range(3):  # a free port can be taken between probe and bind
             if self.port == 0 or last_error:
                 self.port = free_port()
-            cfg = registry_config(self.port, root=self.root, s3=self.s3)
+            cfg = registry_config(
+                self.port, root=self.root, s3=self.s3, extra_storage=self.extra_storage
+            )
             self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
             with open(self.log_path, "ab") as log:
                 self._proc = subprocess.Popen(
@@ -246,13 +260,22 @@ class RegistryFactory:
         self._tmp = tmp_path_factory
         self._servers: list[RegistryServer] = []
 
-    def __call__(self, *, root: Path | None = None, s3: S3Storage | None = None) -> RegistryServer:
+    def __call__(
+        self,
+        *,
+        root: Path | None = None,
+        s3: S3Storage | None = None,
+        extra_storage: dict[str, Any] | None = None,
+    ) -> RegistryServer:
+        """Start a registry on ``root`` (default: a fresh temp dir) or on ``s3``;
+        ``extra_storage`` is merged into its ``storage:`` section (e.g. ``{"maintenance":
+        {"readonly": {"enabled": True}}}`` or a ``cache``)."""
         workdir = self._tmp.mktemp("registry")
         if root is None and s3 is None:
             root = workdir / "storage"
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
-        server = RegistryServer(workdir, root=root, s3=s3)
+        server = RegistryServer(workdir, root=root, s3=s3, extra_storage=extra_storage)
         self._servers.append(server)
         return server.start()
 
