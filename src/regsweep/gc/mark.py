@@ -53,6 +53,7 @@ class MarkResult:
     kept_tags: dict[str, set[str]]
     removed_tags: dict[str, dict[str, str]]  # repo -> {tag: reason}
     unsafe_repos: dict[str, str]  # repo -> why it is kept whole
+    reach: dict[str, set[str]] = field(default_factory=dict)  # repo -> closure of its roots
     missing: list[MissingBlob] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)  # reasons no blob may be swept
 
@@ -265,6 +266,7 @@ def mark(snap: Snapshot, *, delete_untagged: bool = False) -> MarkResult:
         kept_tags=dict(kept_tags),
         removed_tags={k: v for k, v in removed_tags.items() if v},
         unsafe_repos=unsafe,
+        reach=live,
         missing=sorted(set(missing), key=lambda m: (m.repository, m.manifest, m.blob)),
         uncertain=uncertain,
     )

@@ -1,0 +1,213 @@
+"""Apply a Plan: the only code in regsweep that deletes or moves registry objects.
+
+Order (invariant 6): lock; phase 1 (tags, untagged manifests) and phase 2 (``_layers`` links);
+then a fresh listing of every repository's links so a blob linked or referenced again since the
+scan is kept; then blob data; then stale uploads and temp files. Each candidate is re-checked
+right before it is acted on and skipped, whole, if any of its objects changed. Every action is
+written to the deletion log, batch by batch. In ``quarantine`` mode (the default) objects move
+to ``regsweep/quarantine/<run-id>/`` and can be restored; in ``delete`` mode they are deleted.
+Bytes count as freed only after the store confirmed the delete or move.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from regsweep.audit.log import DeletionLog
+from regsweep.errors import ObjectNotFound, SafetyRefusal, StoreError, UsageError
+from regsweep.gc.lock import acquire_lock, release_lock
+from regsweep.gc.plan import PHASE_BLOBS, Plan
+from regsweep.gc.recheck import CurrentReferences, referenced_digests, unchanged
+from regsweep.storage.base import IncompleteUpload, ObjectStore
+
+Progress = Callable[[str, int, int | None], None]
+QUARANTINE_PREFIX = "regsweep/quarantine/"
+MODES = ("quarantine", "delete")
+
+CACHE_WARNING = (
+    "If a registry is serving this storage with a blob-descriptor cache (inmemory, the default, "
+    "or redis), restart it or flush its redis cache now: otherwise it may claim deleted blobs "
+    "still exist."
+)
+
+
+def quarantine_key(run_id: str, key: str) -> str:
+    return f"{QUARANTINE_PREFIX}{run_id}/{key.lstrip('/')}"
+
+
+@dataclass
+class ApplyResult:
+    run_id: str
+    mode: str
+    actions: Counter[str] = field(default_factory=Counter)  # action -> keys
+    removed: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> keys, bytes
+    skipped: Counter[str] = field(default_factory=Counter)  # why -> candidates
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(v["bytes"] for v in self.removed.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "actions": dict(self.actions),
+            "removed": self.removed,
+            "bytes_freed": self.bytes_freed,
+            "skipped": dict(self.skipped),
+            "failures": self.failures,
+        }
+
+
+def _noop(phase: str, advance: int, total: int | None) -> None:
+    pass
+
+
+class _Applier:
+    def __init__(
+        self, store: ObjectStore, plan: Plan, mode: str, progress: Progress, batch: int
+    ) -> None:
+        self.store = store
+        self.plan = plan
+        self.mode = mode
+        self.progress = progress
+        self.batch = batch
+        self.result = ApplyResult(plan.run_id, mode)
+        self.log = DeletionLog(store, plan.run_id, mode)
+
+    def done(self, action: str, row: dict[str, Any], **extra: Any) -> None:
+        self.result.actions[action] += 1
+        self.log.record(action, row, **extra)
+        if action in ("deleted", "quarantined", "aborted"):
+            e = self.result.removed.setdefault(row["kind"], {"keys": 0, "bytes": 0})
+            e["keys"] += 1
+            e["bytes"] += row.get("size") or 0
+
+    def run(self) -> ApplyResult:
+        rows = self.plan.rows.to_pylist()
+        by_cand: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by_cand[r["candidate"]].append(r)
+        cands = sorted(by_cand.values(), key=lambda rs: (rs[0]["phase"], rs[0]["seq"]))
+        self.progress("apply", 0, len(rows))
+        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="apply") as pool:
+            refs = self.current_references(pool)  # before touching links: fresh pushes
+            blob_phase_checked = False
+            try:
+                for rs in cands:
+                    if rs[0]["phase"] >= PHASE_BLOBS and not blob_phase_checked:
+                        # Links are gone now; list again so a blob linked or referenced again
+                        # since the scan (or since the first check) is kept.
+                        self.log.flush()
+                        blob_phase_checked = True
+                        refs = self.current_references(pool)
+                    kinds = {r["kind"] for r in rs}
+                    digest = rs[-1]["digest"]
+                    guarded = kinds & {"blob", "layer_link", "revision"}
+                    if guarded and refs is None:
+                        self.skip(rs, "re-check failed")
+                        continue
+                    if guarded and refs is not None and digest is not None:
+                        if "blob" in kinds and (digest in refs.linked or digest in refs.fresh):
+                            self.skip(rs, "referenced-since-scan")
+                            continue
+                        if digest in refs.fresh:
+                            self.skip(rs, "referenced-since-scan")
+                            continue
+                    self.candidate(rs)
+                    if len(self.log.pending) >= self.batch:
+                        self.log.flush()
+            finally:
+                self.log.flush()
+        return self.result
+
+    def current_references(self, pool: ThreadPoolExecutor) -> CurrentReferences | None:
+        try:
+            return referenced_digests(self.store, self.plan.layout_root, self.plan.now, pool)
+        except StoreError as e:
+            self.result.failures.append(str(e))
+            return None
+
+    def skip(self, rs: list[dict[str, Any]], why: str) -> None:
+        self.result.skipped[why] += 1
+        for r in rs:
+            self.done("skipped", r, detail=why)
+        self.progress("apply", len(rs), None)
+
+    def candidate(self, rs: list[dict[str, Any]]) -> None:
+        # Re-check every object of the candidate first; act only if none changed.
+        present: list[dict[str, Any]] = []
+        for r in rs:
+            if r["kind"] == "multipart_upload":
+                live = {u.upload_id for u in self.store.iter_incomplete_uploads(r["key"])}
+                if r["etag"] in live:
+                    present.append(r)
+                else:
+                    self.done("missing", r)
+                continue
+            try:
+                info = self.store.stat(r["key"])
+            except ObjectNotFound:
+                self.done("missing", r)
+                continue
+            if not unchanged(info, r):
+                self.skip(rs, "changed-since-scan")
+                return
+            present.append(r)
+        for r in present:
+            self.act(r)
+        self.progress("apply", len(rs), None)
+
+    def act(self, r: dict[str, Any]) -> None:
+        key = r["key"]
+        try:
+            if r["kind"] == "multipart_upload":
+                self.store.abort_incomplete_upload(
+                    IncompleteUpload(key=key, upload_id=r["etag"], initiated=r["last_modified"])
+                )
+                self.done("aborted", r)
+            elif self.mode == "quarantine":
+                qkey = quarantine_key(self.plan.run_id, key)
+                self.store.move(key, qkey)
+                self.done("quarantined", r, quarantine_key=qkey)
+            else:
+                (outcome,) = self.store.delete_many([key])
+                if outcome.deleted:
+                    self.done("deleted", r)
+                elif outcome.missing:
+                    self.done("missing", r)
+                else:
+                    self.result.failures.append(f"{key}: {outcome.error}")
+                    self.done("failed", r, detail=outcome.error)
+        except ObjectNotFound:
+            self.done("missing", r)
+        except StoreError as e:
+            self.result.failures.append(f"{key}: {e}")
+            self.done("failed", r, detail=str(e))
+
+
+def apply_plan(
+    store: ObjectStore,
+    plan: Plan,
+    *,
+    mode: str = "quarantine",
+    progress: Progress = _noop,
+    log_batch: int = 500,
+) -> ApplyResult:
+    """Execute ``plan`` against ``store``. Raises SafetyRefusal when the plan's brakes refused
+    it or another run holds the store's lock. Per-object failures do not stop the run; they are
+    in ``ApplyResult.failures`` (and the log)."""
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; use quarantine or delete")
+    if plan.refusals:
+        raise SafetyRefusal("the plan was refused by the safety brakes: " + plan.refusals[0])
+    lock = acquire_lock(store, plan.run_id)
+    try:
+        return _Applier(store, plan, mode, progress, log_batch).run()
+    finally:
+        release_lock(store, lock)
