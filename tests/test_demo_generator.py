@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
+import random
 import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -263,7 +263,7 @@ def test_generated_layout_matches_a_real_registry_byte_for_byte(
     for repo, manifest, tags, opts in _scenario():
         client.push(repo, manifest, tags, **opts)
         writer.push(repo, manifest, tags)
-    partial = os.urandom(5000)
+    partial = random.Random("rvg:upload").randbytes(5000)
     upload_id = client.abandon_upload("team/app", partial)
     writer.stale_upload("team/app", upload_id, partial, NOW)
     assert client.mount_blob("team/app/debug", make_layer("rvg:amd", 9_000).blob.digest, "team/app")
