@@ -36,10 +36,12 @@ def cli() -> None:
 
 def _register() -> None:
     from regsweep.cli.demo import demo_command
+    from regsweep.cli.gc import apply_command, gc_command
+    from regsweep.cli.quarantine import quarantine_group
     from regsweep.cli.scan import scan_command
 
-    cli.add_command(scan_command)
-    cli.add_command(demo_command)
+    for command in (scan_command, gc_command, apply_command, quarantine_group, demo_command):
+        cli.add_command(command)
 
 
 _register()
