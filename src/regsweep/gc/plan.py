@@ -378,15 +378,13 @@ def make_plan(
             protected["upload"] += 1
             continue
         cand = rows.new_candidate()
-        sizes = {}
-        for k in up["keys"]:
-            sizes[k] = up["data_size"] if k.endswith("/data") else None
+        for k, size, t in zip(up["keys"], up["key_sizes"], up["key_times"], strict=True):
             rows.add(
                 cand,
                 PHASE_UPLOADS,
                 "upload",
                 "stale-upload",
-                {"key": k, "size": sizes[k], "last_modified": up["last_activity"]},
+                {"key": k, "size": size, "last_modified": t},
                 repository=up["repository"],
             )
         if up["multipart_key"]:

@@ -484,6 +484,7 @@ class _Scan:
             if started is None:
                 started, source = min(times), "mtime"
             data = next((o for r, o in u.files if r.name == "data"), None)
+            files = sorted((o for _, o in u.files), key=lambda o: o.key)
             t.add(
                 repository=repo,
                 upload_id=upload_id,
@@ -491,7 +492,9 @@ class _Scan:
                 started_source=source,
                 last_activity=max(times),
                 data_size=data.size if data else None,
-                keys=sorted(o.key for _, o in u.files),
+                keys=[o.key for o in files],
+                key_sizes=[o.size for o in files],
+                key_times=[o.last_modified for o in files],
                 multipart_key=u.multipart.key if u.multipart else None,
                 multipart_upload_id=u.multipart.upload_id if u.multipart else None,
                 problem=problem,

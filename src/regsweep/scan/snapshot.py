@@ -128,6 +128,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("last_activity", _TS),
             ("data_size", pa.int64()),
             ("keys", pa.list_(pa.string())),
+            ("key_sizes", pa.list_(pa.int64())),  # parallel to keys
+            ("key_times", pa.list_(_TS)),  # parallel to keys
             ("multipart_key", pa.string()),
             ("multipart_upload_id", pa.string()),
             ("problem", _DICT),
