@@ -32,13 +32,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from regsweep.errors import UsageError
+from regsweep.layout.keys import (
+    DEFAULT_ROOT as ROOT,
+)
+from regsweep.layout.keys import (
+    blob_data_key,
+    layer_link_key,
+    revision_link_key,
+    tag_current_key,
+    tag_index_key,
+    upload_key,
+)
 from regsweep.layout.manifest import DOCKER_LIST as MT_DOCKER_LIST
 from regsweep.layout.manifest import DOCKER_V2 as MT_DOCKER_MANIFEST
 from regsweep.layout.manifest import OCI_INDEX as MT_OCI_INDEX
 from regsweep.layout.manifest import OCI_MANIFEST as MT_OCI_MANIFEST
 from regsweep.storage.base import ObjectStore
-
-ROOT = "docker/registry/v2/"
 
 MT_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 MT_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -412,40 +421,6 @@ def sha256_hashstate(data: bytes) -> bytes:
 @runtime_checkable
 class SupportsSetMtime(Protocol):
     def set_mtime(self, key: str, when: datetime) -> None: ...
-
-
-def _digest_path(digest: str) -> str:
-    alg, hex_ = digest.split(":", 1)
-    return f"{alg}/{hex_}"
-
-
-def blob_data_key(digest: str) -> str:
-    alg, hex_ = digest.split(":", 1)
-    return f"{ROOT}blobs/{alg}/{hex_[:2]}/{hex_}/data"
-
-
-def repo_key(repo: str) -> str:
-    return f"{ROOT}repositories/{repo}/"
-
-
-def layer_link_key(repo: str, digest: str) -> str:
-    return f"{repo_key(repo)}_layers/{_digest_path(digest)}/link"
-
-
-def revision_link_key(repo: str, digest: str) -> str:
-    return f"{repo_key(repo)}_manifests/revisions/{_digest_path(digest)}/link"
-
-
-def tag_current_key(repo: str, tag: str) -> str:
-    return f"{repo_key(repo)}_manifests/tags/{tag}/current/link"
-
-
-def tag_index_key(repo: str, tag: str, digest: str) -> str:
-    return f"{repo_key(repo)}_manifests/tags/{tag}/index/{_digest_path(digest)}/link"
-
-
-def upload_key(repo: str, upload_id: str, name: str) -> str:
-    return f"{repo_key(repo)}_uploads/{upload_id}/{name}"
 
 
 class LayoutWriter:

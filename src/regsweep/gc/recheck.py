@@ -16,7 +16,7 @@ from typing import Any
 
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
 from regsweep.layout.digest import parse_link
-from regsweep.layout.keys import Kind, classify
+from regsweep.layout.keys import Kind, blob_data_key, classify
 from regsweep.layout.manifest import REF_MANIFEST, parse_manifest
 from regsweep.storage.base import ObjectInfo, ObjectStore
 
@@ -31,11 +31,6 @@ def unchanged(info: ObjectInfo, row: dict[str, Any]) -> bool:
         return True
     # Parquet keeps milliseconds: compare at that resolution.
     return bool(abs((info.last_modified - seen).total_seconds()) < 0.001)
-
-
-def _blob_key(root: str, digest: str) -> str:
-    alg, _, hex_ = digest.partition(":")
-    return f"{root}blobs/{alg}/{hex_[:2]}/{hex_}/data"
 
 
 @dataclass
@@ -85,7 +80,7 @@ def referenced_digests(
             continue
         seen.add(d)
         try:
-            data = store.read(_blob_key(root, d), max_bytes=16 * 1024 * 1024)
+            data = store.read(blob_data_key(d, root), max_bytes=16 * 1024 * 1024)
         except ObjectNotFound:
             continue
         except (StoreError, ObjectTooLarge):

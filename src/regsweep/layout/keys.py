@@ -194,3 +194,43 @@ def _upload(repo: str, rest: list[str]) -> KeyRecord:
     ):
         return KeyRecord(Kind.UPLOAD_FILE, repo=repo, upload_id=upload_id, name=name)
     return _foreign("unknown file in an upload", repo)
+
+
+# -- building keys (the inverse of classify) ---------------------------------------------------
+# ``root`` is the layout root prefix, normally ``docker/registry/v2/``.
+
+DEFAULT_ROOT = "docker/registry/v2/"
+
+
+def _digest_path(digest: str) -> str:
+    alg, hex_ = digest.split(":", 1)
+    return f"{alg}/{hex_}"
+
+
+def blob_data_key(digest: str, root: str = DEFAULT_ROOT) -> str:
+    alg, hex_ = digest.split(":", 1)
+    return f"{root}blobs/{alg}/{hex_[:2]}/{hex_}/data"
+
+
+def repo_key(repo: str, root: str = DEFAULT_ROOT) -> str:
+    return f"{root}repositories/{repo}/"
+
+
+def layer_link_key(repo: str, digest: str, root: str = DEFAULT_ROOT) -> str:
+    return f"{repo_key(repo, root)}_layers/{_digest_path(digest)}/link"
+
+
+def revision_link_key(repo: str, digest: str, root: str = DEFAULT_ROOT) -> str:
+    return f"{repo_key(repo, root)}_manifests/revisions/{_digest_path(digest)}/link"
+
+
+def tag_current_key(repo: str, tag: str, root: str = DEFAULT_ROOT) -> str:
+    return f"{repo_key(repo, root)}_manifests/tags/{tag}/current/link"
+
+
+def tag_index_key(repo: str, tag: str, digest: str, root: str = DEFAULT_ROOT) -> str:
+    return f"{repo_key(repo, root)}_manifests/tags/{tag}/index/{_digest_path(digest)}/link"
+
+
+def upload_key(repo: str, upload_id: str, name: str, root: str = DEFAULT_ROOT) -> str:
+    return f"{repo_key(repo, root)}_uploads/{upload_id}/{name}"
