@@ -7,9 +7,12 @@ from pathlib import Path
 import click
 
 from regsweep.cli.common import echo_json
+from regsweep.cli.gc import render_plan
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import snapshot_summary, usage_summary
 from regsweep.clock import utcnow
+from regsweep.gc.mark import mark
+from regsweep.gc.plan import GcSettings, make_plan
 from regsweep.reports.usage import usage
 from regsweep.scan.scanner import scan
 from regsweep.storage.filesystem import FilesystemStore
@@ -51,6 +54,8 @@ def demo_command(directory: str, output: str | None, seed: int, as_json: bool) -
         snap = scan(store, progress=progress)
     snap.write(out)
     u = usage(snap)
+    settings = GcSettings(delete_untagged=True)
+    plan = make_plan(snap, mark(snap, delete_untagged=True), settings, utcnow())
     if as_json:
         echo_json(
             {
@@ -62,6 +67,7 @@ def demo_command(directory: str, output: str | None, seed: int, as_json: bool) -
                 "live_bytes": u.live_bytes,
                 "unreferenced_bytes": u.unreferenced_bytes,
                 "repositories": u.repositories.to_pylist(),
+                "gc_plan": plan.to_json(),
             }
         )
         return
@@ -70,3 +76,8 @@ def demo_command(directory: str, output: str | None, seed: int, as_json: bool) -
     click.echo(snapshot_summary(snap))
     click.echo(f"snapshot written to {out}/\n")
     click.echo(usage_summary(u))
+    click.echo("\n" + render_plan(plan))
+    click.echo(
+        "\ndry run: nothing was changed. To carry it out:\n"
+        f"  regsweep gc {root} --delete-untagged --apply"
+    )
