@@ -1,0 +1,51 @@
+"""A store that cannot change anything: dry runs and audits get one, so by construction they
+cannot modify the storage they look at (restic's dry-run backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from regsweep.errors import StoreError
+from regsweep.storage.base import DeleteOutcome, IncompleteUpload, ObjectInfo, ObjectStore
+
+
+class ReadOnlyStore:
+    """Wraps ``inner``: reads pass through; ``write``, ``delete_many``, ``move`` and
+    ``abort_incomplete_upload`` raise StoreError before any request is made."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.url = inner.url
+
+    def _refuse(self, what: str) -> StoreError:
+        return StoreError(f"{self.url}: refused to {what}: this store is opened read-only")
+
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self.inner.iter_objects(prefix)
+
+    def iter_subdirs(self, prefix: str) -> Iterator[str]:
+        return self.inner.iter_subdirs(prefix)
+
+    def read(self, key: str, *, max_bytes: int) -> bytes:
+        return self.inner.read(key, max_bytes=max_bytes)
+
+    def stat(self, key: str) -> ObjectInfo:
+        return self.inner.stat(key)
+
+    def iter_incomplete_uploads(self, prefix: str) -> Iterator[IncompleteUpload]:
+        return self.inner.iter_incomplete_uploads(prefix)
+
+    def write(self, key: str, data: bytes) -> ObjectInfo:
+        raise self._refuse(f"write {key}")
+
+    def delete_many(self, keys: Sequence[str]) -> list[DeleteOutcome]:
+        raise self._refuse(f"delete {len(keys)} object(s)")
+
+    def move(self, key: str, to_key: str) -> None:
+        raise self._refuse(f"move {key}")
+
+    def abort_incomplete_upload(self, upload: IncompleteUpload) -> None:
+        raise self._refuse(f"abort the upload of {upload.key}")
+
+    def close(self) -> None:
+        self.inner.close()
