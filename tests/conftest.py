@@ -1,0 +1,1 @@
+pytest_plugins = ["services", "registry_fixtures"]
