@@ -108,7 +108,21 @@ def _repos(snap: Snapshot) -> dict[str, _Repo]:
     return repos
 
 
-def mark(snap: Snapshot, *, delete_untagged: bool = False) -> MarkResult:
+def mark(
+    snap: Snapshot,
+    *,
+    delete_untagged: bool = False,
+    expired_tags: set[tuple[str, str]] | None = None,
+    extra_roots: dict[str, set[str]] | None = None,
+) -> MarkResult:
+    """Mark from the roots described in the module docstring.
+
+    Retention plugs in here: ``expired_tags`` ((repo, tag) pairs a policy removes) are not
+    roots, and ``extra_roots`` (repo -> manifest digests, e.g. untagged manifests a policy
+    keeps) are. Both only make sense with ``delete_untagged``; in a repository kept whole
+    (fail closed) expired tags are kept too.
+    """
+    expired = expired_tags or set()
     graph = Graph.from_snapshot(snap)
     repos = _repos(snap)
     unsafe: dict[str, str] = {}
@@ -169,12 +183,17 @@ def mark(snap: Snapshot, *, delete_untagged: bool = False) -> MarkResult:
                 else:
                     removed_tags[repo.name][tag] = "dangling-tag"
                 continue
+            if (repo.name, tag) in expired and repo.name not in unsafe:
+                continue  # the caller plans its removal
             subject = referrer_tag_subject(tag)
             if delete_untagged and not whole and subject is not None:
                 pending_referrer_tags[repo.name][tag] = subject
                 continue
             kept_tags[repo.name].add(tag)
             roots[repo.name].add(target)
+
+    for name, digests in (extra_roots or {}).items():
+        roots[name] |= digests
 
     def close(name: str) -> None:
         live[name] = graph.closure(name, roots[name])

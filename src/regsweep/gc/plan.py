@@ -38,12 +38,12 @@ PLAN_SCHEMA = pa.schema(
         ("seq", pa.int64()),
         ("phase", pa.int8()),
         ("candidate", pa.int64()),  # rows of one candidate (a tag, a manifest, an upload) share it
-        (
-            "kind",
-            pa.string(),
-        ),  # blob | layer_link | revision | tag | tag_index | upload | multipart_upload | tmp
+        # blob | layer_link | revision | tag | tag_index | upload | multipart_upload | tmp
+        ("kind", pa.string()),
         ("reason", pa.string()),
         ("rule", pa.string()),  # retention rule that decided it, when one did
+        ("decided_by", pa.string()),  # rule | protect | guard | default (retention), else null
+        ("rank", pa.int64()),  # the tag's rank position in the rule that decided it
         ("repository", pa.string()),
         ("digest", pa.string()),
         ("tag", pa.string()),
@@ -53,6 +53,16 @@ PLAN_SCHEMA = pa.schema(
         ("etag", pa.string()),  # for multipart uploads: the upload id
     ]
 )
+
+
+@dataclass(frozen=True)
+class TagRemoval:
+    """A tag a retention policy removes, and why."""
+
+    reason: str  # e.g. "retention"
+    rule: str | None = None
+    decided_by: str | None = None
+    rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +213,8 @@ class _Rows:
             "kind": kind,
             "reason": reason,
             "rule": kw.get("rule"),
+            "decided_by": kw.get("decided_by"),
+            "rank": kw.get("rank"),
             "repository": kw.get("repository"),
             "digest": kw.get("digest"),
             "tag": kw.get("tag"),
@@ -236,10 +248,11 @@ def make_plan(
     now: datetime,
     *,
     run_id: str | None = None,
-    extra_removed_tags: dict[str, dict[str, tuple[str, str | None]]] | None = None,
+    extra_removed_tags: dict[str, dict[str, TagRemoval]] | None = None,
 ) -> Plan:
-    """Build the plan. ``extra_removed_tags`` (repo -> tag -> (reason, rule)) lets retention
-    add tags it expires; the mark must already have been computed without them as roots."""
+    """Build the plan. ``extra_removed_tags`` (repo -> tag -> TagRemoval) lets retention add
+    the tags it expires; the mark must have been computed with them as ``expired_tags``. A
+    tag of a repository kept whole (fail closed) is never removed."""
     graph = Graph.from_snapshot(snap)
     cutoff = now - settings.grace
     upload_cutoff = now - settings.upload_grace
@@ -255,14 +268,18 @@ def make_plan(
         return any(o["last_modified"] is not None and o["last_modified"] >= cutoff for o in objs)
 
     # -- phase 1: tags --------------------------------------------------------------------
-    removed_tags: dict[tuple[str, str], tuple[str, str | None]] = {}
+    removed_tags: dict[tuple[str, str], TagRemoval] = {}
     for repo, tmap in marked.removed_tags.items():
         for tag, reason in tmap.items():
-            removed_tags[(repo, tag)] = (reason, None)
+            removed_tags[(repo, tag)] = TagRemoval(reason)
     for repo, tmap2 in (extra_removed_tags or {}).items():
-        for tag, (reason, rule) in tmap2.items():
-            removed_tags.setdefault((repo, tag), (reason, rule))
-    for (repo, tag), (reason, rule) in sorted(removed_tags.items()):
+        if repo in marked.unsafe_repos:
+            continue
+        for tag, removal in tmap2.items():
+            removed_tags.setdefault((repo, tag), removal)
+    for (repo, tag), removal in sorted(removed_tags.items()):
+        reason, rule = removal.reason, removal.rule
+        extra = {"rule": rule, "decided_by": removal.decided_by, "rank": removal.rank}
         objs = tags.get((repo, tag), []) + history.get((repo, tag), [])
         if young(objs):
             protected["tag"] += 1
@@ -278,7 +295,7 @@ def make_plan(
                 repository=repo,
                 tag=tag,
                 digest=o["digest"],
-                rule=rule,
+                **extra,
             )
         for o in sorted(history.get((repo, tag), []), key=lambda x: x["key"]):
             rows.add(
@@ -290,7 +307,7 @@ def make_plan(
                 repository=repo,
                 tag=tag,
                 digest=o["digest"],
-                rule=rule,
+                **extra,
             )
 
     # -- phase 1: manifests (revision links) ------------------------------------------------
