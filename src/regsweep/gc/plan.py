@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
 from regsweep.scan.graph import Graph
-from regsweep.scan.snapshot import Snapshot, column
+from regsweep.scan.snapshot import Snapshot, column, rows
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
 
@@ -236,7 +236,7 @@ def new_run_id(now: datetime) -> str:
 
 def _rows_by(table: pa.Table, *keys: str) -> dict[Any, list[dict[str, Any]]]:
     out: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for row in table.to_pylist():
+    for row in rows(table):
         out[tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]].append(row)
     return out
 
@@ -256,13 +256,13 @@ def make_plan(
     graph = Graph.from_snapshot(snap)
     cutoff = now - settings.grace
     upload_cutoff = now - settings.upload_grace
-    rows = _Rows()
+    out = _Rows()
     protected: dict[str, int] = defaultdict(int)
 
     tags = _rows_by(snap["tags"], "repository", "tag")
     history = _rows_by(snap["tag_history"], "repository", "tag")
     history_by_digest = _rows_by(snap["tag_history"], "repository", "digest")
-    revisions = snap["revisions"].to_pylist()
+    revisions = rows(snap["revisions"])
 
     def young(objs: list[dict[str, Any]]) -> bool:
         return any(o["last_modified"] is not None and o["last_modified"] >= cutoff for o in objs)
@@ -284,9 +284,9 @@ def make_plan(
         if young(objs):
             protected["tag"] += 1
             continue
-        cand = rows.new_candidate()
+        cand = out.new_candidate()
         for o in tags.get((repo, tag), []):
-            rows.add(
+            out.add(
                 cand,
                 PHASE_MANIFESTS,
                 "tag",
@@ -298,7 +298,7 @@ def make_plan(
                 **extra,
             )
         for o in sorted(history.get((repo, tag), []), key=lambda x: x["key"]):
-            rows.add(
+            out.add(
                 cand,
                 PHASE_MANIFESTS,
                 "tag_index",
@@ -335,9 +335,9 @@ def make_plan(
         if young([rev, *entries]):
             protected["revision"] += 1
             continue
-        cand = rows.new_candidate()
+        cand = out.new_candidate()
         for e in sorted(entries, key=lambda x: x["key"]):
-            rows.add(
+            out.add(
                 cand,
                 PHASE_MANIFESTS,
                 "tag_index",
@@ -347,10 +347,10 @@ def make_plan(
                 tag=e["tag"],
                 digest=d,
             )
-        rows.add(cand, PHASE_MANIFESTS, "revision", reason, rev, repository=repo, digest=d)
+        out.add(cand, PHASE_MANIFESTS, "revision", reason, rev, repository=repo, digest=d)
 
     # -- phase 2: _layers links -------------------------------------------------------------
-    for link in sorted(snap["layer_links"].to_pylist(), key=lambda r: r["key"]):
+    for link in sorted(rows(snap["layer_links"]), key=lambda r: r["key"]):
         repo = link["repository"]
         if repo in marked.unsafe_repos:
             continue
@@ -363,8 +363,8 @@ def make_plan(
         if young([link]):
             protected["layer_link"] += 1
             continue
-        rows.add(
-            rows.new_candidate(),
+        out.add(
+            out.new_candidate(),
             PHASE_LINKS,
             "layer_link",
             reason,
@@ -375,7 +375,7 @@ def make_plan(
 
     # -- phase 3: blobs ---------------------------------------------------------------------
     activity = blob_activity(snap, graph)
-    blob_rows = snap["blobs"].to_pylist()
+    blob_rows = rows(snap["blobs"])
     blob_candidates = []
     if not marked.uncertain:
         for b in blob_rows:
@@ -387,16 +387,16 @@ def make_plan(
                 continue
             blob_candidates.append(b)
     for b in blob_candidates:
-        rows.add(rows.new_candidate(), PHASE_BLOBS, "blob", "unreferenced", b, digest=b["digest"])
+        out.add(out.new_candidate(), PHASE_BLOBS, "blob", "unreferenced", b, digest=b["digest"])
 
     # -- phase 4: uploads -------------------------------------------------------------------
-    for up in sorted(snap["uploads"].to_pylist(), key=lambda u: (u["repository"], u["upload_id"])):
+    for up in sorted(rows(snap["uploads"]), key=lambda u: (u["repository"], u["upload_id"])):
         if up["started_at"] >= upload_cutoff or up["last_activity"] >= cutoff:
             protected["upload"] += 1
             continue
-        cand = rows.new_candidate()
+        cand = out.new_candidate()
         for k, size, t in zip(up["keys"], up["key_sizes"], up["key_times"], strict=True):
-            rows.add(
+            out.add(
                 cand,
                 PHASE_UPLOADS,
                 "upload",
@@ -405,7 +405,7 @@ def make_plan(
                 repository=up["repository"],
             )
         if up["multipart_key"]:
-            rows.add(
+            out.add(
                 cand,
                 PHASE_UPLOADS,
                 "multipart_upload",
@@ -419,17 +419,17 @@ def make_plan(
             )
 
     # -- phase 5: temp files ----------------------------------------------------------------
-    for a in snap["anomalies"].to_pylist():
+    for a in rows(snap["anomalies"]):
         if a["kind"] != "tmp-file":
             continue
         if a["last_modified"] is None or a["last_modified"] >= cutoff:
             protected["tmp"] += 1
             continue
-        rows.add(
-            rows.new_candidate(), PHASE_TMP, "tmp", "stale-tmp-file", a, repository=a["repository"]
+        out.add(
+            out.new_candidate(), PHASE_TMP, "tmp", "stale-tmp-file", a, repository=a["repository"]
         )
 
-    table = rows.table()
+    table = out.table()
     plan = Plan(
         run_id=run_id or new_run_id(now),
         store=str(snap.meta.get("store")),

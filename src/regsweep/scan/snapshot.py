@@ -8,7 +8,6 @@ stored once however many rows mention it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -220,6 +219,19 @@ class Snapshot:
         return {name: t.num_rows for name, t in self.tables.items()}
 
 
-def column(table: pa.Table, name: str) -> Iterable[Any]:
-    """A column as Python values (dictionary columns decoded)."""
-    return table.column(name).to_pylist()  # type: ignore[no-any-return]
+def column(table: pa.Table, name: str) -> list[Any]:
+    """A column as Python values. Dictionary columns are decoded in Arrow first: converting
+    dictionary values one by one is about ten times slower."""
+    col = table.column(name)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    return col.to_pylist()  # type: ignore[no-any-return]
+
+
+def rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The table as a list of dicts, with dictionary columns decoded first (see ``column``)."""
+    fields = [
+        pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields)).to_pylist()  # type: ignore[no-any-return]
