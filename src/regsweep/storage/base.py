@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+DEFAULT_CHUNK_SIZE = 1 << 20  # 1 MiB: large enough to keep a hash busy, small in memory
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
@@ -60,6 +62,8 @@ class ObjectStore(Protocol):
       yield nothing (their upload data is a visible object).
     - ``read`` raises ObjectNotFound for a missing key and ObjectTooLarge when the object is
       larger than ``max_bytes``; it never returns a truncated body.
+    - ``iter_read`` streams an object of any size in chunks (see its docstring); callers that
+      may get a store without it use ``stream_object``, which falls back to ``read``.
     - ``delete_many`` reports an outcome for every key it was given, in order, and never drops
       one silently. Deleting a missing key is an outcome with ``missing=True``.
     - ``move`` copies then deletes; after it returns the source is gone and the target holds
@@ -76,6 +80,15 @@ class ObjectStore(Protocol):
 
     def read(self, key: str, *, max_bytes: int) -> bytes: ...
 
+    def iter_read(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        """Yield the bytes of ``key`` in order, in non-empty chunks of at most ``chunk_size``
+        bytes, from one request (one version of the object), so memory stays bounded whatever
+        the object's size. Errors surface while iterating, not when this is called: a missing
+        key raises ObjectNotFound; a transfer that ends before the object's length raises
+        StoreError (a short body is never passed off as the whole object). Close the iterator
+        (or exhaust it) to release the connection."""
+        ...
+
     def stat(self, key: str) -> ObjectInfo: ...
 
     def write(self, key: str, data: bytes) -> ObjectInfo: ...
@@ -89,3 +102,18 @@ class ObjectStore(Protocol):
     def abort_incomplete_upload(self, upload: IncompleteUpload) -> None: ...
 
     def close(self) -> None: ...
+
+
+def stream_object(
+    store: ObjectStore, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> Iterator[bytes]:
+    """``store.iter_read(key)``, or for a store without that method (a wrapper written before
+    it existed) one ``read`` of the whole object, yielded in ``chunk_size`` slices."""
+    iter_read = getattr(store, "iter_read", None)
+    if iter_read is not None:
+        yield from iter_read(key, chunk_size=chunk_size)
+        return
+    data = store.read(key, max_bytes=store.stat(key).size)
+    view = memoryview(data)
+    for start in range(0, len(data), chunk_size):
+        yield bytes(view[start : start + chunk_size])

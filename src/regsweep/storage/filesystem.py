@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
-from regsweep.storage.base import DeleteOutcome, IncompleteUpload, ObjectInfo
+from regsweep.storage.base import (
+    DEFAULT_CHUNK_SIZE,
+    DeleteOutcome,
+    IncompleteUpload,
+    ObjectInfo,
+)
 
 
 def _mtime(st: os.stat_result) -> datetime:
@@ -95,6 +100,22 @@ class FilesystemStore:
         if len(data) > max_bytes:
             raise ObjectTooLarge(key, len(data), max_bytes)
         return data
+
+    def iter_read(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            raise ObjectNotFound(key) from e
+        except PermissionError as e:
+            raise StoreError(f"{self.url}: permission denied reading {key}") from e
+        try:
+            while chunk := f.read(chunk_size):
+                yield chunk
+        except OSError as e:
+            raise StoreError(f"{self.url}: cannot read {key}: {e.strerror}") from e
+        finally:
+            f.close()
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)

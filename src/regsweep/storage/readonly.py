@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from regsweep.errors import StoreError
-from regsweep.storage.base import DeleteOutcome, IncompleteUpload, ObjectInfo, ObjectStore
+from regsweep.storage.base import (
+    DEFAULT_CHUNK_SIZE,
+    DeleteOutcome,
+    IncompleteUpload,
+    ObjectInfo,
+    ObjectStore,
+    stream_object,
+)
 
 
 class ReadOnlyStore:
@@ -28,6 +35,9 @@ class ReadOnlyStore:
 
     def read(self, key: str, *, max_bytes: int) -> bytes:
         return self.inner.read(key, max_bytes=max_bytes)
+
+    def iter_read(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        return stream_object(self.inner, key, chunk_size=chunk_size)
 
     def stat(self, key: str) -> ObjectInfo:
         return self.inner.stat(key)

@@ -5,6 +5,7 @@ Keys of the protocol are relative to ``prefix`` (``""`` or ``"pfx/"``), which is
 
 Request costs, for whoever sizes a run:
 - ``iter_objects``: one ``ListObjectsV2`` per 1000 keys (flat, no delimiter).
+- ``iter_read``: one ``GetObject``, its body streamed.
 - ``read``: one ``GetObject`` (the size is checked from the response headers before the body
   is read; an over-cap body is never downloaded past the first bytes the socket buffered).
 - ``write``: one ``PutObject`` and one ``HeadObject`` (for the service's ``LastModified``).
@@ -38,7 +39,12 @@ from botocore.exceptions import (
 )
 
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
-from regsweep.storage.base import DeleteOutcome, IncompleteUpload, ObjectInfo
+from regsweep.storage.base import (
+    DEFAULT_CHUNK_SIZE,
+    DeleteOutcome,
+    IncompleteUpload,
+    ObjectInfo,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -320,6 +326,31 @@ class S3Store:
         if len(data) != size:
             raise StoreError(f"{self.url}: {key}: got {len(data)} of {size} bytes")
         return data
+
+    def iter_read(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        doing = f"reading {key}"
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key))
+        except ClientError as e:
+            if self._code(e) in _NOT_FOUND_CODES:
+                raise ObjectNotFound(key) from e
+            self._fail(e, doing)
+        except BotoCoreError as e:
+            self._fail(e, doing)
+        body = r["Body"]
+        size = int(r["ContentLength"])
+        got = 0
+        try:
+            # iter_chunks checks the byte count against Content-Length when the body ends.
+            for chunk in body.iter_chunks(chunk_size):
+                got += len(chunk)
+                yield chunk
+        except (BotoCoreError, ClientError) as e:
+            self._fail(e, doing)
+        finally:
+            body.close()
+        if got != size:
+            raise StoreError(f"{self.url}: {key}: got {got} of {size} bytes")
 
     def stat(self, key: str) -> ObjectInfo:
         info = self._head(key, f"stat {key}")
