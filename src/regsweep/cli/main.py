@@ -38,9 +38,17 @@ def _register() -> None:
     from regsweep.cli.demo import demo_command
     from regsweep.cli.gc import apply_command, gc_command
     from regsweep.cli.quarantine import quarantine_group
+    from regsweep.cli.report import report_command
     from regsweep.cli.scan import scan_command
 
-    for command in (scan_command, gc_command, apply_command, quarantine_group, demo_command):
+    for command in (
+        scan_command,
+        gc_command,
+        apply_command,
+        quarantine_group,
+        demo_command,
+        report_command,
+    ):
         cli.add_command(command)
 
 

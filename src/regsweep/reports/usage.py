@@ -6,14 +6,14 @@ Definitions (stable; the README documents them):
 - ``exclusive_bytes``: the part of ``total_bytes`` no other repository reaches: what deleting the
   repository would free.
 - ``shared_bytes``: ``total_bytes - exclusive_bytes``.
-Across repositories, sum(exclusive) + bytes of blobs reached by two or more repositories equals
-the bytes of all live blobs.
+Across repositories, sum(exclusive) + ``shared_unique_bytes`` (bytes of the live blobs reached by
+two or more repositories, each counted once) equals ``live_bytes``, the bytes of all live blobs.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -29,6 +29,9 @@ class UsageSummary:
     live_bytes: int  # unique bytes reachable from any revision
     logical_bytes: int  # sum of total_bytes over repositories (what users think they use)
     unreferenced_bytes: int  # blobs nothing reaches (before any grace period)
+    shared_unique_bytes: int = 0  # live blobs reached by >= 2 repositories, each counted once
+    # digest -> how many repositories reach the blob (live blobs only)
+    blob_repositories: Counter[str] = field(default_factory=Counter)
 
     @property
     def dedup_ratio(self) -> float:
@@ -82,4 +85,6 @@ def usage(snap: Snapshot) -> UsageSummary:
         live_bytes=live_bytes,
         logical_bytes=sum(rows["total_bytes"]),  # type: ignore[arg-type]
         unreferenced_bytes=stored - live_bytes,
+        shared_unique_bytes=sum(graph.blob_sizes[b] for b, n in users.items() if n >= 2),
+        blob_repositories=users,
     )

@@ -1,0 +1,148 @@
+"""``regsweep report STORE -o DIR``: usage datasets for capacity planning, and a summary."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+
+from regsweep.audit.log import read_log
+from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
+from regsweep.cli.metrics import metrics_options, note_plan, note_usage
+from regsweep.cli.progress import TqdmProgress
+from regsweep.cli.render import table, usage_summary
+from regsweep.clock import utcnow
+from regsweep.durations import format_duration, parse_duration
+from regsweep.errors import UsageError
+from regsweep.gc.plan import GcSettings
+from regsweep.reports.dataset import snapshot_label, write_report
+from regsweep.reports.tables import Report, build_report
+from regsweep.scan.scanner import ScanOptions, scan
+from regsweep.storage.readonly import ReadOnlyStore
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from e
+    if t.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no timezone (e.g. 2026-11-27T02:00:00Z)")
+    return t
+
+
+def render_report(report: Report, output: str, top: int) -> str:
+    plan = report.plan
+    s = plan.settings
+    lines = [usage_summary(report.usage, top=top), ""]
+    by_reason = report.reclaimable_by_reason()
+    lines.append(
+        f"reclaimable by gc (grace {format_duration(s.grace)}, upload grace "
+        f"{format_duration(s.upload_grace)}, "
+        f"{'delete untagged' if s.delete_untagged else 'keep untagged'}): "
+        f"{human_bytes(plan.total_bytes())}"
+    )
+    if by_reason:
+        lines.append(
+            table(["reason", "bytes"], [[r, human_bytes(b)] for r, b in by_reason.items()])
+        )
+    for r in plan.refusals:
+        lines.append(f"note: gc would refuse this plan: {r}")
+    lines.append(
+        f"\ndatasets written to {output}/ (snapshot={snapshot_label(report.snapshot_time)}, "
+        f"{len(report.tables)} tables)"
+    )
+    return "\n".join(lines)
+
+
+@click.command("report")
+@store_options
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Dataset directory: DIR/<table>/snapshot=<time>/part-0.parquet; history accumulates.",
+)
+@click.option(
+    "--delete-untagged",
+    is_flag=True,
+    help="Count untagged manifests as reclaimable, as `gc --delete-untagged` would.",
+)
+@click.option(
+    "--grace",
+    callback=_duration,
+    default="24h",
+    show_default=True,
+    help="As for gc: what was touched more recently is not reclaimable.",
+)
+@click.option(
+    "--upload-grace",
+    callback=_duration,
+    default="168h",
+    show_default=True,
+    help="As for gc: uploads started more recently are not reclaimable.",
+)
+@click.option(
+    "--snapshot-time",
+    callback=_time,
+    metavar="ISO",
+    help="Label the snapshot with this time (with a timezone, e.g. 2026-11-27T02:00:00Z) "
+    "instead of the scan's start time.",
+)
+@click.option(
+    "--top", type=click.IntRange(1), default=10, show_default=True, help="Repositories shown."
+)
+@click.option("--workers", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@metrics_options("report")
+def report_command(
+    store: str | None,
+    registry_config: str | None,
+    layout_root: str | None,
+    output: str,
+    delete_untagged: bool,
+    grace: timedelta,
+    upload_grace: timedelta,
+    snapshot_time: datetime | None,
+    top: int,
+    workers: int,
+    as_json: bool,
+) -> None:
+    """Scan STORE and write where its storage goes as Parquet datasets under DIR.
+
+    Tables (docs/reports.md): summary, repositories (total, exclusive and shared bytes),
+    tags, blobs, reclaimable (bytes the gc plan would free with the same --grace,
+    --upload-grace and --delete-untagged) and gc_runs (from the deletion log). Each run adds a
+    partition snapshot=<time>, so a daily run builds the history the notebooks plot. Only reads
+    STORE. Prints total and unique bytes, the deduplication ratio, the top repositories by
+    exclusive bytes and the reclaimable bytes.
+    """
+    if Path(output).exists() and not Path(output).is_dir():
+        raise UsageError(f"{output}: not a directory")
+    st = ReadOnlyStore(open_from_options(store, registry_config))
+    settings = GcSettings(delete_untagged=delete_untagged, grace=grace, upload_grace=upload_grace)
+    now = utcnow()
+    with TqdmProgress(enabled=False if as_json else None) as progress:
+        snap = scan(st, ScanOptions(workers=workers, layout_root=layout_root), progress=progress)
+    report = build_report(
+        snap, settings=settings, now=now, log=read_log(st), snapshot_time=snapshot_time
+    )
+    paths = write_report(report, output)
+    note_usage(report.usage)
+    note_plan(report.plan)
+    if as_json:
+        echo_json({**report.to_json(top), "output": output, "files": [str(p) for p in paths]})
+    else:
+        click.echo(render_report(report, output, top))

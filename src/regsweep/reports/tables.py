@@ -1,0 +1,397 @@
+"""The report tables: one snapshot of where the storage goes, as Arrow tables.
+
+Column names and types are a stable interface (docs/reports.md documents every one; notebooks
+and users' dashboards read them): add columns, never rename or retype one. Every table is
+written once per snapshot (``dataset.py``), so the history of a store is the union of its
+partitions. Byte counts build on ``usage.usage`` and reclaimable bytes on ``gc.plan.make_plan``
+with the same settings a gc run would use, so the report cannot drift from what gc frees.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from regsweep.audit.log import runs
+from regsweep.gc.mark import mark
+from regsweep.gc.plan import GcSettings, Plan, make_plan
+from regsweep.reports.usage import UsageSummary, usage
+from regsweep.scan.graph import Graph
+from regsweep.scan.snapshot import Snapshot, column
+
+_TS = pa.timestamp("ms", tz="UTC")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "summary": pa.schema(
+        [
+            ("store", pa.string()),
+            ("scanned_at", _TS),
+            ("repositories", pa.int64()),
+            ("tags", pa.int64()),
+            ("manifests", pa.int64()),
+            ("blobs", pa.int64()),
+            ("stored_bytes", pa.int64()),
+            ("live_blobs", pa.int64()),
+            ("live_bytes", pa.int64()),
+            ("logical_bytes", pa.int64()),
+            ("exclusive_bytes", pa.int64()),
+            ("shared_unique_bytes", pa.int64()),
+            ("unreferenced_bytes", pa.int64()),
+            ("dedup_ratio", pa.float64()),
+            ("reclaimable_bytes", pa.int64()),
+            ("gc_refused", pa.bool_()),
+            ("gc_delete_untagged", pa.bool_()),
+            ("gc_grace_seconds", pa.float64()),
+            ("gc_upload_grace_seconds", pa.float64()),
+            ("anomalies", pa.int64()),
+        ]
+    ),
+    "repositories": pa.schema(
+        [
+            ("repository", pa.string()),
+            ("tags", pa.int64()),
+            ("manifests", pa.int64()),
+            ("untagged_manifests", pa.int64()),
+            ("total_bytes", pa.int64()),
+            ("exclusive_bytes", pa.int64()),
+            ("shared_bytes", pa.int64()),
+            ("last_push", _TS),
+        ]
+    ),
+    "tags": pa.schema(
+        [
+            ("repository", pa.string()),
+            ("tag", pa.string()),
+            ("digest", pa.string()),
+            ("media_type", pa.string()),
+            ("platforms", pa.list_(pa.string())),
+            ("image_size", pa.int64()),
+            ("push_time", _TS),
+        ]
+    ),
+    "blobs": pa.schema(
+        [
+            ("digest", pa.string()),
+            ("size", pa.int64()),
+            ("kind", pa.string()),  # layer | config | manifest | unknown
+            ("repositories", pa.int64()),
+            ("first_seen", _TS),
+        ]
+    ),
+    "reclaimable": pa.schema(
+        [
+            ("reason", pa.string()),
+            ("kind", pa.string()),
+            ("repository", pa.string()),
+            ("candidates", pa.int64()),
+            ("keys", pa.int64()),
+            ("bytes", pa.int64()),
+        ]
+    ),
+    "gc_runs": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("mode", pa.string()),
+            ("started", _TS),
+            ("finished", _TS),
+            ("deleted", pa.int64()),
+            ("quarantined", pa.int64()),
+            ("aborted", pa.int64()),
+            ("restored", pa.int64()),
+            ("purged", pa.int64()),
+            ("skipped", pa.int64()),
+            ("missing", pa.int64()),
+            ("failed", pa.int64()),
+            ("bytes_removed", pa.int64()),
+        ]
+    ),
+}
+
+TABLES = tuple(SCHEMAS)
+# Deletion-log actions counted per run (keys), as columns of ``gc_runs``.
+GC_RUN_ACTIONS = (
+    "deleted",
+    "quarantined",
+    "aborted",
+    "restored",
+    "purged",
+    "skipped",
+    "missing",
+    "failed",
+)
+
+# A blob referenced in several roles takes the first of these (the OCI empty config ``{}`` is
+# both a config and a layer of artifacts; a manifest is also a blob).
+_KIND_ORDER = ("manifest", "config", "layer")
+_REF_KIND = {"manifest": "manifest", "subject": "manifest", "config": "config", "layer": "layer"}
+
+
+@dataclass(frozen=True)
+class Report:
+    """One snapshot's report: the tables plus the values they were computed from."""
+
+    snapshot_time: datetime
+    tables: dict[str, pa.Table]
+    usage: UsageSummary
+    plan: Plan
+
+    def reclaimable_by_reason(self) -> dict[str, int]:
+        return reclaimable_by_reason(self.plan)
+
+    def to_json(self, top: int = 10) -> dict[str, Any]:
+        """The terminal summary as one JSON-able object (``regsweep report --json``)."""
+        s = self.tables["summary"].to_pylist()[0]
+        repos = sorted(
+            self.tables["repositories"].to_pylist(),
+            key=lambda r: (-r["exclusive_bytes"], r["repository"]),
+        )
+        return {
+            "snapshot": self.snapshot_time.isoformat(),
+            **{k: v.isoformat() if isinstance(v, datetime) else v for k, v in s.items()},
+            "reclaimable_by_reason": self.reclaimable_by_reason(),
+            "gc_refusals": list(self.plan.refusals),
+            "top_repositories": [
+                {k: r[k] for k in ("repository", "exclusive_bytes", "total_bytes", "shared_bytes")}
+                for r in repos[:top]
+            ],
+        }
+
+
+def reclaimable_by_reason(plan: Plan) -> dict[str, int]:
+    """Bytes a plan would free, per reason (every key's size counted, links included)."""
+    out: Counter[str] = Counter()
+    for reason, size in zip(column(plan.rows, "reason"), column(plan.rows, "size"), strict=True):
+        out[reason] += size or 0
+    return dict(sorted(out.items()))
+
+
+def build_report(
+    snap: Snapshot,
+    *,
+    settings: GcSettings,
+    now: datetime,
+    log: pa.Table | None = None,
+    snapshot_time: datetime | None = None,
+) -> Report:
+    """Every report table for ``snap``. Pure: nothing is read from a store.
+
+    ``settings`` and ``now`` are what a gc run would use; the ``reclaimable`` table is exactly
+    the plan that run would make (same mark, same grace, same brakes). ``log`` is the deletion
+    log (``audit.log.read_log``) for the ``gc_runs`` table. ``snapshot_time`` labels the
+    partition; it defaults to the scan's start time."""
+    if now.tzinfo is None:
+        raise ValueError("build_report needs a timezone-aware 'now'")
+    when = (snapshot_time or snap.scanned_at).astimezone(UTC).replace(microsecond=0)
+    u = usage(snap)
+    graph = Graph.from_snapshot(snap)
+    plan = make_plan(snap, mark(snap, delete_untagged=settings.delete_untagged), settings, now)
+    tables = {
+        "repositories": _repositories(snap, graph, u),
+        "tags": _tags(snap, graph),
+        "blobs": _blobs(snap, u),
+        "reclaimable": _reclaimable(plan),
+        "gc_runs": _gc_runs(log),
+    }
+    tables["summary"] = _summary(snap, u, plan, tables["repositories"])
+    return Report(when, {name: tables[name] for name in TABLES}, u, plan)
+
+
+def _table(name: str, rows: Mapping[str, list[Any]]) -> pa.Table:
+    schema = SCHEMAS[name]
+    return pa.Table.from_arrays(
+        [pa.array(rows[f.name], type=f.type) for f in schema], schema=schema
+    )
+
+
+def _columns(name: str) -> dict[str, list[Any]]:
+    return {f.name: [] for f in SCHEMAS[name]}
+
+
+def _newest(times: Iterable[datetime | None]) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return max(present) if present else None
+
+
+def _repositories(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
+    revisions: dict[str, set[str]] = defaultdict(set)
+    times: dict[str, list[datetime | None]] = defaultdict(list)
+    rv = snap["revisions"]
+    for repo, target, t in zip(
+        column(rv, "repository"), column(rv, "target"), column(rv, "last_modified"), strict=True
+    ):
+        if target is not None:
+            revisions[repo].add(target)
+        times[repo].append(t)
+    tagged: dict[str, set[str]] = defaultdict(set)
+    tg = snap["tags"]
+    for repo, digest, t in zip(
+        column(tg, "repository"), column(tg, "digest"), column(tg, "last_modified"), strict=True
+    ):
+        if digest is not None:
+            tagged[repo].add(digest)
+        times[repo].append(t)
+    rows = _columns("repositories")
+    for r in u.repositories.to_pylist():
+        repo = r["repository"]
+        # Untagged: no tag reaches it, directly or as a child of a tagged index.
+        reached = graph.closure(repo, tagged.get(repo, set()))
+        for k in (
+            "repository",
+            "tags",
+            "manifests",
+            "total_bytes",
+            "exclusive_bytes",
+            "shared_bytes",
+        ):
+            rows[k].append(r[k])
+        rows["untagged_manifests"].append(len(revisions.get(repo, set()) - reached))
+        rows["last_push"].append(_newest(times.get(repo, [])))
+    return _table("repositories", rows)
+
+
+def _tags(snap: Snapshot, graph: Graph) -> pa.Table:
+    m = snap["manifests"]
+    media_types = dict(zip(column(m, "digest"), column(m, "media_type"), strict=True))
+    children: dict[str, set[str]] = defaultdict(set)  # index -> platforms of its children
+    listed_as: dict[str, set[str]] = defaultdict(set)  # image -> platforms indexes list it as
+    refs = snap["references"]
+    for parent, child, kind, platform in zip(
+        column(refs, "parent"),
+        column(refs, "child"),
+        column(refs, "kind"),
+        column(refs, "platform"),
+        strict=True,
+    ):
+        if kind == "manifest" and platform is not None:
+            children[parent].add(platform)
+            listed_as[child].add(platform)
+    sizes: dict[tuple[str, str], int] = {}
+    rows = _columns("tags")
+    tg = snap["tags"]
+    for repo, tag, digest, t in zip(
+        column(tg, "repository"),
+        column(tg, "tag"),
+        column(tg, "digest"),
+        column(tg, "last_modified"),
+        strict=True,
+    ):
+        size: int | None = None
+        platforms: list[str] | None = None
+        if digest is not None:
+            if (repo, digest) not in sizes:
+                reach = graph.closure(repo, [digest])
+                sizes[(repo, digest)] = sum(
+                    graph.blob_sizes[b] for b in reach if b in graph.blob_sizes
+                )
+            size = sizes[(repo, digest)]
+            found = children.get(digest) or listed_as.get(digest)
+            platforms = sorted(found) if found else None
+        rows["repository"].append(repo)
+        rows["tag"].append(tag)
+        rows["digest"].append(digest)
+        rows["media_type"].append(media_types.get(digest) if digest is not None else None)
+        rows["platforms"].append(platforms)
+        rows["image_size"].append(size)
+        rows["push_time"].append(t)
+    return _table("tags", rows)
+
+
+def _blobs(snap: Snapshot, u: UsageSummary) -> pa.Table:
+    roles: dict[str, set[str]] = defaultdict(set)
+    for d in column(snap["manifests"], "digest"):
+        roles[d].add("manifest")
+    for d in column(snap["revisions"], "target"):
+        if d is not None:
+            roles[d].add("manifest")
+    refs = snap["references"]
+    for child, kind in zip(column(refs, "child"), column(refs, "kind"), strict=True):
+        # "blob": artifact blobs[] and non-manifest index entries, content like a layer's.
+        roles[child].add(_REF_KIND.get(kind, "layer"))
+    rows = _columns("blobs")
+    b = snap["blobs"]
+    for d, size, t in zip(
+        column(b, "digest"), column(b, "size"), column(b, "last_modified"), strict=True
+    ):
+        r = roles.get(d, set())
+        rows["digest"].append(d)
+        rows["size"].append(size)
+        rows["kind"].append(next((k for k in _KIND_ORDER if k in r), "unknown"))
+        rows["repositories"].append(u.blob_repositories.get(d, 0))
+        rows["first_seen"].append(t)
+    return _table("blobs", rows)
+
+
+def _reclaimable(plan: Plan) -> pa.Table:
+    groups: dict[tuple[str, str, str | None], list[Any]] = {}
+    for reason, kind, repo, cand, size in zip(
+        column(plan.rows, "reason"),
+        column(plan.rows, "kind"),
+        column(plan.rows, "repository"),
+        column(plan.rows, "candidate"),
+        column(plan.rows, "size"),
+        strict=True,
+    ):
+        g = groups.setdefault((reason, kind, repo), [set(), 0, 0])
+        g[0].add(cand)
+        g[1] += 1
+        g[2] += size or 0
+    rows = _columns("reclaimable")
+    for (reason, kind, repo), (cands, keys, nbytes) in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
+    ):
+        rows["reason"].append(reason)
+        rows["kind"].append(kind)
+        rows["repository"].append(repo)
+        rows["candidates"].append(len(cands))
+        rows["keys"].append(keys)
+        rows["bytes"].append(nbytes)
+    return _table("reclaimable", rows)
+
+
+def _gc_runs(log: pa.Table | None) -> pa.Table:
+    rows = _columns("gc_runs")
+    if log is None or log.num_rows == 0:
+        return _table("gc_runs", rows)
+    for r in runs(log):
+        rows["run_id"].append(r["run_id"])
+        rows["mode"].append(",".join(r["modes"]))
+        rows["started"].append(r["first"])
+        rows["finished"].append(r["last"])
+        for action in GC_RUN_ACTIONS:
+            rows[action].append(r["actions"].get(action, 0))
+        rows["bytes_removed"].append(r["bytes"])
+    return _table("gc_runs", rows)
+
+
+def _summary(snap: Snapshot, u: UsageSummary, plan: Plan, repositories: pa.Table) -> pa.Table:
+    rows = _columns("summary")
+    values: dict[str, Any] = {
+        "store": str(snap.meta.get("store")),
+        "scanned_at": snap.scanned_at,
+        "repositories": repositories.num_rows,
+        "tags": snap["tags"].num_rows,
+        "manifests": len({d for d in column(snap["revisions"], "target") if d is not None}),
+        "blobs": u.stored_blobs,
+        "stored_bytes": u.stored_bytes,
+        "live_blobs": len(u.blob_repositories),
+        "live_bytes": u.live_bytes,
+        "logical_bytes": u.logical_bytes,
+        "exclusive_bytes": sum(column(repositories, "exclusive_bytes")),
+        "shared_unique_bytes": u.shared_unique_bytes,
+        "unreferenced_bytes": u.unreferenced_bytes,
+        "dedup_ratio": u.dedup_ratio,
+        "reclaimable_bytes": plan.total_bytes(),
+        "gc_refused": bool(plan.refusals),
+        "gc_delete_untagged": plan.settings.delete_untagged,
+        "gc_grace_seconds": plan.settings.grace.total_seconds(),
+        "gc_upload_grace_seconds": plan.settings.upload_grace.total_seconds(),
+        "anomalies": snap["anomalies"].num_rows,
+    }
+    for k, v in values.items():
+        rows[k].append(v)
+    return _table("summary", rows)
