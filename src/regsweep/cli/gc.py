@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 
 from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
+from regsweep.cli.metrics import metrics_options, note_apply, note_plan
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
@@ -100,6 +101,7 @@ def _confirm(yes: bool, what: str) -> None:
 
 def _apply(store: ObjectStore, plan: Plan, mode: str, as_json: bool, progress: TqdmProgress) -> int:
     res = apply_plan(store, plan, mode=mode, progress=progress)
+    note_apply(res)
     if as_json:
         echo_json({**plan.to_json(), "applied": True, "result": res.to_json()})
     else:
@@ -161,6 +163,7 @@ def _apply(store: ObjectStore, plan: Plan, mode: str, as_json: bool, progress: T
     is_flag=True,
     help="Print one JSON object: counts and bytes per kind, run id, whether applied.",
 )
+@metrics_options("gc")
 def gc_command(
     store: str | None,
     registry_config: str | None,
@@ -209,6 +212,7 @@ def gc_command(
                 snap, mark(snap, delete_untagged=delete_untagged), settings, now, run_id=run_id
             )
             plan.snapshot_dir = snapshot_out
+            note_plan(plan)
             if plan_out:
                 plan.write(plan_out)
             if not do_apply or plan.refusals:
@@ -244,6 +248,7 @@ def gc_command(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--mode", type=click.Choice(MODES), default="quarantine", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@metrics_options("gc")
 def apply_command(
     plan_file: str,
     store: str | None,
