@@ -1,0 +1,189 @@
+"""What retention may decide about in each repository (retention-policy.md §6.1 rule 4, §6.3
+step 2): tags, and top-level untagged manifests. Never index children, never referrers (a
+manifest with ``subject``), never cosign/referrers-fallback tags: those follow their subject
+or parent through the mark phase.
+
+Also finds the repositories that must be skipped because something in them cannot be read
+(``on_read_error: skip_repo``): the same fail-closed test the mark phase applies.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from regsweep.gc.mark import referrer_tag_subject
+from regsweep.scan.graph import Graph
+from regsweep.scan.snapshot import Snapshot, column
+
+
+@dataclass
+class RepoView:
+    """One repository as the snapshot saw it."""
+
+    name: str
+    valid: bool = True
+    tags: dict[str, str | None] = field(default_factory=dict)  # tag -> digest (None: unreadable)
+    revisions: dict[str, str | None] = field(default_factory=dict)  # path digest -> target
+    revision_blob: dict[str, bool] = field(default_factory=dict)
+
+    def revision_digests(self) -> set[str]:
+        out: set[str] = set()
+        for d, t in self.revisions.items():
+            out.add(d)
+            if t is not None:
+                out.add(t)
+        return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A tag (``kind="tag"``), an artifact (``kind="artifact"``, a digest with all its
+    candidate tags) or a top-level untagged manifest (``kind="untagged"``)."""
+
+    repo: str
+    kind: str
+    digest: str
+    tags: tuple[str, ...]
+    media: str  # image | index | artifact
+
+    @property
+    def tagged(self) -> bool:
+        return bool(self.tags)
+
+    @property
+    def name(self) -> str:
+        """The name ties are broken by (after the rank key): the tag, the first tag of an
+        artifact, "" for an untagged manifest."""
+        return self.tags[0] if self.tags else ""
+
+    def sort_key(self) -> tuple[str, str, str]:
+        return (self.repo, self.name, self.digest)
+
+
+def repo_views(snap: Snapshot) -> dict[str, RepoView]:
+    repos: dict[str, RepoView] = {}
+
+    def get(name: str) -> RepoView:
+        if name not in repos:
+            repos[name] = RepoView(name)
+        return repos[name]
+
+    r = snap["repositories"]
+    for name, valid in zip(column(r, "repository"), column(r, "valid_name"), strict=True):
+        get(name).valid = bool(valid)
+    t = snap["tags"]
+    for name, tag, d in zip(
+        column(t, "repository"), column(t, "tag"), column(t, "digest"), strict=True
+    ):
+        get(name).tags[tag] = d
+    rv = snap["revisions"]
+    for name, d, target, present in zip(
+        column(rv, "repository"),
+        column(rv, "digest"),
+        column(rv, "target"),
+        column(rv, "blob_present"),
+        strict=True,
+    ):
+        get(name).revisions[d] = target
+        get(name).revision_blob[d] = bool(present)
+    return dict(sorted(repos.items()))
+
+
+def read_problem(repo: RepoView, graph: Graph) -> str | None:
+    """Why ``repo`` cannot be judged safely, or None. Mirrors the mark phase's fail-closed
+    tests: an invalid name, an unresolvable link, a manifest (or anything a manifest reaches)
+    that was not read or not understood."""
+    if not repo.valid:
+        return "invalid repository name"
+
+    def problem(d: str) -> str | None:
+        if d in graph.blob_sizes and d not in graph.manifest_kind:
+            return "manifest blob was not read"
+        return graph.manifest_problem.get(d)
+
+    for tag, d in sorted(repo.tags.items()):
+        if d is None:
+            return f"tag {tag}: current/link cannot be read"
+        if (p := problem(d)) is not None:
+            return f"manifest {d} of tag {tag}: {p}"
+    for d, target in sorted(repo.revisions.items()):
+        if target is None:
+            return f"revision link {d} cannot be resolved"
+        for x in (d, target):
+            if (p := problem(x)) is not None:
+                return f"manifest {x}: {p}"
+    for d in sorted(graph.closure(repo.name, repo.revision_digests())):
+        if (p := graph.manifest_problem.get(d)) is not None:
+            return f"manifest {d}: {p}"
+    return None
+
+
+def media_of(digest: str, graph: Graph, artifact_types: dict[str, str | None]) -> str:
+    kind = graph.manifest_kind.get(digest)
+    if kind == "index":
+        return "index"
+    if kind == "artifact" or artifact_types.get(digest):
+        return "artifact"
+    return "image"
+
+
+@dataclass
+class RepoCandidates:
+    tags: list[Candidate]  # one per tag (unit tag) or per tagged digest (unit artifact)
+    untagged: list[Candidate]
+    excluded_tags: dict[str, str]  # tag -> why it is not a candidate
+    referrers: set[str]  # manifests with a subject in this repository (for keep-orphans)
+    cosign_targets: set[str]  # what legacy referrer tags point to
+
+
+def candidates(
+    repo: RepoView,
+    graph: Graph,
+    artifact_types: dict[str, str | None],
+    *,
+    unit: str,
+    legacy_cosign_tags: str,
+) -> RepoCandidates:
+    """The candidates of one repository, sorted by name then digest."""
+    present = {
+        t for d, t in repo.revisions.items() if t is not None and repo.revision_blob.get(d, False)
+    }
+    excluded: dict[str, str] = {}
+    cosign_targets: set[str] = set()
+    by_digest: dict[str, list[str]] = defaultdict(list)
+    for tag, d in sorted(repo.tags.items()):
+        if d is None or d not in present:
+            excluded[tag] = "dangling or unreadable tag (the mark phase decides)"
+            continue
+        if legacy_cosign_tags == "referrer" and referrer_tag_subject(tag) is not None:
+            excluded[tag] = "cosign/referrers-fallback tag: follows its subject"
+            cosign_targets.add(d)
+            continue
+        if d in graph.subjects:
+            excluded[tag] = "points to a referrer (manifest with subject): follows its subject"
+            continue
+        by_digest[d].append(tag)
+
+    tag_cands: list[Candidate] = []
+    for d, tags in by_digest.items():
+        media = media_of(d, graph, artifact_types)
+        if unit == "artifact":
+            tag_cands.append(Candidate(repo.name, "artifact", d, tuple(sorted(tags)), media))
+        else:
+            tag_cands += [Candidate(repo.name, "tag", d, (t,), media) for t in tags]
+    tag_cands.sort(key=Candidate.sort_key)
+
+    tagged_digests = {d for d in repo.tags.values() if d is not None}
+    children: set[str] = set()
+    for m in repo.revision_digests():
+        for child, kind in graph.edges.get(m, ()):
+            if kind == "manifest":
+                children.add(child)
+    referrers = {d for d in present if d in graph.subjects}
+    untagged = [
+        Candidate(repo.name, "untagged", d, (), media_of(d, graph, artifact_types))
+        for d in sorted(present)
+        if d not in tagged_digests and d not in children and d not in referrers
+    ]
+    return RepoCandidates(tag_cands, untagged, excluded, referrers, cosign_targets)
