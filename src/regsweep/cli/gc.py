@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from typing import Any
 
 import click
 
 from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
 from regsweep.cli.metrics import metrics_options, note_apply, note_plan
+from regsweep.cli.policy import plan_gc, render_retention, retention_json
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
@@ -16,8 +18,8 @@ from regsweep.durations import format_duration, parse_duration
 from regsweep.errors import SafetyRefusal, UsageError
 from regsweep.gc.apply import CACHE_WARNING, MODES, ApplyResult, apply_plan
 from regsweep.gc.lock import acquire_lock, release_lock
-from regsweep.gc.mark import mark
-from regsweep.gc.plan import GcSettings, Plan, make_plan, new_run_id
+from regsweep.gc.plan import GcSettings, Plan, new_run_id
+from regsweep.retention import load_policy
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.storage.base import ObjectStore
 
@@ -99,11 +101,18 @@ def _confirm(yes: bool, what: str) -> None:
         raise SafetyRefusal("not confirmed; nothing was changed")
 
 
-def _apply(store: ObjectStore, plan: Plan, mode: str, as_json: bool, progress: TqdmProgress) -> int:
+def _apply(
+    store: ObjectStore,
+    plan: Plan,
+    mode: str,
+    as_json: bool,
+    progress: TqdmProgress,
+    extra: dict[str, Any] | None = None,
+) -> int:
     res = apply_plan(store, plan, mode=mode, progress=progress)
     note_apply(res)
     if as_json:
-        echo_json({**plan.to_json(), "applied": True, "result": res.to_json()})
+        echo_json({**plan.to_json(), "applied": True, "result": res.to_json(), **(extra or {})})
     else:
         click.echo(render_result(res))
     return 1 if res.failures else 0
@@ -115,6 +124,13 @@ def _apply(store: ObjectStore, plan: Plan, mode: str, as_json: bool, progress: T
     "--delete-untagged",
     is_flag=True,
     help="Also remove manifests no tag points to (never index children or referrers of kept images).",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    help="Retention policy (YAML or TOML): remove the tags and untagged manifests it expires "
+    "(implies --delete-untagged for what it does not keep).",
 )
 @click.option(
     "--grace",
@@ -169,6 +185,7 @@ def gc_command(
     registry_config: str | None,
     layout_root: str | None,
     delete_untagged: bool,
+    policy_file: str | None,
     grace: timedelta,
     upload_grace: timedelta,
     max_delete_fraction: float,
@@ -187,9 +204,10 @@ def gc_command(
     --delete-untagged), dangling tags, stale uploads. Without --apply it only prints the plan.
     Exit codes: 0 ok, 1 some objects failed, 2 usage error, 3 refused for safety.
     """
+    policy = load_policy(policy_file) if policy_file else None
     st = open_from_options(store, registry_config)
     settings = GcSettings(
-        delete_untagged=delete_untagged,
+        delete_untagged=delete_untagged or policy is not None,
         grace=grace,
         upload_grace=upload_grace,
         max_delete_fraction=max_delete_fraction,
@@ -208,18 +226,19 @@ def gc_command(
             )
             if snapshot_out:
                 snap.write(snapshot_out)
-            plan = make_plan(
-                snap, mark(snap, delete_untagged=delete_untagged), settings, now, run_id=run_id
-            )
+            plan, retained = plan_gc(snap, st, policy, settings, now, run_id)
+            extra = retention_json(snap, plan, retained) if retained is not None else {}
             plan.snapshot_dir = snapshot_out
             note_plan(plan)
             if plan_out:
                 plan.write(plan_out)
             if not do_apply or plan.refusals:
                 if as_json:
-                    echo_json({**plan.to_json(), "applied": False})
+                    echo_json({**plan.to_json(), "applied": False, **extra})
                 else:
                     click.echo(render_plan(plan))
+                    if retained is not None:
+                        click.echo("\n" + render_retention(snap, plan, retained, str(policy_file)))
                     if plan_out:
                         click.echo(f"\nplan saved to {plan_out}")
                     if not plan.refusals:
@@ -229,8 +248,10 @@ def gc_command(
                 return
             if not as_json:
                 click.echo(render_plan(plan))
+                if retained is not None:
+                    click.echo("\n" + render_retention(snap, plan, retained, str(policy_file)))
             _confirm(yes, f"{mode} {plan.rows.num_rows} objects in {st.url}")
-            code = _apply(st, plan, mode, as_json, progress)
+            code = _apply(st, plan, mode, as_json, progress, extra)
         finally:
             if lock is not None:
                 release_lock(st, lock)

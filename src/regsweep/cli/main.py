@@ -37,6 +37,7 @@ def cli() -> None:
 def _register() -> None:
     from regsweep.cli.demo import demo_command
     from regsweep.cli.gc import apply_command, gc_command
+    from regsweep.cli.policy import policy_group
     from regsweep.cli.quarantine import quarantine_group
     from regsweep.cli.report import report_command
     from regsweep.cli.scan import scan_command
@@ -48,6 +49,7 @@ def _register() -> None:
         quarantine_group,
         demo_command,
         report_command,
+        policy_group,
     ):
         cli.add_command(command)
 
