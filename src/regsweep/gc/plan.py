@@ -375,7 +375,9 @@ def make_plan(
 
     # -- phase 3: blobs ---------------------------------------------------------------------
     activity = blob_activity(snap, graph)
-    blob_rows = rows(snap["blobs"])
+    # Sorted so that the plan does not depend on the snapshot's row order (same input, same
+    # bytes), as every other phase already is.
+    blob_rows = sorted(rows(snap["blobs"]), key=lambda b: b["key"])
     blob_candidates = []
     if not marked.uncertain:
         for b in blob_rows:
@@ -419,7 +421,7 @@ def make_plan(
             )
 
     # -- phase 5: temp files ----------------------------------------------------------------
-    for a in rows(snap["anomalies"]):
+    for a in sorted(rows(snap["anomalies"]), key=lambda a: (a["kind"], a["key"] or "")):
         if a["kind"] != "tmp-file":
             continue
         if a["last_modified"] is None or a["last_modified"] >= cutoff:
