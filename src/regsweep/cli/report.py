@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import click
 
@@ -14,7 +13,6 @@ from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table, usage_summary
 from regsweep.clock import utcnow
 from regsweep.durations import format_duration, parse_duration
-from regsweep.errors import UsageError
 from regsweep.gc.plan import GcSettings
 from regsweep.reports.dataset import snapshot_label, write_report
 from regsweep.reports.tables import Report, build_report
@@ -95,6 +93,13 @@ def render_report(report: Report, output: str, top: int) -> str:
     help="As for gc: uploads started more recently are not reclaimable.",
 )
 @click.option(
+    "--max-delete-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="As for gc: the summary notes whether gc's brakes would refuse the plan.",
+)
+@click.option(
     "--snapshot-time",
     callback=_time,
     metavar="ISO",
@@ -115,6 +120,7 @@ def report_command(
     delete_untagged: bool,
     grace: timedelta,
     upload_grace: timedelta,
+    max_delete_fraction: float,
     snapshot_time: datetime | None,
     top: int,
     workers: int,
@@ -129,10 +135,13 @@ def report_command(
     STORE. Prints total and unique bytes, the deduplication ratio, the top repositories by
     exclusive bytes and the reclaimable bytes.
     """
-    if Path(output).exists() and not Path(output).is_dir():
-        raise UsageError(f"{output}: not a directory")
     st = ReadOnlyStore(open_from_options(store, registry_config))
-    settings = GcSettings(delete_untagged=delete_untagged, grace=grace, upload_grace=upload_grace)
+    settings = GcSettings(
+        delete_untagged=delete_untagged,
+        grace=grace,
+        upload_grace=upload_grace,
+        max_delete_fraction=max_delete_fraction,
+    )
     now = utcnow()
     with TqdmProgress(enabled=False if as_json else None) as progress:
         snap = scan(st, ScanOptions(workers=workers, layout_root=layout_root), progress=progress)

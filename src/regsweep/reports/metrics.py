@@ -21,13 +21,15 @@ send untouched), so "no success for two days" alerts keep working.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
 from prometheus_client import write_to_textfile as _write_to_textfile
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from regsweep.reports.usage import UsageSummary
 
@@ -147,11 +149,14 @@ class RunMetrics:
         temporary file renamed into place). After a failed run, the last-success time the file
         held before is kept."""
         p = Path(path)
+        source: Collector = self.registry
         if self.succeeded is False and LAST_SUCCESS not in self._gauges:
             previous = _previous_success(p, self.job)
             if previous is not None:
-                self._set(LAST_SUCCESS, previous)
-        _write_to_textfile(str(p), self.registry)
+                kept = GaugeMetricFamily(LAST_SUCCESS, SERIES[LAST_SUCCESS][0], labels=["job"])
+                kept.add_metric([self.job], previous)
+                source = _Plus(self.registry, kept)
+        _write_to_textfile(str(p), source)
 
     def push(self, url: str, job: str | None = None, *, timeout: float = 30) -> None:
         """Push to the pushgateway at ``url`` under grouping key ``job`` (default: this run's
@@ -163,6 +168,18 @@ class RunMetrics:
             pushadd_to_gateway(url, job=group, registry=self.registry, timeout=timeout)
         else:
             push_to_gateway(url, job=group, registry=self.registry, timeout=timeout)
+
+
+class _Plus(Collector):
+    """The run's registry plus one more family, without changing the registry."""
+
+    def __init__(self, registry: CollectorRegistry, extra: Metric) -> None:
+        self.registry = registry
+        self.extra = extra
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self.registry.collect()
+        yield self.extra
 
 
 def _previous_success(path: Path, job: str) -> float | None:
