@@ -35,6 +35,7 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from regsweep.cli.audit import audit_group
     from regsweep.cli.demo import demo_command
     from regsweep.cli.gc import apply_command, gc_command
     from regsweep.cli.policy import policy_group
@@ -50,6 +51,7 @@ def _register() -> None:
         demo_command,
         report_command,
         policy_group,
+        audit_group,
     ):
         cli.add_command(command)
 
