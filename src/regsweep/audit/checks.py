@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +28,7 @@ from regsweep.layout.keys import (
     revision_link_key,
 )
 from regsweep.layout.manifest import REF_MANIFEST
-from regsweep.scan.snapshot import Snapshot, rows
+from regsweep.scan.snapshot import Snapshot, column, rows
 from regsweep.storage.base import ObjectInfo
 
 DEFAULT_UPLOAD_AGE = timedelta(hours=168)  # Distribution's own purge age
@@ -80,25 +80,34 @@ def _and_more(items: list[str], shown: int = 3) -> str:
     return head + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
+class _Ref(NamedTuple):
+    child: str
+    kind: str
+    size: int | None
+    has_urls: bool
+    platform: str | None
+
+
 @dataclass
 class _Index:
     """The snapshot's tables, reorganised for lookups."""
 
     root: str
-    blobs: dict[str, dict[str, Any]]
+    blobs: dict[str, int]  # digest -> size
     revisions: dict[str, dict[str, dict[str, Any]]]  # repo -> path digest -> row
     rev_digests: dict[str, set[str]]  # repo -> path digests and targets
     tags: dict[str, dict[str, dict[str, Any]]]  # repo -> tag -> row
     links: dict[str, dict[str, dict[str, Any]]]  # repo -> path digest -> row
     manifests: dict[str, dict[str, Any]]
-    refs: dict[str, list[dict[str, Any]]]  # parent -> reference rows
+    refs: dict[str, list[_Ref]]  # parent -> its references
     present: set[str]  # manifests with a revision link and data, in any repository
     repos_of: dict[str, list[str]] = field(default_factory=dict)  # manifest -> repositories
 
     @classmethod
     def build(cls, snap: Snapshot) -> _Index:
         root = str(snap.meta.get("layout_root", "docker/registry/v2/"))
-        blobs = {r["digest"]: r for r in rows(snap["blobs"])}
+        bt = snap["blobs"]
+        blobs = dict(zip(column(bt, "digest"), column(bt, "size"), strict=True))
         revisions: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         rev_digests: dict[str, set[str]] = defaultdict(set)
         present: set[str] = set()
@@ -117,9 +126,13 @@ class _Index:
         links: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for r in rows(snap["layer_links"]):
             links[r["repository"]][r["digest"]] = r
-        refs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows(snap["references"]):
-            refs[r["parent"]].append(r)
+        refs: dict[str, list[_Ref]] = defaultdict(list)
+        rt = snap["references"]
+        for parent, *ref in zip(
+            *(column(rt, c) for c in ("parent", "child", "kind", "size", "has_urls", "platform")),
+            strict=True,
+        ):
+            refs[parent].append(_Ref(*ref))
         return cls(
             root=root,
             blobs=blobs,
@@ -134,8 +147,7 @@ class _Index:
         )
 
     def blob_key(self, digest: str) -> str:
-        row = self.blobs.get(digest)
-        return str(row["key"]) if row else blob_data_key(digest, self.root)
+        return blob_data_key(digest, self.root)
 
     def is_present(self, subject: str) -> bool:
         """A manifest with a revision link and data in some repository. A sha512 subject named
@@ -252,8 +264,8 @@ def _index_users(ix: _Index, repo: str) -> dict[str, list[str]]:
     users: dict[str, list[str]] = defaultdict(list)
     for d in ix.revisions.get(repo, {}):
         for ref in ix.refs.get(d, ()):
-            if ref["kind"] == REF_MANIFEST:
-                users[ref["child"]].append(d)
+            if ref.kind == REF_MANIFEST:
+                users[ref.child].append(d)
     return users
 
 
@@ -406,8 +418,8 @@ def check_layer_links(ix: _Index, graph_aliases: dict[str, dict[str, str]]) -> l
             if m is None or m["problem"] is not None or m["kind"] not in ("image", "schema1"):
                 continue
             for ref in ix.refs.get(d, ()):
-                child = ref["child"]
-                if ref["kind"] not in ("config", "layer", "blob") or ref["has_urls"]:
+                child = ref.child
+                if ref.kind not in ("config", "layer", "blob") or ref.has_urls:
                     continue
                 if child in linked or (repo, child) in seen:
                     continue
@@ -421,7 +433,7 @@ def check_layer_links(ix: _Index, graph_aliases: dict[str, dict[str, str]]) -> l
                         "missing-layer-link",
                         repo,
                         layer_link_key(repo, child, ix.root),
-                        f"manifest {d} in {repo} references its {ref['kind']} {child}, which "
+                        f"manifest {d} in {repo} references its {ref.kind} {child}, which "
                         f"is stored, but {repo} has no _layers link to it: the registry answers "
                         f"BLOB_UNKNOWN when the image is pulled from {repo}",
                         f"push the image to {repo} again (the client re-links the blob), or "
@@ -444,11 +456,11 @@ def check_indexes(ix: _Index) -> list[Finding]:
             if m is None or m["kind"] != "index" or not r["blob_present"]:
                 continue
             for ref in ix.refs.get(d, ()):
-                child = ref["child"]
-                if ref["kind"] != REF_MANIFEST or child in have or child in seen:
+                child = ref.child
+                if ref.kind != REF_MANIFEST or child in have or child in seen:
                     continue
                 seen.add(child)
-                platform = f" ({ref['platform']})" if ref["platform"] else ""
+                platform = f" ({ref.platform})" if ref.platform else ""
                 elsewhere = [x for x in ix.repos_of.get(child, []) if x != repo]
                 if child not in ix.blobs:
                     where = "; its data is not in the store at all"
@@ -768,14 +780,14 @@ def check_sizes(ix: _Index) -> list[Finding]:
     by: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for parent, refs in ix.refs.items():
         for ref in refs:
-            child, size = ref["child"], ref["size"]
-            blob = ix.blobs.get(child)
-            if blob is None or size is None or size == blob["size"]:
+            child, size = ref.child, ref.size
+            stored = ix.blobs.get(child)
+            if stored is None or size is None or size == stored:
                 continue
             by[child].append((parent, size))
     out: list[Finding] = []
     for child, parents in sorted(by.items()):
-        blob = ix.blobs[child]
+        stored = ix.blobs[child]
         parent, size = sorted(parents)[0]
         repos = ix.repos_of.get(parent, [])
         more = f" (and {len(parents) - 1} more descriptors)" if len(parents) > 1 else ""
@@ -784,14 +796,14 @@ def check_sizes(ix: _Index) -> list[Finding]:
                 ERROR,
                 "size-mismatch",
                 repos[0] if repos else None,
-                blob["key"],
-                f"blob {child} is {blob['size']} bytes, but manifest {parent} describes it as "
+                ix.blob_key(child),
+                f"blob {child} is {stored} bytes, but manifest {parent} describes it as "
                 f"{size} bytes{more}: its data was truncated or replaced, and clients that "
                 "check sizes reject it",
                 "restore the blob from a backup or push the image again; run the audit with "
                 "--verify-digests to check its content",
                 digest=child,
-                size=blob["size"],
+                size=stored,
             )
         )
     return out
@@ -801,7 +813,7 @@ def check_unreferenced(ix: _Index, marked: MarkResult) -> list[Finding]:
     orphans = [d for d in ix.blobs if d not in marked.live_blobs]
     if not orphans:
         return []
-    size = sum(int(ix.blobs[d]["size"]) for d in orphans)
+    size = sum(ix.blobs[d] for d in orphans)
     return [
         Finding(
             INFO,
