@@ -485,3 +485,26 @@ def test_artifact_rank_uses_all_its_layers(tmp_path: Path) -> None:
     ]
     result = evaluate(one_policy(rules, unit="artifact"), layout)
     assert deleted_tags(result) == {"one"}
+
+
+def test_in_use_files_protect_by_reference_and_digest(tmp_path: Path) -> None:
+    from regsweep.retention import load_policy
+
+    layout = Layout(tmp_path / "store")
+    layout.push("team/app", tiny("a"), ["t1"], age=40 * DAY)
+    b = layout.push("team/app", tiny("b"), ["t2"], age=40 * DAY)
+    layout.push("team/app", tiny("c"), ["t3"], age=40 * DAY)
+    (tmp_path / "in-use.txt").write_text(
+        f"# exported from the clusters\nregistry.example.com:5000/team/app:t1\nteam/app@{b}\n"
+    )
+    (tmp_path / "p.yml").write_text(
+        "version: 1\n"
+        "settings: {min_age: 0s, guards: {max_delete_fraction: null, keep_newest_per_repo: 0}}\n"
+        "protect: {in_use_files: [in-use.txt]}\n"  # relative to the policy file
+        'policies: [{name: p, repositories: ["glob:**"], rules: [{name: d, action: delete}]}]\n'
+    )
+    result = evaluate(load_policy(tmp_path / "p.yml"), layout)
+    assert deleted_tags(result) == {"t3"}
+    assert (
+        decision(result, "t1")["rule"] == decision(result, "t2")["rule"] == "protect:in_use_files"
+    )

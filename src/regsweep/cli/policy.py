@@ -82,6 +82,8 @@ def render_retention(snap: Snapshot, plan: Plan, result: RetentionResult, source
         lines.append(table(["repository", "tags go", "tags stay", "untagged go", "frees"], rows))
     else:
         lines.append("no repositories")
+    for w in result.warnings:
+        lines.append(f"warning: {w}")
     for r in repos.values():
         if r.skipped:
             lines.append(f"{r.repository}: left as it is: {r.skipped}")
@@ -101,6 +103,7 @@ def retention_json(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[
     return {
         "retention": {
             **result.summary(),
+            "warnings": result.warnings,
             "repositories": {name: r.to_json() for name, r in preview(snap, plan, result).items()},
         }
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ def load_policy(path: str | Path) -> PolicyFile:
     except UnicodeDecodeError as e:
         raise PolicyError(str(p), [Issue("", None, f"not UTF-8 text ({e})")]) from e
     fmt = "toml" if p.suffix.lower() == ".toml" else "yaml"
-    return loads_policy(text, fmt=fmt, source=str(p))
+    pf = loads_policy(text, fmt=fmt, source=str(p))
+    # in_use_files are relative to the policy file, as an operator keeps them side by side.
+    files = tuple(str(p.parent / f) for f in pf.protect.in_use_files)
+    return replace(pf, protect=replace(pf.protect, in_use_files=files))
 
 
 def loads_policy(text: str, *, fmt: str = "yaml", source: str = "<policy>") -> PolicyFile:
