@@ -121,5 +121,5 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     graph = Graph.from_snapshot(snap)
     for repo, digests in removed_manifests.items():
         reach = graph.closure(repo, digests)
-        get(repo).bytes_freed += sum(s for d, s in blob_rows.items() if d in reach)
+        get(repo).bytes_freed += sum(blob_rows[d] for d in reach if d in blob_rows)
     return dict(sorted(out.items()))
