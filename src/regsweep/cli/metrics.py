@@ -99,7 +99,10 @@ def metrics_options(job: str) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def run(
-            *args: Any, metrics_file: str | None, pushgateway: str | None, **kwargs: Any
+            *args: Any,
+            metrics_file: str | None = None,
+            pushgateway: str | None = None,
+            **kwargs: Any,
         ) -> Any:
             if not metrics_file and not pushgateway:
                 return fn(*args, **kwargs)
