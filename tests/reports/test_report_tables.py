@@ -172,6 +172,29 @@ def test_reclaimable_equals_what_gc_frees(demo: Demo, tmp_path: Path) -> None:
     assert run["failed"] == run["skipped"] == 0
 
 
+POLICY = """
+version: 1
+settings: {guards: {max_delete_fraction: 0.9}}
+policies:
+  - name: all
+    repositories: ["glob:**"]
+    rules:
+      - {name: old, action: delete, select: {state: any}, when: {older_than: {age: 30d}}}
+"""
+
+
+def test_reclaimable_with_a_retention_policy_equals_gc_with_it(demo: Demo, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(POLICY)
+    reported = run_json(["report", demo.root, "-o", tmp_path / "out", "--policy", policy])
+    planned = run_json(["gc", demo.root, "--policy", policy])
+    plain = run_json(["report", demo.root, "-o", tmp_path / "plain", "--delete-untagged"])
+    assert reported["reclaimable_bytes"] == planned["bytes"] > plain["reclaimable_bytes"]
+    assert "retention" in reported["reclaimable_by_reason"]
+    assert reported["gc_policy"] == str(policy) and reported["gc_delete_untagged"] is True
+    assert plain["gc_policy"] is None
+
+
 def test_gc_runs_counts_quarantine_runs(demo: Demo, tmp_path: Path) -> None:
     applied = run_json(["gc", demo.root, "--apply", "--yes"])
     r = _report(demo.root)

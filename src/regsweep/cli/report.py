@@ -9,13 +9,15 @@ import click
 from regsweep.audit.log import read_log
 from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
 from regsweep.cli.metrics import metrics_options, note_plan, note_usage
+from regsweep.cli.policy import plan_gc
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table, usage_summary
 from regsweep.clock import utcnow
 from regsweep.durations import format_duration, parse_duration
-from regsweep.gc.plan import GcSettings
+from regsweep.gc.plan import GcSettings, new_run_id
 from regsweep.reports.dataset import snapshot_label, write_report
 from regsweep.reports.tables import Report, build_report
+from regsweep.retention import load_policy
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.storage.readonly import ReadOnlyStore
 
@@ -44,10 +46,12 @@ def render_report(report: Report, output: str, top: int) -> str:
     s = plan.settings
     lines = [usage_summary(report.usage, top=top), ""]
     by_reason = report.reclaimable_by_reason()
+    policy = report.tables["summary"]["gc_policy"][0].as_py()
     lines.append(
         f"reclaimable by gc (grace {format_duration(s.grace)}, upload grace "
         f"{format_duration(s.upload_grace)}, "
-        f"{'delete untagged' if s.delete_untagged else 'keep untagged'}): "
+        f"{'delete untagged' if s.delete_untagged else 'keep untagged'}"
+        f"{f', policy {policy}' if policy else ''}): "
         f"{human_bytes(plan.total_bytes())}"
     )
     if by_reason:
@@ -93,6 +97,13 @@ def render_report(report: Report, output: str, top: int) -> str:
     help="As for gc: uploads started more recently are not reclaimable.",
 )
 @click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="As for gc: count the tags and untagged manifests a retention policy expires as "
+    "reclaimable (implies --delete-untagged).",
+)
+@click.option(
     "--max-delete-fraction",
     type=click.FloatRange(0, 1),
     default=0.5,
@@ -120,6 +131,7 @@ def report_command(
     delete_untagged: bool,
     grace: timedelta,
     upload_grace: timedelta,
+    policy_file: str | None,
     max_delete_fraction: float,
     snapshot_time: datetime | None,
     top: int,
@@ -130,14 +142,15 @@ def report_command(
 
     Tables (docs/reports.md): summary, repositories (total, exclusive and shared bytes),
     tags, blobs, reclaimable (bytes the gc plan would free with the same --grace,
-    --upload-grace and --delete-untagged) and gc_runs (from the deletion log). Each run adds a
-    partition snapshot=<time>, so a daily run builds the history the notebooks plot. Only reads
-    STORE. Prints total and unique bytes, the deduplication ratio, the top repositories by
-    exclusive bytes and the reclaimable bytes.
+    --upload-grace, --delete-untagged and --policy) and gc_runs (from the deletion log). Each
+    run adds a partition snapshot=<time>, so a daily run builds the history the notebooks plot.
+    Only reads STORE. Prints total and unique bytes, the deduplication ratio, the top
+    repositories by exclusive bytes and the reclaimable bytes.
     """
+    policy = load_policy(policy_file) if policy_file else None
     st = ReadOnlyStore(open_from_options(store, registry_config))
     settings = GcSettings(
-        delete_untagged=delete_untagged,
+        delete_untagged=delete_untagged or policy is not None,
         grace=grace,
         upload_grace=upload_grace,
         max_delete_fraction=max_delete_fraction,
@@ -145,8 +158,16 @@ def report_command(
     now = utcnow()
     with TqdmProgress(enabled=False if as_json else None) as progress:
         snap = scan(st, ScanOptions(workers=workers, layout_root=layout_root), progress=progress)
+    # The same plan `regsweep gc` makes with these settings (and policy).
+    plan, _ = plan_gc(snap, st, policy, settings, now, new_run_id(now))
     report = build_report(
-        snap, settings=settings, now=now, log=read_log(st), snapshot_time=snapshot_time
+        snap,
+        settings=settings,
+        now=now,
+        log=read_log(st),
+        snapshot_time=snapshot_time,
+        plan=plan,
+        policy=policy_file,
     )
     paths = write_report(report, output)
     note_usage(report.usage)

@@ -49,6 +49,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("gc_grace_seconds", pa.float64()),
             ("gc_upload_grace_seconds", pa.float64()),
             ("anomalies", pa.int64()),
+            ("gc_policy", pa.string()),
         ]
     ),
     "repositories": pa.schema(
@@ -177,19 +178,25 @@ def build_report(
     now: datetime,
     log: pa.Table | None = None,
     snapshot_time: datetime | None = None,
+    plan: Plan | None = None,
+    policy: str | None = None,
 ) -> Report:
     """Every report table for ``snap``. Pure: nothing is read from a store.
 
     ``settings`` and ``now`` are what a gc run would use; the ``reclaimable`` table is exactly
     the plan that run would make (same mark, same grace, same brakes). ``log`` is the deletion
     log (``audit.log.read_log``) for the ``gc_runs`` table. ``snapshot_time`` labels the
-    partition; it defaults to the scan's start time."""
+    partition; it defaults to the scan's start time. A ``plan`` made elsewhere with the same
+    settings (gc with a retention policy: ``cli.policy.plan_gc``) replaces the default one;
+    ``policy`` names its policy file in ``summary.gc_policy``."""
     if now.tzinfo is None:
         raise ValueError("build_report needs a timezone-aware 'now'")
     when = (snapshot_time or snap.scanned_at).astimezone(UTC).replace(microsecond=0)
     u = usage(snap)
     graph = Graph.from_snapshot(snap)
-    plan = make_plan(snap, mark(snap, delete_untagged=settings.delete_untagged), settings, now)
+    if plan is None:
+        marked = mark(snap, delete_untagged=settings.delete_untagged)
+        plan = make_plan(snap, marked, settings, now)
     tables = {
         "repositories": _repositories(snap, graph, u),
         "tags": _tags(snap, graph),
@@ -197,7 +204,7 @@ def build_report(
         "reclaimable": _reclaimable(plan),
         "gc_runs": _gc_runs(log),
     }
-    tables["summary"] = _summary(snap, u, plan, tables["repositories"])
+    tables["summary"] = _summary(snap, u, plan, tables["repositories"], policy)
     return Report(when, {name: tables[name] for name in TABLES}, u, plan)
 
 
@@ -368,7 +375,9 @@ def _gc_runs(log: pa.Table | None) -> pa.Table:
     return _table("gc_runs", rows)
 
 
-def _summary(snap: Snapshot, u: UsageSummary, plan: Plan, repositories: pa.Table) -> pa.Table:
+def _summary(
+    snap: Snapshot, u: UsageSummary, plan: Plan, repositories: pa.Table, policy: str | None
+) -> pa.Table:
     rows = _columns("summary")
     values: dict[str, Any] = {
         "store": str(snap.meta.get("store")),
@@ -391,6 +400,7 @@ def _summary(snap: Snapshot, u: UsageSummary, plan: Plan, repositories: pa.Table
         "gc_grace_seconds": plan.settings.grace.total_seconds(),
         "gc_upload_grace_seconds": plan.settings.upload_grace.total_seconds(),
         "anomalies": snap["anomalies"].num_rows,
+        "gc_policy": policy,
     }
     for k, v in values.items():
         rows[k].append(v)
