@@ -18,7 +18,7 @@ from regsweep.audit.scrub import ScrubResult
 from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
-from regsweep.durations import format_duration, parse_duration
+from regsweep.durations import parse_duration
 from regsweep.errors import UsageError
 from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP
 from regsweep.storage.readonly import ReadOnlyStore
@@ -228,7 +228,7 @@ def check_command(
     if as_json:
         echo_json({**report.to_json(), "output": str(path) if path else None})
     else:
-        click.echo(render_report(report, top=top, upload_age=upload_age))
+        click.echo(render_report(report, top=top))
         if path is not None:
             click.echo(f"\n{len(report.findings)} findings written to {path}")
     sys.exit(report.exit_code)
@@ -260,9 +260,7 @@ def render_scrub(s: ScrubResult) -> str:
     return "; ".join(parts)
 
 
-def render_report(
-    report: AuditReport, *, top: int = 20, upload_age: timedelta | None = None
-) -> str:
+def render_report(report: AuditReport, *, top: int = 20) -> str:
     c = report.counts
     sev = report.by_severity()
     lines = [
@@ -270,8 +268,7 @@ def render_report(
         f"{c.get('repositories', 0)} repositories, {c.get('tags', 0)} tags, "
         f"{c.get('manifests', 0)} manifests, {c.get('blobs', 0)} blobs "
         f"({human_bytes(report.blob_bytes)})",
-        f"{sev['error']} errors, {sev['warning']} warnings, {sev['info']} info"
-        + (f" (stale uploads: older than {format_duration(upload_age)})" if upload_age else ""),
+        f"{sev['error']} errors, {sev['warning']} warnings, {sev['info']} info",
     ]
     kinds = count_by_kind(report.findings)
     if kinds:
