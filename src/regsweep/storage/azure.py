@@ -321,6 +321,23 @@ class AzureStore:
         except AzureError as e:
             self._fail(e, f"listing {prefix or '/'}")
 
+    def iter_files(self, prefix: str) -> Iterator[ObjectInfo]:
+        start = self.prefix + prefix
+        try:
+            for item in self.container_client.walk_blobs(
+                name_starts_with=start or None, delimiter="/"
+            ):
+                if isinstance(item, BlobPrefix) or item.name.endswith("/"):
+                    continue
+                yield ObjectInfo(
+                    key=self._rel(item.name),
+                    size=int(item.size),
+                    last_modified=item.last_modified.astimezone(UTC),
+                    etag=self._etag(item.etag),
+                )
+        except AzureError as e:
+            self._fail(e, f"listing {prefix or '/'}")
+
     def read(self, key: str, *, max_bytes: int) -> bytes:
         name = self.blob_name(key)
         doing = f"reading {key}"

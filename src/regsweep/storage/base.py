@@ -56,6 +56,8 @@ class ObjectStore(Protocol):
       directory. Order is unspecified. Directory markers (keys ending in ``/``) are skipped.
     - ``iter_subdirs(prefix)`` yields the immediate "subdirectories" of ``prefix`` (which ends
       with ``/``) as full prefixes ending in ``/``; used to shard listings.
+    - ``iter_files(prefix)`` yields the objects directly under ``prefix`` (one level, no
+      recursion), so files beside the shards are seen too.
     - ``write`` stores ``data`` under ``key`` in one request (links are written this way by
       Distribution, so an S3 ETag is the MD5 of the content) and creates parents as needed.
     - ``iter_incomplete_uploads`` yields S3 multipart uploads under ``prefix``; other backends
@@ -77,6 +79,8 @@ class ObjectStore(Protocol):
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]: ...
 
     def iter_subdirs(self, prefix: str) -> Iterator[str]: ...
+
+    def iter_files(self, prefix: str) -> Iterator[ObjectInfo]: ...
 
     def read(self, key: str, *, max_bytes: int) -> bytes: ...
 

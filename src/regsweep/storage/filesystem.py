@@ -85,6 +85,17 @@ class FilesystemStore:
         except PermissionError as e:
             raise StoreError(f"{self.url}: permission denied reading {e.filename}") from e
 
+    def iter_files(self, prefix: str) -> Iterator[ObjectInfo]:
+        try:
+            with os.scandir(self._path(prefix) if prefix else self.root) as it:
+                for entry in it:
+                    if not entry.is_dir(follow_symlinks=False):
+                        yield self._info(prefix + entry.name, entry.stat(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except PermissionError as e:
+            raise StoreError(f"{self.url}: permission denied reading {e.filename}") from e
+
     def read(self, key: str, *, max_bytes: int) -> bytes:
         path = self._path(key)
         try:

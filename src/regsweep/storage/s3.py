@@ -300,6 +300,20 @@ class S3Store:
         except (BotoCoreError, ClientError) as e:
             self._fail(e, f"listing {prefix or '/'}")
 
+    def iter_files(self, prefix: str) -> Iterator[ObjectInfo]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/"
+        )
+        try:
+            for page in pages:
+                for o in page.get("Contents", []):
+                    k = o["Key"]
+                    if k.endswith("/"):
+                        continue
+                    yield self._info(self._rel(k), o["Size"], o["LastModified"], o.get("ETag"))
+        except (BotoCoreError, ClientError) as e:
+            self._fail(e, f"listing {prefix or '/'}")
+
     def read(self, key: str, *, max_bytes: int) -> bytes:
         doing = f"reading {key}"
         try:
