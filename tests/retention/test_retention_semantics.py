@@ -508,3 +508,21 @@ def test_in_use_files_protect_by_reference_and_digest(tmp_path: Path) -> None:
     assert (
         decision(result, "t1")["rule"] == decision(result, "t2")["rule"] == "protect:in_use_files"
     )
+
+
+def test_rank_by_natural_and_by_name(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "store")
+    for tag in ("build-9", "build-10", "build-100"):
+        layout.push("app", tiny(tag), [tag], age=40 * DAY)
+
+    def top1(by: str) -> set[str]:
+        rule = {
+            "name": "top",
+            "action": "keep",
+            "select": {"tags": {"any": ["glob:build-*"]}},
+            "when": {"rank": {"top": 1, "by": by}},
+        }
+        return kept_tags(evaluate(one_policy([rule, DELETE_REST]), layout))
+
+    assert top1("natural") == {"build-100"}
+    assert top1("name") == {"build-9"}  # plain string order: "build-9" > "build-100"
