@@ -127,8 +127,15 @@ class _Applier:
         return self.result
 
     def current_references(self, pool: ThreadPoolExecutor) -> CurrentReferences | None:
+        planned = {
+            r["key"]: r
+            for r in self.plan.rows.to_pylist()
+            if r["kind"] in ("revision", "tag", "tag_index")
+        }
         try:
-            return referenced_digests(self.store, self.plan.layout_root, self.plan.now, pool)
+            return referenced_digests(
+                self.store, self.plan.layout_root, self.plan.now, pool, planned
+            )
         except StoreError as e:
             self.result.failures.append(str(e))
             return None

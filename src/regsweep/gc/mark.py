@@ -145,7 +145,11 @@ def mark(
                 if p is not None:
                     unsafe[repo.name] = f"manifest {x}: {p}"
         for tag, target in repo.tags.items():
-            if target is not None and (p := manifest_problem(target)) is not None:
+            if target is None and not repo.history.get(tag):
+                # Its history would name what it may point to; without one, it could be any
+                # manifest of the repository.
+                unsafe[repo.name] = f"tag {tag}: current/link cannot be read and has no history"
+            elif target is not None and (p := manifest_problem(target)) is not None:
                 unsafe[repo.name] = f"manifest {target} of tag {tag}: {p}"
         for d, target in repo.links.items():
             if target is None:

@@ -285,18 +285,9 @@ def make_plan(
             protected["tag"] += 1
             continue
         cand = out.new_candidate()
-        for o in tags.get((repo, tag), []):
-            out.add(
-                cand,
-                PHASE_MANIFESTS,
-                "tag",
-                reason,
-                o,
-                repository=repo,
-                tag=tag,
-                digest=o["digest"],
-                **extra,
-            )
+        # History first, current/link last: a run that stops in between leaves a tag that
+        # still resolves and is still planned for removal next time, never a tag directory
+        # without current/link (listed by the registry, unresolvable, and invisible to gc).
         for o in sorted(history.get((repo, tag), []), key=lambda x: x["key"]):
             out.add(
                 cand,
@@ -309,11 +300,24 @@ def make_plan(
                 digest=o["digest"],
                 **extra,
             )
+        for o in tags.get((repo, tag), []):
+            out.add(
+                cand,
+                PHASE_MANIFESTS,
+                "tag",
+                reason,
+                o,
+                repository=repo,
+                tag=tag,
+                digest=o["digest"],
+                **extra,
+            )
 
     # -- phase 1: manifests (revision links) ------------------------------------------------
     still_tagged = {
         (repo, t[0]["digest"]) for (repo, tag), t in tags.items() if (repo, tag) not in removed_tags
     }
+    rev_cands: list[tuple[str, str, str, dict[str, Any], list[dict[str, Any]]]] = []
     for rev in sorted(revisions, key=lambda r: r["key"]):
         repo, d = rev["repository"], rev["digest"]
         if repo in marked.unsafe_repos:
@@ -333,6 +337,24 @@ def make_plan(
         if (repo, d) in still_tagged:
             continue
         if young([rev, *entries]):
+            protected["revision"] += 1
+            continue
+        rev_cands.append((repo, d, reason, rev, entries))
+
+    # Every manifest that stays (kept by the mark, or only by the grace period) keeps what it
+    # needs in its repository: its children's revision links, its _layers links, its blobs.
+    # Otherwise a young untagged manifest, e.g. the platform manifests and index of a push in
+    # progress, would survive without the links and children it needs.
+    leaving = {(repo, d) for repo, d, *_ in rev_cands}
+    staying: dict[str, set[str]] = defaultdict(set)
+    for rev in revisions:
+        if (rev["repository"], rev["digest"]) not in leaving:
+            staying[rev["repository"]] |= {rev["digest"], rev["target"]} - {None}
+    needed_after = {repo: graph.closure(repo, roots) for repo, roots in staying.items()}
+    needed_anywhere = set().union(*needed_after.values()) if needed_after else set()
+
+    for repo, d, reason, rev, entries in rev_cands:
+        if d in needed_after.get(repo, set()):
             protected["revision"] += 1
             continue
         cand = out.new_candidate()
@@ -360,7 +382,10 @@ def make_plan(
             continue
         else:
             reason = "unneeded-link"
-        if young([link]):
+        if young([link]) or (
+            reason == "unneeded-link"
+            and {link["digest"], link["target"]} & needed_after.get(repo, set())
+        ):
             protected["layer_link"] += 1
             continue
         out.add(
@@ -384,7 +409,7 @@ def make_plan(
             d = b["digest"]
             if d in marked.live_blobs:
                 continue
-            if activity.get(d, b["last_modified"]) >= cutoff:
+            if activity.get(d, b["last_modified"]) >= cutoff or d in needed_anywhere:
                 protected["blob"] += 1
                 continue
             blob_candidates.append(b)

@@ -148,6 +148,7 @@ def purge_run(
     try:
         snap = scan(store, options)
         marked = mark(snap)  # every revision is a root: nothing that is in use gets purged
+        reached = set().union(*marked.reach.values()) if marked.reach else set()
         linked = set()
         for name in ("layer_links", "revisions", "tag_history"):
             linked |= set(snap[name].column("digest").to_pylist())
@@ -159,8 +160,11 @@ def purge_run(
             rec = classify(row["key"][len(root) :]) if row["key"].startswith(root) else None
             needed = False
             if rec is not None and rec.kind is Kind.BLOB_DATA:
-                needed = rec.digest in marked.live_blobs or rec.digest in linked
-            elif rec is not None and rec.kind is Kind.LAYER_LINK and rec.repo:
+                # ``live_blobs`` only holds blobs that are present; one a manifest references
+                # while its data sits in quarantine is what most needs restoring.
+                needed = rec.digest in reached or rec.digest in linked
+            elif rec is not None and rec.repo and rec.kind in (Kind.LAYER_LINK, Kind.REVISION_LINK):
+                # A link that a manifest of its repository needs (a layer, an index's child).
                 needed = rec.digest in marked.reach.get(rec.repo, set())
             (keep if needed else drop).append(row)
         for row in sorted(keep, key=lambda r: (_RESTORE_ORDER.get(r["kind"], 9), r["key"])):

@@ -9,15 +9,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
 from regsweep.layout.digest import parse_link
 from regsweep.layout.keys import Kind, blob_data_key, classify
-from regsweep.layout.manifest import REF_MANIFEST, parse_manifest
+from regsweep.layout.manifest import REF_MANIFEST, ParsedManifest, parse_manifest
 from regsweep.storage.base import ObjectInfo, ObjectStore
 
 
@@ -33,6 +35,16 @@ def unchanged(info: ObjectInfo, row: dict[str, Any]) -> bool:
     return bool(abs((info.last_modified - seen).total_seconds()) < 0.001)
 
 
+# How far before the plan's "now" a link's time may be and still count as written after the
+# plan. Object times come from the storage service's clock at one-second resolution (S3 and
+# Azure truncate them), while "now" of a plan made without --apply comes from the planning
+# host's clock: a push in the same second as "now", or under a few seconds or minutes of clock
+# skew, would otherwise look older than the plan and its references would be swept. Counting
+# too much as fresh only keeps more; links the plan itself saw (its own rows, unchanged) are
+# never fresh, so recent untagged manifests can still be removed.
+FRESH_SLACK = timedelta(minutes=5)
+
+
 @dataclass
 class CurrentReferences:
     linked: set[str]  # digests some link in some repository names right now
@@ -40,26 +52,44 @@ class CurrentReferences:
 
 
 def referenced_digests(
-    store: ObjectStore, root: str, since: datetime, executor: Executor
+    store: ObjectStore,
+    root: str,
+    since: datetime,
+    executor: Executor,
+    planned: Mapping[str, dict[str, Any]] | None = None,
 ) -> CurrentReferences:
-    """List every repository's links again and read the manifests pushed since ``since``."""
+    """List every repository's links again and read the manifests pushed or tagged since
+    ``since`` (less ``FRESH_SLACK``). ``planned`` (key -> plan row) names links the plan saw:
+    those are fresh only if they changed since."""
+    since = since - FRESH_SLACK
+    planned = planned or {}
+
+    def is_fresh(obj: ObjectInfo) -> bool:
+        if obj.last_modified < since:
+            return False
+        row = planned.get(obj.key)
+        return row is None or not unchanged(obj, row)
+
     prefix = root + "repositories/"
     shards = list(store.iter_subdirs(prefix))
     futures = [executor.submit(lambda s: list(store.iter_objects(s)), s) for s in shards]
     refs: set[str] = set()
     fresh: set[str] = set()
     to_read: list[ObjectInfo] = []
-    fresh_manifests: set[str] = set()
+    fresh_manifests: set[tuple[str, str]] = set()  # (digest, repository)
+    linked_in: dict[str, set[str]] = defaultdict(set)  # repository -> its _layers digests
     for fut in futures:
         for obj in fut.result():
             rec = classify(obj.key[len(root) :])
             if rec.kind in (Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_INDEX):
                 if rec.digest:
                     refs.add(rec.digest)
+                    if rec.kind is Kind.LAYER_LINK and rec.repo:
+                        linked_in[rec.repo].add(rec.digest)
                 if rec.kind is Kind.LAYER_LINK and not (rec.digest or "").startswith("sha256:"):
                     to_read.append(obj)  # alias link: its content names the stored blob
-                if rec.kind is Kind.REVISION_LINK and obj.last_modified >= since and rec.digest:
-                    fresh_manifests.add(rec.digest)
+                if rec.kind is Kind.REVISION_LINK and rec.digest and rec.repo and is_fresh(obj):
+                    fresh_manifests.add((rec.digest, rec.repo))
             elif rec.kind is Kind.TAG_CURRENT:
                 to_read.append(obj)
     for obj in to_read:
@@ -69,35 +99,43 @@ def referenced_digests(
             continue
         if content.digest:
             refs.add(content.digest)
-            if obj.last_modified >= since:
-                fresh_manifests.add(content.digest)
+            rec = classify(obj.key[len(root) :])
+            if rec.kind is Kind.LAYER_LINK and rec.repo:
+                linked_in[rec.repo].add(content.digest)
+            # A tag names a manifest; an alias _layers link names a layer, never a manifest.
+            if rec.kind is Kind.TAG_CURRENT and rec.repo and is_fresh(obj):
+                fresh_manifests.add((content.digest, rec.repo))
     # Follow fresh manifests (and their children) through their references.
-    seen: set[str] = set()
-    stack = list(fresh_manifests)
+    parsed_cache: dict[str, ParsedManifest | None] = {}
+    seen: set[tuple[str, str]] = set()
+    stack = sorted(fresh_manifests)
     while stack:
-        d = stack.pop()
-        if d in seen:
+        d, repo = stack.pop()
+        if (d, repo) in seen:
             continue
-        seen.add(d)
-        try:
-            data = store.read(blob_data_key(d, root), max_bytes=16 * 1024 * 1024)
-        except ObjectNotFound:
+        seen.add((d, repo))
+        if d not in parsed_cache:
+            try:
+                data = store.read(blob_data_key(d, root), max_bytes=16 * 1024 * 1024)
+                parsed_cache[d] = parse_manifest(data)
+            except ObjectNotFound:
+                parsed_cache[d] = None
+            except (StoreError, ObjectTooLarge):
+                raise StoreError(
+                    f"cannot read manifest {d} pushed since the scan; refusing to sweep blobs"
+                ) from None
+        parsed = parsed_cache[d]
+        if parsed is None:
             continue
-        except (StoreError, ObjectTooLarge):
-            raise StoreError(
-                f"cannot read manifest {d} pushed since the scan; refusing to sweep blobs"
-            ) from None
-        parsed = parse_manifest(data)
-        if parsed.problem is not None:
-            raise StoreError(
-                f"manifest {d} pushed since the scan is not understood ({parsed.problem}); "
-                "refusing to sweep blobs"
-            )
         fresh.add(d)
+        if parsed.problem is not None:
+            # Fail closed, as mark does: a manifest we cannot understand may reference anything
+            # linked in its repository.
+            fresh |= linked_in.get(repo, set())
         for r in parsed.references:
             if r.kind == "subject":
                 continue
             fresh.add(r.digest)
             if r.kind == REF_MANIFEST:
-                stack.append(r.digest)
+                stack.append((r.digest, repo))
     return CurrentReferences(linked=refs, fresh=fresh)
