@@ -288,6 +288,9 @@ class CrashingStore:
     def iter_subdirs(self, prefix: str) -> Iterator[str]:
         return self.inner.iter_subdirs(prefix)
 
+    def iter_files(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self.inner.iter_files(prefix)
+
     def read(self, key: str, *, max_bytes: int) -> bytes:
         return self.inner.read(key, max_bytes=max_bytes)
 

@@ -609,12 +609,6 @@ def test_foreign_keys_are_reported_never_dropped(store: ObjectStore) -> None:
     assert rows(snap, "blobs", "digest") == sorted((b.digest,) for b in (*m.blobs, m.blob))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a file directly in docker/registry/v2/, blobs/, blobs/<alg>/ or repositories/ is in "
-    "no listing shard; ObjectStore.iter_subdirs drops the files a delimiter listing returns, so "
-    "the scanner cannot see them without listing the whole store twice",
-)
 def test_files_directly_at_a_listing_level_are_reported(store: ObjectStore) -> None:
     LayoutWriter(store).push("team/app", tiny("ok"), ["v1"])
     stray = [

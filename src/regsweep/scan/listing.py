@@ -20,27 +20,36 @@ def no_progress(phase: str, advance: int, total: int | None) -> None:
     pass
 
 
-def plan_shards(store: ObjectStore, root: str) -> list[str]:
-    """The prefixes to list, each ending in ``/``. Together they cover every key under ``root``
-    that sits below ``blobs/<alg>/<h2>/``, ``repositories/<name>/`` or any other directory."""
+def plan_shards(store: ObjectStore, root: str) -> tuple[list[str], list[ObjectInfo]]:
+    """The prefixes to list, each ending in ``/``, and the loose files found on the way.
+
+    The shards cover every key below ``blobs/<alg>/<h2>/``, ``repositories/<name>/`` or any
+    other directory under ``root``; the loose files are those sitting directly in ``root``,
+    ``blobs/``, ``blobs/<alg>/`` or ``repositories/`` (Distribution never writes any, so they
+    must be reported rather than silently missed)."""
     shards: list[str] = []
+    loose: list[ObjectInfo] = list(store.iter_files(root))
     for top in store.iter_subdirs(root):
         name = top[len(root) :].rstrip("/")
         if name == "blobs":
+            loose.extend(store.iter_files(top))
             for alg in store.iter_subdirs(top):
+                loose.extend(store.iter_files(alg))
                 shards.extend(store.iter_subdirs(alg))
         elif name == "repositories":
+            loose.extend(store.iter_files(top))
             shards.extend(store.iter_subdirs(top))
         else:
             shards.append(top)
-    return shards
+    return shards, loose
 
 
 def list_layout(
     store: ObjectStore, root: str, executor: Executor, progress: Progress = no_progress
 ) -> Iterator[list[ObjectInfo]]:
     """Yield the objects under ``root`` shard by shard, listing shards in parallel."""
-    shards = plan_shards(store, root)
+    shards, loose = plan_shards(store, root)
+    yield loose
     progress("list", 0, len(shards))
     futures = [executor.submit(lambda s: list(store.iter_objects(s)), s) for s in shards]
     for fut in futures:
