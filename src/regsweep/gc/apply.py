@@ -12,7 +12,7 @@ Bytes count as freed only after the store confirmed the delete or move.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,35 +96,55 @@ class _Applier:
         cands = sorted(by_cand.values(), key=lambda rs: (rs[0]["phase"], rs[0]["seq"]))
         self.progress("apply", 0, len(rows))
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="apply") as pool:
+            self.pool = pool
             refs = self.current_references(pool)  # before touching links: fresh pushes
             blob_phase_checked = False
             try:
-                for rs in cands:
-                    if rs[0]["phase"] >= PHASE_BLOBS and not blob_phase_checked:
+                for window in self.windows(cands):
+                    if window[0][0]["phase"] >= PHASE_BLOBS and not blob_phase_checked:
                         # Links are gone now; list again so a blob linked or referenced again
                         # since the scan (or since the first check) is kept.
                         self.log.flush()
                         blob_phase_checked = True
                         refs = self.current_references(pool)
-                    kinds = {r["kind"] for r in rs}
-                    digest = rs[-1]["digest"]
-                    guarded = kinds & {"blob", "layer_link", "revision"}
-                    if guarded and refs is None:
-                        self.skip(rs, "re-check failed")
-                        continue
-                    if guarded and refs is not None and digest is not None:
-                        if "blob" in kinds and (digest in refs.linked or digest in refs.fresh):
-                            self.skip(rs, "referenced-since-scan")
-                            continue
-                        if digest in refs.fresh:
-                            self.skip(rs, "referenced-since-scan")
-                            continue
-                    self.candidate(rs)
+                    ready = [rs for rs in window if self.guard(rs, refs)]
+                    self.execute(self.recheck(ready))
                     if len(self.log.pending) >= self.batch:
                         self.log.flush()
             finally:
                 self.log.flush()
         return self.result
+
+    def windows(self, cands: list[list[dict[str, Any]]]) -> Iterator[list[list[dict[str, Any]]]]:
+        """Consecutive candidates of one phase, about ``batch`` keys at a time: the unit that
+        is re-checked in parallel and deleted with one batched request."""
+        window: list[list[dict[str, Any]]] = []
+        keys = 0
+        for rs in cands:
+            if window and (rs[0]["phase"] != window[0][0]["phase"] or keys + len(rs) > self.batch):
+                yield window
+                window, keys = [], 0
+            window.append(rs)
+            keys += len(rs)
+        if window:
+            yield window
+
+    def guard(self, rs: list[dict[str, Any]], refs: CurrentReferences | None) -> bool:
+        """False (and logged as skipped) when something references the candidate again."""
+        kinds = {r["kind"] for r in rs}
+        digest = rs[-1]["digest"]
+        guarded = kinds & {"blob", "layer_link", "revision"}
+        if guarded and refs is None:
+            self.skip(rs, "re-check failed")
+            return False
+        if guarded and refs is not None and digest is not None:
+            if "blob" in kinds and (digest in refs.linked or digest in refs.fresh):
+                self.skip(rs, "referenced-since-scan")
+                return False
+            if digest in refs.fresh:
+                self.skip(rs, "referenced-since-scan")
+                return False
+        return True
 
     def current_references(self, pool: ThreadPoolExecutor) -> CurrentReferences | None:
         planned = {
@@ -146,56 +166,93 @@ class _Applier:
             self.done("skipped", r, detail=why)
         self.progress("apply", len(rs), None)
 
-    def candidate(self, rs: list[dict[str, Any]]) -> None:
-        # Re-check every object of the candidate first; act only if none changed.
-        present: list[dict[str, Any]] = []
-        for r in rs:
-            if r["kind"] == "multipart_upload":
-                live = {u.upload_id for u in self.store.iter_incomplete_uploads(r["key"])}
-                if r["etag"] in live:
-                    present.append(r)
-                else:
-                    self.done("missing", r)
-                continue
-            try:
-                info = self.store.stat(r["key"])
-            except ObjectNotFound:
-                self.done("missing", r)
-                continue
-            if not unchanged(info, r):
-                self.skip(rs, "changed-since-scan")
-                return
-            present.append(r)
-        for r in present:
-            self.act(r)
-        self.progress("apply", len(rs), None)
-
-    def act(self, r: dict[str, Any]) -> None:
-        key = r["key"]
+    def _state(self, r: dict[str, Any]) -> str:
+        """present | missing | changed, from the store right now."""
+        if r["kind"] == "multipart_upload":
+            live = {u.upload_id for u in self.store.iter_incomplete_uploads(r["key"])}
+            return "present" if r["etag"] in live else "missing"
         try:
-            if r["kind"] == "multipart_upload":
-                self.store.abort_incomplete_upload(
-                    IncompleteUpload(key=key, upload_id=r["etag"], initiated=r["last_modified"])
-                )
-                self.done("aborted", r)
-            elif self.mode == "quarantine":
-                qkey = quarantine_key(self.plan.run_id, key)
-                self.store.move(key, qkey)
-                self.done("quarantined", r, quarantine_key=qkey)
-            else:
-                (outcome,) = self.store.delete_many([key])
-                if outcome.deleted:
-                    self.done("deleted", r)
-                elif outcome.missing:
-                    self.done("missing", r)
-                else:
-                    self.result.failures.append(f"{key}: {outcome.error}")
-                    self.done("failed", r, detail=outcome.error)
+            info = self.store.stat(r["key"])
         except ObjectNotFound:
+            return "missing"
+        return "present" if unchanged(info, r) else "changed"
+
+    def recheck(self, cands: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """Re-check every object (in parallel); a candidate with any changed object is skipped
+        whole; objects already gone are logged as missing. Returns what to act on."""
+        flat = [r for rs in cands for r in rs]
+        states = dict(zip((id(r) for r in flat), self.pool.map(self._state, flat), strict=True))
+        out: list[list[dict[str, Any]]] = []
+        for rs in cands:
+            if any(states[id(r)] == "changed" for r in rs):
+                self.skip(rs, "changed-since-scan")
+                continue
+            for r in rs:
+                if states[id(r)] == "missing":
+                    self.done("missing", r)
+            present = [r for r in rs if states[id(r)] == "present"]
+            if present:
+                out.append(present)
+            self.progress("apply", len(rs), None)
+        return out
+
+    def execute(self, cands: list[list[dict[str, Any]]]) -> None:
+        """Act on re-checked candidates. Within a candidate the last key goes last (a tag's
+        current/link after its history, a revision link after its tag-index entries), so a
+        crash never leaves what no later run would plan again."""
+        for wave in ([r for rs in cands for r in rs[:-1]], [rs[-1] for rs in cands]):
+            aborts = [r for r in wave if r["kind"] == "multipart_upload"]
+            rest = [r for r in wave if r["kind"] != "multipart_upload"]
+            for r in aborts:  # S3 has no batch abort; they are few
+                self.outcome(r, self.abort(r), "aborted")
+            if self.mode == "quarantine":
+                for r, err in zip(rest, self.pool.map(self.quarantine, rest), strict=True):
+                    self.outcome(r, err, "quarantined", quarantine_key=self.qkey(r))
+            else:
+                self.delete(rest)
+
+    def qkey(self, r: dict[str, Any]) -> str:
+        return quarantine_key(self.plan.run_id, r["key"])
+
+    def quarantine(self, r: dict[str, Any]) -> BaseException | None:
+        try:
+            self.store.move(r["key"], self.qkey(r))
+        except (ObjectNotFound, StoreError) as e:
+            return e
+        return None
+
+    def abort(self, r: dict[str, Any]) -> BaseException | None:
+        try:
+            self.store.abort_incomplete_upload(
+                IncompleteUpload(key=r["key"], upload_id=r["etag"], initiated=r["last_modified"])
+            )
+        except (ObjectNotFound, StoreError) as e:
+            return e
+        return None
+
+    def outcome(
+        self, r: dict[str, Any], err: BaseException | None, action: str, **extra: Any
+    ) -> None:
+        if err is None:
+            self.done(action, r, **extra)
+        elif isinstance(err, ObjectNotFound):
             self.done("missing", r)
-        except StoreError as e:
-            self.result.failures.append(f"{key}: {e}")
-            self.done("failed", r, detail=str(e))
+        else:
+            self.result.failures.append(f"{r['key']}: {err}")
+            self.done("failed", r, detail=str(err))
+
+    def delete(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        outcomes = self.store.delete_many([r["key"] for r in rows])
+        for r, o in zip(rows, outcomes, strict=True):
+            if o.deleted:
+                self.done("deleted", r)
+            elif o.missing:
+                self.done("missing", r)
+            else:
+                self.result.failures.append(f"{r['key']}: {o.error}")
+                self.done("failed", r, detail=o.error)
 
 
 def apply_plan(
@@ -204,7 +261,7 @@ def apply_plan(
     *,
     mode: str = "quarantine",
     progress: Progress = _noop,
-    log_batch: int = 500,
+    log_batch: int = 1000,
 ) -> ApplyResult:
     """Execute ``plan`` against ``store``. Raises SafetyRefusal when the plan's brakes refused
     it or another run holds the store's lock. Per-object failures do not stop the run; they are
