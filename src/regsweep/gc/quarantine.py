@@ -21,6 +21,7 @@ from regsweep.gc.apply import QUARANTINE_PREFIX
 from regsweep.gc.lock import acquire_lock, release_lock
 from regsweep.gc.mark import mark
 from regsweep.gc.plan import new_run_id
+from regsweep.layout.keys import DEFAULT_ROOT as V2
 from regsweep.layout.keys import Kind, classify
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.storage.base import ObjectStore
@@ -78,13 +79,55 @@ def list_runs(store: ObjectStore) -> list[QuarantineRun]:
     return sorted(runs.values(), key=lambda r: r.run_id)
 
 
+_KIND_OF = {
+    Kind.BLOB_DATA: "blob",
+    Kind.LAYER_LINK: "layer_link",
+    Kind.REVISION_LINK: "revision",
+    Kind.TAG_INDEX: "tag_index",
+    Kind.TAG_CURRENT: "tag",
+    Kind.UPLOAD_FILE: "upload",
+    Kind.TMP: "tmp",
+}
+
+
+def _unlogged(
+    store: ObjectStore, run_id: str, logged: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Objects in the run's quarantine that the log does not name: a run that crashed after a
+    move and before its log batch was written. The original key is the quarantine key less its
+    prefix (plus the leading "/" of Distribution 2.x Azure names, if the run's keys had it)."""
+    prefix = f"{QUARANTINE_PREFIX}{run_id}/"
+    known = {r["quarantine_key"] for r in logged}
+    slash = "/" if any(r["key"].startswith("/") for r in logged) else ""
+    out = []
+    for obj in store.iter_objects(prefix):
+        if obj.key in known:
+            continue
+        key = slash + obj.key[len(prefix) :]
+        rel = key.lstrip("/")
+        rec = classify(rel[len(V2) :]) if rel.startswith(V2) else None
+        out.append(
+            {
+                "key": key,
+                "quarantine_key": obj.key,
+                "kind": _KIND_OF.get(rec.kind, "other") if rec else "other",
+                "reason": "unlogged",
+                "size": obj.size,
+                "digest": rec.digest if rec else None,
+                "repository": rec.repo if rec else None,
+            }
+        )
+    return out
+
+
 def _quarantined(store: ObjectStore, run_id: str) -> list[dict[str, Any]]:
     rows = [
         r
         for r in read_log(store, run_id).to_pylist()
         if r["action"] == "quarantined" and r["quarantine_key"]
     ]
-    if not rows and not any(True for _ in store.iter_objects(f"{QUARANTINE_PREFIX}{run_id}/")):
+    rows += _unlogged(store, run_id, rows)
+    if not rows:
         raise UsageError(f"no quarantine run {run_id!r} in {store.url} (see `quarantine list`)")
     restored = {
         r["key"]
