@@ -134,6 +134,9 @@ class _Applier:
         kinds = {r["kind"] for r in rs}
         digest = rs[-1]["digest"]
         guarded = kinds & {"blob", "layer_link", "revision"}
+        if "tag" in kinds and rs[-1]["reason"] == "dangling-tag":
+            # The manifest a dangling tag names may have been pushed again by digest since.
+            guarded.add("tag")
         if guarded and refs is None:
             self.skip(rs, "re-check failed")
             return False
