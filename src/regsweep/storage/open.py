@@ -52,7 +52,9 @@ def open_store(spec: str) -> ObjectStore:
         if scheme == "s3":
             from regsweep.storage.s3 import S3Store
 
-            return S3Store(name, prefix, url)
+            store = S3Store(name, prefix, url)
+            store.probe()
+            return store
         from regsweep.storage.azure import AzureStore
 
         return AzureStore(name, prefix, url)
@@ -173,7 +175,7 @@ def _s3_from_params(params: dict[str, Any], where: str) -> ObjectStore:
     path_style = _bool(force_path, endpoint is not None, "forcepathstyle", where)
     skip_verify = _bool(params.get("skipverify"), False, "skipverify", where)
     url = f"s3://{bucket}/{prefix}".rstrip("/")
-    return S3Store(
+    store = S3Store(
         bucket,
         prefix,
         url,
@@ -185,6 +187,8 @@ def _s3_from_params(params: dict[str, Any], where: str) -> ObjectStore:
         use_ssl=secure,
         verify=False if skip_verify else None,
     )
+    store.probe()
+    return store
 
 
 def _azure_from_params(params: dict[str, Any], where: str) -> ObjectStore:

@@ -165,19 +165,36 @@ class S3Store:
         self.prefix = normalize_prefix(prefix)
         self.url = url or f"s3://{bucket}/{self.prefix}".rstrip("/")
         self._owns_client = client is None
+        self._client_options: dict[str, Any] = {
+            "endpoint_url": endpoint_url,
+            "region": region,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "force_path_style": force_path_style,
+            "use_ssl": use_ssl,
+            "verify": verify,
+            "read_timeout": read_timeout,
+        }
         self.client: S3Client = client or make_client(
-            endpoint_url=endpoint_url,
-            region=region,
-            access_key=access_key,
-            secret_key=secret_key,
-            force_path_style=force_path_style,
-            use_ssl=use_ssl,
-            verify=verify,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
+            **self._client_options, connect_timeout=connect_timeout, max_attempts=max_attempts
         )
         self._bucket_checked = False
+
+    def probe(self) -> None:
+        """One request without retries, so a wrong endpoint, bucket or credentials fail in a
+        few seconds with a one-line error, rather than after the retries meant for transient
+        faults in a long run."""
+        if not self._owns_client:
+            return
+        quick = make_client(
+            **self._client_options, connect_timeout=5.0, max_attempts=1, max_pool_connections=1
+        )
+        try:
+            quick.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+        except (BotoCoreError, ClientError) as e:
+            self._fail(e, "listing the bucket")
+        finally:
+            quick.close()
 
     # -- helpers ---------------------------------------------------------------------------
 
