@@ -148,7 +148,13 @@ def audit_group() -> None:
     help="Read every link file (the default), or trust those whose path and size (or S3 ETag) "
     "vouch for their content (faster on large stores).",
 )
-@click.option("--workers", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Parallel listing and reading threads.",
+)
 @click.option(
     "--scrub-workers",
     type=click.IntRange(1, 256),

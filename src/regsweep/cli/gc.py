@@ -172,7 +172,13 @@ def _apply(
     show_default=True,
     help="quarantine: move objects under regsweep/quarantine/<run-id>/ (restorable); delete: delete them.",
 )
-@click.option("--workers", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Parallel listing and reading threads.",
+)
 @click.option(
     "--json",
     "as_json",
@@ -267,7 +273,13 @@ def gc_command(
     help="Open the store from the registry's config.yml.",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--mode", type=click.Choice(MODES), default="quarantine", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="quarantine",
+    show_default=True,
+    help="quarantine: move objects under regsweep/quarantine/<run-id>/ (restorable); delete: delete them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @metrics_options("gc")
 def apply_command(

@@ -19,7 +19,7 @@ def quarantine_group() -> None:
 
 @quarantine_group.command("list")
 @store_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def list_command(
     store: str | None, registry_config: str | None, layout_root: str | None, as_json: bool
 ) -> None:
@@ -51,7 +51,7 @@ def list_command(
 @quarantine_group.command("restore")
 @store_options
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def restore_command(
     store: str | None,
     registry_config: str | None,
@@ -76,7 +76,7 @@ def restore_command(
 @store_options
 @click.argument("run_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def purge_command(
     store: str | None,
     registry_config: str | None,

@@ -120,7 +120,13 @@ def render_report(report: Report, output: str, top: int) -> str:
 @click.option(
     "--top", type=click.IntRange(1), default=10, show_default=True, help="Repositories shown."
 )
-@click.option("--workers", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Parallel listing and reading threads.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @metrics_options("report")
 def report_command(
