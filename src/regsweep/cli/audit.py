@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from regsweep.audit.history import RunHistory, read_history
 from regsweep.audit.report import FINDINGS_FILE, AuditOptions, AuditReport, run_audit
 from regsweep.audit.scrub import ScrubResult
 from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
+from regsweep.cli.metrics import metrics_options, note_findings
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.durations import parse_duration
@@ -176,6 +178,7 @@ def audit_group() -> None:
     help=f"Write every finding to DIR/{FINDINGS_FILE}.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@metrics_options("audit")
 def check_command(
     store: str | None,
     registry_config: str | None,
@@ -230,6 +233,7 @@ def check_command(
     )
     with _AuditProgress(enabled=False if as_json else None) as progress:
         report = run_audit(st, options, progress)
+    note_findings(Counter(f.kind for f in report.findings))
     path = report.write(output) if output is not None else None
     if as_json:
         echo_json({**report.to_json(), "output": str(path) if path else None})
