@@ -16,11 +16,18 @@ from regsweep.audit.findings import KINDS, Finding, count_by_kind
 from regsweep.audit.history import RunHistory, read_history
 from regsweep.audit.report import FINDINGS_FILE, AuditOptions, AuditReport, run_audit
 from regsweep.audit.scrub import ScrubResult
-from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
+from regsweep.cli.common import (
+    duration_callback,
+    echo_json,
+    human_bytes,
+    json_option,
+    open_from_options,
+    store_options,
+    workers_option,
+)
 from regsweep.cli.metrics import metrics_options, note_findings
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
-from regsweep.durations import parse_duration
 from regsweep.errors import UsageError
 from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP
 from regsweep.storage.readonly import ReadOnlyStore
@@ -43,13 +50,6 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
         return None
     try:
         return parse_size(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from e
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
-    try:
-        return parse_duration(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
 
@@ -131,7 +131,7 @@ def audit_group() -> None:
 )
 @click.option(
     "--upload-age",
-    callback=_duration,
+    callback=duration_callback,
     default="168h",
     show_default=True,
     help="Uploads started longer ago than this are reported as stale.",
@@ -150,13 +150,7 @@ def audit_group() -> None:
     help="Read every link file (the default), or trust those whose path and size (or S3 ETag) "
     "vouch for their content (faster on large stores).",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=16,
-    show_default=True,
-    help="Parallel listing and reading threads.",
-)
+@workers_option
 @click.option(
     "--scrub-workers",
     type=click.IntRange(1, 256),
@@ -177,7 +171,7 @@ def audit_group() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help=f"Write every finding to DIR/{FINDINGS_FILE}.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@json_option
 @metrics_options("audit")
 def check_command(
     store: str | None,
@@ -313,7 +307,7 @@ def render_report(report: AuditReport, *, top: int = 20) -> str:
 
 @audit_group.command("history")
 @store_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@json_option
 def history_command(
     store: str | None, registry_config: str | None, layout_root: str | None, as_json: bool
 ) -> None:

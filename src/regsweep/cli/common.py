@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
 
-from regsweep.errors import UsageError
+from regsweep.durations import parse_duration
+from regsweep.errors import SafetyRefusal, UsageError
 from regsweep.storage.base import ObjectStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,6 +32,30 @@ def store_options(fn: F) -> F:
     return click.argument("store", required=False, metavar="STORE")(fn)
 
 
+def duration_callback(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    """click callback: ``24h``, ``7d``, ``1h30m``, ``0s`` -> timedelta."""
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def workers_option(fn: F) -> F:
+    return click.option(
+        "--workers",
+        type=click.IntRange(1, 256),
+        default=16,
+        show_default=True,
+        help="Parallel listing and reading threads.",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON object instead of text."
+    )(fn)
+
+
 def open_from_options(store: str | None, registry_config: str | None) -> ObjectStore:
     from regsweep.storage import open_store, open_store_from_registry_config
 
@@ -42,6 +69,16 @@ def open_from_options(store: str | None, registry_config: str | None) -> ObjectS
             "azure://CONTAINER[/PREFIX]) or --registry-config FILE"
         )
     return open_store(store)
+
+
+def confirm(yes: bool, what: str) -> None:
+    """Ask before changing a store, unless ``--yes``; refuse without a terminal to ask on."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to {what} without confirmation: add --yes")
+    if not click.confirm(f"{what}?", default=False, err=True):
+        raise SafetyRefusal("not confirmed; nothing was changed")
 
 
 def echo_json(obj: Any) -> None:

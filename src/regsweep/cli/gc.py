@@ -8,27 +8,28 @@ from typing import Any
 
 import click
 
-from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
+from regsweep.cli.common import (
+    confirm,
+    duration_callback,
+    echo_json,
+    human_bytes,
+    open_from_options,
+    store_options,
+    workers_option,
+)
 from regsweep.cli.metrics import metrics_options, note_apply, note_plan
 from regsweep.cli.policy import plan_gc, render_retention, retention_json
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
-from regsweep.durations import format_duration, parse_duration
-from regsweep.errors import SafetyRefusal, UsageError
+from regsweep.durations import format_duration
+from regsweep.errors import SafetyRefusal
 from regsweep.gc.apply import CACHE_WARNING, MODES, ApplyResult, apply_plan
 from regsweep.gc.lock import acquire_lock, release_lock
 from regsweep.gc.plan import GcSettings, Plan, new_run_id
 from regsweep.retention import load_policy
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.storage.base import ObjectStore
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from e
 
 
 def render_plan(plan: Plan) -> str:
@@ -92,15 +93,6 @@ def render_result(res: ApplyResult) -> str:
     return "\n".join(lines)
 
 
-def _confirm(yes: bool, what: str) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"refusing to {what} without confirmation: add --yes")
-    if not click.confirm(f"{what}?", default=False, err=True):
-        raise SafetyRefusal("not confirmed; nothing was changed")
-
-
 def _apply(
     store: ObjectStore,
     plan: Plan,
@@ -134,14 +126,14 @@ def _apply(
 )
 @click.option(
     "--grace",
-    callback=_duration,
+    callback=duration_callback,
     default="24h",
     show_default=True,
     help="Nothing younger than this is removed (newest timestamp touching the object).",
 )
 @click.option(
     "--upload-grace",
-    callback=_duration,
+    callback=duration_callback,
     default="168h",
     show_default=True,
     help="Uploads started more recently than this are kept.",
@@ -172,13 +164,7 @@ def _apply(
     show_default=True,
     help="quarantine: move objects under regsweep/quarantine/<run-id>/ (restorable); delete: delete them.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=16,
-    show_default=True,
-    help="Parallel listing and reading threads.",
-)
+@workers_option
 @click.option(
     "--json",
     "as_json",
@@ -256,7 +242,7 @@ def gc_command(
                 click.echo(render_plan(plan))
                 if retained is not None:
                     click.echo("\n" + render_retention(snap, plan, retained, str(policy_file)))
-            _confirm(yes, f"{mode} {plan.rows.num_rows} objects in {st.url}")
+            confirm(yes, f"{mode} {plan.rows.num_rows} objects in {st.url}")
             code = _apply(st, plan, mode, as_json, progress, extra)
         finally:
             if lock is not None:
@@ -297,7 +283,7 @@ def apply_command(
         raise SafetyRefusal("the plan was refused when it was made: " + plan.refusals[0])
     if not as_json:
         click.echo(render_plan(plan))
-    _confirm(yes, f"{mode} {plan.rows.num_rows} objects in {st.url}")
+    confirm(yes, f"{mode} {plan.rows.num_rows} objects in {st.url}")
     with TqdmProgress(enabled=False if as_json else None) as progress:
         code = _apply(st, plan, mode, as_json, progress)
     sys.exit(code)

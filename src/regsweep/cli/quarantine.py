@@ -6,8 +6,14 @@ import sys
 
 import click
 
-from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
-from regsweep.cli.gc import _confirm
+from regsweep.cli.common import (
+    confirm,
+    echo_json,
+    human_bytes,
+    json_option,
+    open_from_options,
+    store_options,
+)
 from regsweep.cli.render import table
 from regsweep.gc.quarantine import list_runs, purge_run, restore_run
 
@@ -19,7 +25,7 @@ def quarantine_group() -> None:
 
 @quarantine_group.command("list")
 @store_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@json_option
 def list_command(
     store: str | None, registry_config: str | None, layout_root: str | None, as_json: bool
 ) -> None:
@@ -51,7 +57,7 @@ def list_command(
 @quarantine_group.command("restore")
 @store_options
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@json_option
 def restore_command(
     store: str | None,
     registry_config: str | None,
@@ -76,7 +82,7 @@ def restore_command(
 @store_options
 @click.argument("run_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@json_option
 def purge_command(
     store: str | None,
     registry_config: str | None,
@@ -87,7 +93,7 @@ def purge_command(
 ) -> None:
     """Delete quarantine RUN_ID for good, after a fresh scan; restore anything referenced again."""
     st = open_from_options(store, registry_config)
-    _confirm(yes, f"purge quarantine run {run_id} from {st.url}")
+    confirm(yes, f"purge quarantine run {run_id} from {st.url}")
     res = purge_run(st, run_id)
     if as_json:
         echo_json(res.to_json())

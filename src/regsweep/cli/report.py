@@ -7,26 +7,27 @@ from datetime import datetime, timedelta
 import click
 
 from regsweep.audit.log import read_log
-from regsweep.cli.common import echo_json, human_bytes, open_from_options, store_options
+from regsweep.cli.common import (
+    duration_callback,
+    echo_json,
+    human_bytes,
+    json_option,
+    open_from_options,
+    store_options,
+    workers_option,
+)
 from regsweep.cli.metrics import metrics_options, note_plan, note_usage
 from regsweep.cli.policy import plan_gc
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table, usage_summary
 from regsweep.clock import utcnow
-from regsweep.durations import format_duration, parse_duration
+from regsweep.durations import format_duration
 from regsweep.gc.plan import GcSettings, new_run_id
 from regsweep.reports.dataset import snapshot_label, write_report
 from regsweep.reports.tables import Report, build_report
 from regsweep.retention import load_policy
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.storage.readonly import ReadOnlyStore
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from e
 
 
 def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -84,14 +85,14 @@ def render_report(report: Report, output: str, top: int) -> str:
 )
 @click.option(
     "--grace",
-    callback=_duration,
+    callback=duration_callback,
     default="24h",
     show_default=True,
     help="As for gc: what was touched more recently is not reclaimable.",
 )
 @click.option(
     "--upload-grace",
-    callback=_duration,
+    callback=duration_callback,
     default="168h",
     show_default=True,
     help="As for gc: uploads started more recently are not reclaimable.",
@@ -120,14 +121,8 @@ def render_report(report: Report, output: str, top: int) -> str:
 @click.option(
     "--top", type=click.IntRange(1), default=10, show_default=True, help="Repositories shown."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=16,
-    show_default=True,
-    help="Parallel listing and reading threads.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@workers_option
+@json_option
 @metrics_options("report")
 def report_command(
     store: str | None,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from regsweep.cli.common import echo_json, open_from_options, store_options
+from regsweep.cli.common import (
+    echo_json,
+    json_option,
+    open_from_options,
+    store_options,
+    workers_option,
+)
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import snapshot_summary
 from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP, ScanOptions, scan
@@ -32,14 +38,8 @@ from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP, ScanOptions, scan
     show_default=True,
     help="Manifests larger than this are not read; they are kept whole (fail closed).",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=16,
-    show_default=True,
-    help="Parallel listing and reading threads.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@workers_option
+@json_option
 def scan_command(
     store: str | None,
     registry_config: str | None,
