@@ -13,14 +13,62 @@ H512 = "d" * 128
     [
         (f"blobs/sha256/ab/{H}/data", Kind.BLOB_DATA, None, None, f"sha256:{H}"),
         (f"blobs/sha512/dd/{H512}/data", Kind.BLOB_DATA, None, None, f"sha512:{H512}"),
-        (f"repositories/team/app/_layers/sha256/{H}/link", Kind.LAYER_LINK, "team/app", None, f"sha256:{H}"),
-        (f"repositories/team/app/debug/_layers/sha512/{H512}/link", Kind.LAYER_LINK, "team/app/debug", None, f"sha512:{H512}"),
-        (f"repositories/a/_manifests/revisions/sha256/{H}/link", Kind.REVISION_LINK, "a", None, f"sha256:{H}"),
-        ("repositories/a/b/_manifests/tags/latest/current/link", Kind.TAG_CURRENT, "a/b", "latest", None),
-        ("repositories/a/_manifests/tags/_under/current/link", Kind.TAG_CURRENT, "a", "_under", None),
-        ("repositories/a/_manifests/tags/v1.2.0-rc.1/current/link", Kind.TAG_CURRENT, "a", "v1.2.0-rc.1", None),
-        (f"repositories/a/_manifests/tags/v1/index/sha256/{H}/link", Kind.TAG_INDEX, "a", "v1", f"sha256:{H}"),
-        ("repositories/MyOrg/app/_manifests/tags/UPPER/current/link", Kind.TAG_CURRENT, "MyOrg/app", "UPPER", None),
+        (
+            f"repositories/team/app/_layers/sha256/{H}/link",
+            Kind.LAYER_LINK,
+            "team/app",
+            None,
+            f"sha256:{H}",
+        ),
+        (
+            f"repositories/team/app/debug/_layers/sha512/{H512}/link",
+            Kind.LAYER_LINK,
+            "team/app/debug",
+            None,
+            f"sha512:{H512}",
+        ),
+        (
+            f"repositories/a/_manifests/revisions/sha256/{H}/link",
+            Kind.REVISION_LINK,
+            "a",
+            None,
+            f"sha256:{H}",
+        ),
+        (
+            "repositories/a/b/_manifests/tags/latest/current/link",
+            Kind.TAG_CURRENT,
+            "a/b",
+            "latest",
+            None,
+        ),
+        (
+            "repositories/a/_manifests/tags/_under/current/link",
+            Kind.TAG_CURRENT,
+            "a",
+            "_under",
+            None,
+        ),
+        (
+            "repositories/a/_manifests/tags/v1.2.0-rc.1/current/link",
+            Kind.TAG_CURRENT,
+            "a",
+            "v1.2.0-rc.1",
+            None,
+        ),
+        (
+            f"repositories/a/_manifests/tags/v1/index/sha256/{H}/link",
+            Kind.TAG_INDEX,
+            "a",
+            "v1",
+            f"sha256:{H}",
+        ),
+        (
+            "repositories/MyOrg/app/_manifests/tags/UPPER/current/link",
+            Kind.TAG_CURRENT,
+            "MyOrg/app",
+            "UPPER",
+            None,
+        ),
     ],
 )
 def test_valid_keys(rel, kind, repo, tag, digest):
@@ -118,8 +166,15 @@ def test_repository_name_grammar(name, ok):
 
 @pytest.mark.parametrize(
     ("tag", "ok"),
-    [("latest", True), ("_under", True), ("UPPER.case-1", True), ("a" * 128, True),
-     ("a" * 129, False), (".x", False), ("-x", False)],
+    [
+        ("latest", True),
+        ("_under", True),
+        ("UPPER.case-1", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        (".x", False),
+        ("-x", False),
+    ],
 )
 def test_tag_grammar(tag, ok):
     assert valid_tag(tag) is ok
