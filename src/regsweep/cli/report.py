@@ -23,7 +23,6 @@ from regsweep.cli.render import table, usage_summary
 from regsweep.clock import utcnow
 from regsweep.durations import format_duration
 from regsweep.gc.plan import GcSettings, new_run_id
-from regsweep.reports.dataset import snapshot_label, write_report
 from regsweep.reports.tables import Report, build_report
 from regsweep.retention import load_policy
 from regsweep.scan.scanner import ScanOptions, scan
@@ -61,6 +60,8 @@ def render_report(report: Report, output: str, top: int) -> str:
         )
     for r in plan.refusals:
         lines.append(f"note: gc would refuse this plan: {r}")
+    from regsweep.reports.dataset import snapshot_label  # pyarrow.dataset: only when reporting
+
     lines.append(
         f"\ndatasets written to {output}/ (snapshot={snapshot_label(report.snapshot_time)}, "
         f"{len(report.tables)} tables)"
@@ -170,6 +171,8 @@ def report_command(
         plan=plan,
         policy=policy_file,
     )
+    from regsweep.reports.dataset import write_report  # pyarrow.dataset: only when reporting
+
     paths = write_report(report, output)
     note_usage(report.usage)
     note_plan(report.plan)
