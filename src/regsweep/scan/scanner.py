@@ -27,6 +27,7 @@ from regsweep.layout.manifest import (
     parse_manifest,
 )
 from regsweep.layout.root import find_layout_root
+from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import Snapshot, TableBuilder
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
@@ -54,6 +55,9 @@ class ScanOptions:
     verify_links: bool = False  # read every link, even where the path already says the digest
     workers: int = 16
     layout_root: str | None = None  # force "docker/registry/v2/" or "/docker/registry/v2/"
+    # An S3 or Azure inventory report to list from instead of listing the store (its
+    # manifest's URL or local path; storage-layout.md §6). Content is still read from the store.
+    inventory: str | None = None
 
 
 @dataclass
@@ -137,7 +141,15 @@ class _Scan:
     def run(self) -> Snapshot:
         scanned_at = utcnow()
         self.root = find_layout_root(self.store, self.options.layout_root)
-        for batch in list_layout(self.store, self.root, self.executor, self.progress):
+        inventory = open_inventory(self.options.inventory) if self.options.inventory else None
+        if inventory is not None:
+            scanned_at = inventory.created_at  # the listing's time is the report's
+        batches = (
+            inventory.batches(self.store, self.root)
+            if inventory is not None
+            else list_layout(self.store, self.root, self.executor, self.progress)
+        )
+        for batch in batches:
             for obj in batch:
                 self.classify(obj)
         for mpu in list_incomplete_uploads(self.store, self.root):
@@ -164,6 +176,8 @@ class _Scan:
             "regsweep_version": __version__,
             "max_manifest_bytes": self.options.max_manifest_bytes,
         }
+        if inventory is not None:
+            meta["inventory"] = inventory.meta()
         snap = Snapshot({k: v for k, v in tables.items() if v is not None}, meta)
         meta["counts"] = snap.counts()
         return snap
