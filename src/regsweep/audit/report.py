@@ -174,7 +174,8 @@ def run_audit(
     Raises LayoutError when the store holds no registry, StoreError when the service fails,
     UsageError for bad options or a checkpoint of another store."""
     options = options or AuditOptions()
-    scrub_opts = options.scrub_options() if options.verify_digests else None  # validates early
+    if options.verify_digests:
+        options.scrub_options()  # validates them before the scan
     ro = store if isinstance(store, ReadOnlyStore) else ReadOnlyStore(store)
     now = options.now or utcnow()
     snap = scan(
@@ -188,6 +189,29 @@ def run_audit(
         executor=executor,
         progress=progress,
     )
+    return audit_snapshot(
+        ro, snap, options, progress, executor=executor, scrub_progress=scrub_progress, now=now
+    )
+
+
+def audit_snapshot(
+    store: ObjectStore,
+    snap: Snapshot,
+    options: AuditOptions | None = None,
+    progress: Progress = no_progress,
+    *,
+    executor: Executor | None = None,
+    scrub_progress: Callable[[ScrubStatus], None] | None = None,
+    now: datetime | None = None,
+) -> AuditReport:
+    """The checks of ``run_audit`` on a snapshot already taken of ``store`` (a scheduled run
+    scans once for its audit, plan and report). For the same findings as ``run_audit``, the
+    scan must have read every link (``ScanOptions(verify_links=True)``). Only reads the store
+    (the quarantine listing and, with ``verify_digests``, blob data)."""
+    options = options or AuditOptions()
+    scrub_opts = options.scrub_options() if options.verify_digests else None
+    ro = store if isinstance(store, ReadOnlyStore) else ReadOnlyStore(store)
+    now = now or options.now or utcnow()
     marked = mark(snap)
     quarantine = list(ro.iter_objects(QUARANTINE_PREFIX))
     settings = CheckSettings(

@@ -41,6 +41,7 @@ def _register() -> None:
     from regsweep.cli.policy import policy_group
     from regsweep.cli.quarantine import quarantine_group
     from regsweep.cli.report import report_command
+    from regsweep.cli.run import run_command
     from regsweep.cli.scan import scan_command
 
     for command in (
@@ -52,6 +53,7 @@ def _register() -> None:
         report_command,
         policy_group,
         audit_group,
+        run_command,
     ):
         cli.add_command(command)
 

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 
 from regsweep.reports.usage import UsageSummary
 
-JOBS = ("gc", "audit", "report")
+JOBS = ("gc", "audit", "report", "run")
 LAST_SUCCESS = "regsweep_last_success_timestamp_seconds"
 
 # name -> (help, labels besides job). HELP texts are constant: node_exporter rejects a metric
