@@ -17,6 +17,7 @@ from regsweep.cli.common import (
     store_options,
     workers_option,
 )
+from regsweep.cli.config_option import GC_SETTINGS, config_option
 from regsweep.cli.metrics import metrics_options, note_apply, note_plan
 from regsweep.cli.policy import plan_gc, render_retention, retention_json
 from regsweep.cli.progress import TqdmProgress
@@ -111,6 +112,7 @@ def _apply(
 
 
 @click.command("gc")
+@config_option(GC_SETTINGS)
 @store_options
 @click.option(
     "--delete-untagged",
