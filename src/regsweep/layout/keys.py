@@ -86,8 +86,70 @@ def _foreign(reason: str, repo: str | None = None) -> KeyRecord:
     return KeyRecord(Kind.FOREIGN, repo=repo, detail=reason)
 
 
+_HEX_DIGITS = "0123456789abcdef"
+
+
+def _sha256_hex(hex_: str) -> bool:
+    # strip() removes every leading and trailing hex digit: "" means all 64 are lower-case hex.
+    return len(hex_) == 64 and not hex_.strip(_HEX_DIGITS)
+
+
+def _plain_repo(parts: list[str]) -> str | None:
+    """``parts`` joined as a repository name, or None when the general grammar must decide (no
+    components, or a reserved one, which would end the name earlier)."""
+    if not parts or "_layers" in parts or "_manifests" in parts or "_uploads" in parts:
+        return None
+    return "/".join(parts)
+
+
+def _classify_common(rel: str, parts: list[str]) -> KeyRecord | None:
+    """The five shapes that make up nearly every key of a store, with sha256 digests, checked
+    directly; None for anything else (the general grammar then decides). Each answer is the one
+    the general grammar gives: a test compares the two on every shape and its near misses."""
+    n = len(parts)
+    last = parts[-1]
+    if last == "data":
+        if n == 5 and parts[0] == "blobs" and parts[1] == "sha256":
+            hex_ = parts[3]
+            if _sha256_hex(hex_) and parts[2] == hex_[:2]:
+                return KeyRecord(Kind.BLOB_DATA, digest="sha256:" + hex_)
+        return None
+    if last != "link" or parts[0] != "repositories" or n < 6:
+        return None
+    if parts[-3] == "sha256" and _sha256_hex(parts[-2]):
+        digest = "sha256:" + parts[-2]
+        above = parts[-4]
+        if above == "_layers":
+            repo = _plain_repo(parts[1:-4])
+            return None if repo is None else KeyRecord(Kind.LAYER_LINK, repo=repo, digest=digest)
+        if above == "revisions" and parts[-5] == "_manifests":
+            repo = _plain_repo(parts[1:-5])
+            return None if repo is None else KeyRecord(Kind.REVISION_LINK, repo=repo, digest=digest)
+        if above == "index" and n >= 8 and parts[-6] == "tags" and parts[-7] == "_manifests":
+            repo, tag = _plain_repo(parts[1:-7]), parts[-5]
+            if repo is None or not valid_tag(tag):
+                return None
+            return KeyRecord(Kind.TAG_INDEX, repo=repo, tag=tag, digest=digest)
+        return None
+    if parts[-2] == "current" and parts[-4] == "tags" and parts[-5] == "_manifests":
+        repo, tag = _plain_repo(parts[1:-5]), parts[-3]
+        if repo is None or not valid_tag(tag):
+            return None
+        return KeyRecord(Kind.TAG_CURRENT, repo=repo, tag=tag)
+    return None
+
+
 def classify(rel: str) -> KeyRecord:
     """Classify a key relative to the v2 root (e.g. ``blobs/sha256/ab/ab…/data``)."""
+    parts = rel.split("/")
+    # Neither "data" nor "link" is a temp file name, so the common shapes skip that check.
+    common = _classify_common(rel, parts)
+    if common is not None:
+        return common
+    return _classify_general(rel)
+
+
+def _classify_general(rel: str) -> KeyRecord:
     base = rel.rsplit("/", 1)[-1]
     if _TMP.search(base):
         return KeyRecord(Kind.TMP, repo=_repo_of(rel), detail="interrupted write (temp file)")

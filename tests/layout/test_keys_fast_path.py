@@ -1,0 +1,84 @@
+"""classify's fast path for the common key shapes must agree with the general grammar on every
+key, the common shapes and their near misses alike."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from regsweep.layout.keys import _classify_general, classify
+
+HEX = "ab" + "0123456789abcdef" * 3 + "0123456789abcd"
+assert len(HEX) == 64
+
+DIGEST_PATHS = [
+    f"sha256/{HEX}",
+    f"sha256/{HEX.upper()}",
+    f"sha256/{HEX[:-1]}",
+    f"sha256/{HEX}0",
+    f"sha256/{HEX[:-1]}g",
+    f"sha512/{HEX}{HEX}",
+    f"tarsum/v1/sha256/{HEX}",
+    f"sha256//{HEX}",
+]
+REPOS = [
+    "r",
+    "a/b/c",
+    "",
+    "_x",
+    "a/_layers",
+    "a/_manifests",
+    "a/_uploads/x",
+    "a/tags",
+    "a/revisions",
+    "Upper/x",
+    "a//b",
+]
+TAGS = ["latest", "_layers", "_manifests", "v1.0", ".bad", "-bad", "a" * 129, "current", "index"]
+
+
+def _keys() -> list[str]:
+    keys: list[str] = []
+    for dp in DIGEST_PATHS:
+        alg, _, hex_ = dp.rpartition("/")
+        for h2 in (hex_[:2], "zz", ""):
+            keys.append(f"blobs/{alg}/{h2}/{hex_}/data")
+        keys += [f"blobs/{dp}/data", f"blobs/{alg}/{hex_[:2]}/{hex_}/link", f"x/{dp}/data"]
+    for repo, dp in itertools.product(REPOS, DIGEST_PATHS):
+        base = f"repositories/{repo}"
+        keys += [
+            f"{base}/_layers/{dp}/link",
+            f"{base}/_layers/{dp}/data",
+            f"{base}/_manifests/revisions/{dp}/link",
+            f"{base}/_manifests/revisions/{dp}/signatures/{dp}/link",
+            f"{base}/_manifests/{dp}/link",
+            f"{base}/revisions/{dp}/link",
+            f"{base}/_uploads/{dp}/link",
+        ]
+        for tag in TAGS:
+            keys += [
+                f"{base}/_manifests/tags/{tag}/index/{dp}/link",
+                f"{base}/_manifests/tags/{tag}/{dp}/link",
+                f"{base}/tags/{tag}/index/{dp}/link",
+            ]
+    for repo, tag in itertools.product(REPOS, TAGS):
+        base = f"repositories/{repo}"
+        keys += [
+            f"{base}/_manifests/tags/{tag}/current/link",
+            f"{base}/_manifests/tags/{tag}/current/data",
+            f"{base}/_manifests/tags/{tag}/current/link.5f0e8a44-1c41-4d2e-9c4a-8e1e7f4c2a11.tmp",
+            f"{base}/_layers/tags/{tag}/current/link",
+            f"{base}/x/tags/{tag}/current/link",
+            f"{base}/_manifests/x/{tag}/current/link",
+        ]
+    keys += ["link", "data", "repositories/link", "blobs/data", "repositories/_layers/link"]
+    return keys
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_fast_path_agrees_with_general_grammar(chunk: int) -> None:
+    keys = _keys()[chunk::4]
+    assert len(keys) > 100
+    for key in keys:
+        assert classify(key) == _classify_general(key), key
