@@ -18,9 +18,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from regsweep.audit.log import read_log
 from regsweep.audit.report import AuditOptions, AuditReport, audit_snapshot
@@ -82,6 +83,7 @@ class JobResult:
     started: datetime
     seconds: float = 0.0
     steps: list[StepResult] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # name -> value, where from
 
     def step(self, name: str) -> StepResult:
         return next(s for s in self.steps if s.name == name)
@@ -110,6 +112,7 @@ class JobResult:
             "exit_code": self.exit_code,
             "failed_steps": [s.name for s in self.steps if s.status in (FAILED, REFUSED)],
             "steps": [s.to_json() for s in self.steps],
+            "settings": self.settings,
         }
 
 
@@ -157,6 +160,21 @@ def run_started(run: QuarantineRun) -> datetime | None:
         return None
 
 
+def settings_json(settings: JobSettings) -> dict[str, Any]:
+    """Each setting's value (durations in seconds) and where it came from."""
+    out: dict[str, Any] = {}
+    for f in fields(settings):
+        if f.name == "sources":
+            continue
+        value = getattr(settings, f.name)
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
+        elif isinstance(value, str) and "@" in (parts := urlsplit(value)).netloc:
+            value = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+        out[f.name] = {"value": value, "from": settings.sources.get(f.name, "default")}
+    return out
+
+
 def open_job_store(settings: JobSettings) -> ObjectStore:
     from regsweep.storage import open_store, open_store_from_registry_config
 
@@ -196,6 +214,7 @@ class _Job:
             settings.dry_run,
             settings.mode,
             self.now,
+            settings=settings_json(settings),
         )
 
     def step(
@@ -449,7 +468,7 @@ def run_job(
     *,
     store: ObjectStore | None = None,
     progress: Progress = no_progress,
-    opener: Callable[[JobSettings], ObjectStore] = open_job_store,
+    opener: Callable[[JobSettings], ObjectStore] | None = None,
     run_id: str | None = None,
 ) -> JobResult:
     """Run every step of the scheduled job with ``settings`` (see the module docstring) and
@@ -458,7 +477,7 @@ def run_job(
     never raises for a failing step."""
     if store is None and not (settings.store or settings.registry_config):
         raise ConfigError("store: no store given (set store or registry_config)")
-    return _Job(settings, store, progress, opener, run_id).run()
+    return _Job(settings, store, progress, opener or open_job_store, run_id).run()
 
 
 __all__ = ["STEPS", "JobResult", "StepResult", "new_run_id", "plan_with_policy", "run_job"]

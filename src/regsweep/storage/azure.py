@@ -83,6 +83,13 @@ def _one_line(text: object) -> str:
     return lines[0] if lines else ""
 
 
+def _role_for(doing: str) -> str:
+    """The built-in role an operation needs, so a refusal names the missing permission."""
+    if doing.startswith(("listing", "reading", "checking", "stat")):
+        return "reading needs the Storage Blob Data Reader role"
+    return "writing, moving and deleting need the Storage Blob Data Contributor role"
+
+
 def normalize_prefix(prefix: str) -> str:
     """``rootdirectory`` -> blob name prefix: ``""``/``"/"`` -> ``""``; ``"/pfx/"`` -> ``"pfx/"``."""
     p = prefix.strip("/")
@@ -271,8 +278,8 @@ class AzureStore:
                 raise StoreError(f"{where}: container {self.container} does not exist") from e
             if isinstance(e, ClientAuthenticationError) or e.status_code in (401, 403):
                 raise StoreError(
-                    f"{where}: access denied while {doing} (check credentials): "
-                    f"{code or e.status_code}"
+                    f"{where}: access denied while {doing} ({_role_for(doing)}; check "
+                    f"credentials): {code or e.status_code}"
                 ) from e
             detail = code or f"HTTP {e.status_code}"
             msg = _one_line(getattr(e, "message", "") or e)

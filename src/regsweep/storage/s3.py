@@ -72,6 +72,31 @@ _DENIED_CODES = {
     "AllAccessDisabled",
 }
 
+# The IAM action each API call needs, so a refusal names the missing permission (operations.md
+# lists the minimal policies).
+IAM_ACTIONS = {
+    "ListObjectsV2": "s3:ListBucket",
+    "ListObjects": "s3:ListBucket",
+    "HeadBucket": "s3:ListBucket",
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CopyObject": "s3:GetObject and s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPartCopy": "s3:GetObject and s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "DeleteObject": "s3:DeleteObject",
+    "DeleteObjects": "s3:DeleteObject",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "ListParts": "s3:ListMultipartUploadParts",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+}
+
+
+def _needs(operation: str | None) -> str:
+    action = IAM_ACTIONS.get(operation or "")
+    return f"{operation} needs {action}" if action else f"{operation or 'the request'} was refused"
+
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
@@ -234,8 +259,10 @@ class S3Store:
             if code == "NoSuchBucket":
                 raise StoreError(f"{where}: bucket {self.bucket} does not exist") from e
             if code in _DENIED_CODES or status == 403:
+                needs = _needs(getattr(e, "operation_name", None))
                 raise StoreError(
-                    f"{where}: access denied while {doing} (check credentials): {code}"
+                    f"{where}: access denied while {doing} ({needs}; check credentials "
+                    f"and policy): {code or status}"
                 ) from e
             detail = f"{code}: {message}" if message else code or f"HTTP {status}"
             raise StoreError(f"{where}: {doing} failed ({detail})") from e
@@ -474,9 +501,9 @@ class S3Store:
             )
             deleted = {d["Key"] for d in resp.get("Deleted", []) if "Key" in d}
             for err in resp.get("Errors", []):
-                errors[err.get("Key", "")] = _one_line(
-                    f"{err.get('Code', 'error')}: {err.get('Message', '')}"
-                )
+                code = err.get("Code", "error")
+                hint = f" ({_needs('DeleteObjects')})" if code in _DENIED_CODES else ""
+                errors[err.get("Key", "")] = _one_line(f"{code}: {err.get('Message', '')}{hint}")
         out: list[DeleteOutcome] = []
         for k, ex in zip(batch, exists, strict=True):
             full = self.full_key(k)
