@@ -48,15 +48,16 @@ class FilesystemStore:
         else:
             start, _, name_filter = prefix.rpartition("/")
             start = start + "/" if start else ""
+        # Plain strings, not Path objects: a store has about one directory per object (each blob
+        # and link sits in its own), so per-directory overhead is most of a listing's cost.
+        base = os.path.join(os.fspath(self.root), "")
         stack = [start]
         first = True
         while stack:
             rel = stack.pop()
             try:
-                it = os.scandir(self.root / rel if rel else self.root)
-            except FileNotFoundError:
-                continue
-            except NotADirectoryError:
+                it = os.scandir(base + rel)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             except PermissionError as e:
                 raise StoreError(f"{self.url}: permission denied reading {e.filename}") from e
@@ -69,7 +70,8 @@ class FilesystemStore:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(key + "/")
                         else:
-                            yield self._info(key, entry.stat(follow_symlinks=False))
+                            st = entry.stat(follow_symlinks=False)
+                            yield ObjectInfo(key, st.st_size, _mtime(st), None)
                     except FileNotFoundError:
                         continue  # removed while we listed
             first = False
