@@ -160,6 +160,14 @@ def run_started(run: QuarantineRun) -> datetime | None:
         return None
 
 
+def _redact(value: str) -> str:
+    """A URL without the user and password it may carry."""
+    parts = urlsplit(value)
+    if "@" not in parts.netloc:
+        return value
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
 def settings_json(settings: JobSettings) -> dict[str, Any]:
     """Each setting's value (durations in seconds) and where it came from."""
     out: dict[str, Any] = {}
@@ -169,8 +177,8 @@ def settings_json(settings: JobSettings) -> dict[str, Any]:
         value = getattr(settings, f.name)
         if isinstance(value, timedelta):
             value = value.total_seconds()
-        elif isinstance(value, str) and "@" in (parts := urlsplit(value)).netloc:
-            value = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+        elif isinstance(value, str):
+            value = _redact(value)
         out[f.name] = {"value": value, "from": settings.sources.get(f.name, "default")}
     return out
 
@@ -410,7 +418,11 @@ class _Job:
         if s.metrics_file:
             m.write_textfile(s.metrics_file)
         if s.pushgateway:
-            m.push(s.pushgateway)
+            try:
+                m.push(s.pushgateway)
+            except (OSError, ValueError) as e:
+                where = _redact(s.pushgateway)
+                raise RegsweepError(f"cannot push metrics to {where}: {e}") from e
         return {"series": sum(1 for _ in m.registry.collect())}
 
     def run(self) -> JobResult:
