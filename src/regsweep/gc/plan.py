@@ -19,16 +19,18 @@ import json
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
 from regsweep.scan.graph import Graph
+from regsweep.scan.inventory import inventory_time
 from regsweep.scan.snapshot import Snapshot, column, rows
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
@@ -249,12 +251,22 @@ def make_plan(
     *,
     run_id: str | None = None,
     extra_removed_tags: dict[str, dict[str, TagRemoval]] | None = None,
+    graph: Graph | None = None,
 ) -> Plan:
     """Build the plan. ``extra_removed_tags`` (repo -> tag -> TagRemoval) lets retention add
     the tags it expires; the mark must have been computed with them as ``expired_tags``. A
-    tag of a repository kept whole (fail closed) is never removed."""
-    graph = Graph.from_snapshot(snap)
+    tag of a repository kept whole (fail closed) is never removed. ``graph`` is the snapshot's
+    reference graph when the caller has it (by default the one ``marked`` carries, else built
+    here)."""
+    listed = inventory_time(snap.meta)
+    if listed is not None and now > listed:
+        # Listed from an inventory, a stale snapshot: nothing newer than its creation less the
+        # grace is a candidate (storage-layout.md §6.3); apply re-checks the rest.
+        now = listed
+    if graph is None:
+        graph = marked.graph if marked.graph is not None else Graph.from_snapshot(snap)
     cutoff = now - settings.grace
+    cutoff_us = _micros(cutoff)
     upload_cutoff = now - settings.upload_grace
     out = _Rows()
     protected: dict[str, int] = defaultdict(int)
@@ -372,47 +384,64 @@ def make_plan(
         out.add(cand, PHASE_MANIFESTS, "revision", reason, rev, repository=repo, digest=d)
 
     # -- phase 2: _layers links -------------------------------------------------------------
-    for link in sorted(rows(snap["layer_links"]), key=lambda r: r["key"]):
-        repo = link["repository"]
+    # Column by column: only the links that go become Python rows.
+    ll = _sorted_by_key(snap["layer_links"])
+    ll_leaving: list[tuple[int, str]] = []
+    for i, (repo, digest, target, present, t_ms) in enumerate(
+        zip(
+            column(ll, "repository"),
+            column(ll, "digest"),
+            column(ll, "target"),
+            ll.column("blob_present").to_pylist(),
+            _millis(ll, "last_modified"),
+            strict=True,
+        )
+    ):
         if repo in marked.unsafe_repos:
             continue
-        if not link["blob_present"] and link["target"] is not None:
+        if not present and target is not None:
             reason = "dangling-link"
-        elif link["digest"] in marked.needed_links.get(repo, set()):
+        elif digest in marked.needed_links.get(repo, set()):
             continue
         else:
             reason = "unneeded-link"
-        if young([link]) or (
-            reason == "unneeded-link"
-            and {link["digest"], link["target"]} & needed_after.get(repo, set())
+        if (t_ms is not None and t_ms * 1000 >= cutoff_us) or (
+            reason == "unneeded-link" and {digest, target} & needed_after.get(repo, set())
         ):
             protected["layer_link"] += 1
             continue
+        ll_leaving.append((i, reason))
+    for (_, reason), link in zip(
+        ll_leaving, _take_rows(ll, [i for i, _ in ll_leaving]), strict=True
+    ):
         out.add(
             out.new_candidate(),
             PHASE_LINKS,
             "layer_link",
             reason,
             link,
-            repository=repo,
+            repository=link["repository"],
             digest=link["digest"],
         )
 
     # -- phase 3: blobs ---------------------------------------------------------------------
-    activity = blob_activity(snap, graph)
+    activity = _blob_activity_us(snap, graph)
     # Sorted so that the plan does not depend on the snapshot's row order (same input, same
     # bytes), as every other phase already is.
-    blob_rows = sorted(rows(snap["blobs"]), key=lambda b: b["key"])
-    blob_candidates = []
+    blobs = _sorted_by_key(snap["blobs"])
+    blob_index: list[int] = []
     if not marked.uncertain:
-        for b in blob_rows:
-            d = b["digest"]
+        for i, (d, t_ms) in enumerate(
+            zip(column(blobs, "digest"), _millis(blobs, "last_modified"), strict=True)
+        ):
             if d in marked.live_blobs:
                 continue
-            if activity.get(d, b["last_modified"]) >= cutoff or d in needed_anywhere:
+            last = activity.get(d, t_ms * 1000 if t_ms is not None else None)
+            if (last is not None and last >= cutoff_us) or d in needed_anywhere:
                 protected["blob"] += 1
                 continue
-            blob_candidates.append(b)
+            blob_index.append(i)
+    blob_candidates = _take_rows(blobs, blob_index)
     for b in blob_candidates:
         out.add(out.new_candidate(), PHASE_BLOBS, "blob", "unreferenced", b, digest=b["digest"])
 
@@ -467,7 +496,9 @@ def make_plan(
         protected=dict(protected),
         unsafe_repos=dict(marked.unsafe_repos),
     )
-    plan.refusals = brakes(snap, marked, plan, blob_rows, blob_candidates)
+    sizes = blobs.column("size")
+    totals = (blobs.num_rows, int(pc.sum(sizes).as_py() or 0))
+    plan.refusals = brakes(snap, marked, plan, [], blob_candidates, blob_totals=totals)
     return plan
 
 
@@ -475,34 +506,63 @@ def blob_activity(snap: Snapshot, graph: Graph) -> dict[str, datetime]:
     """``blob_last_activity`` of storage-layout.md §5: the newest time that touches a blob (its
     data, any link whose content is it, any revision or tag link of a manifest that references
     it directly)."""
-    act: dict[str, datetime] = {}
+    return {
+        d: _EPOCH + timedelta(microseconds=us) for d, us in _blob_activity_us(snap, graph).items()
+    }
 
-    def touch(d: str | None, t: datetime | None) -> None:
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(t: datetime) -> int:
+    return (t - _EPOCH) // timedelta(microseconds=1)
+
+
+def _millis(table: pa.Table, name: str) -> list[int | None]:
+    """A timestamp[ms] column as integers: converting to datetime objects costs ten times more."""
+    return table.column(name).cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
+
+
+def _sorted_by_key(table: pa.Table) -> pa.Table:
+    return table.take(pc.sort_indices(table, [("key", "ascending")]))
+
+
+def _take_rows(table: pa.Table, indices: list[int]) -> list[dict[str, Any]]:
+    if not indices:
+        return []
+    return rows(table.take(pa.array(indices, type=pa.int64())))
+
+
+def _blob_activity_us(snap: Snapshot, graph: Graph) -> dict[str, int]:
+    """``blob_activity`` in microseconds since the epoch, computed on integers."""
+    act: dict[str, int] = {}
+
+    def touch(d: str | None, t: int | None) -> None:
         if d is None or t is None:
             return
         if d not in act or t > act[d]:
             act[d] = t
 
     b = snap["blobs"]
-    for d, t in zip(column(b, "digest"), column(b, "last_modified"), strict=True):
+    for d, t in zip(column(b, "digest"), _millis(b, "last_modified"), strict=True):
         touch(d, t)
     ll = snap["layer_links"]
     for d, target, t in zip(
-        column(ll, "digest"), column(ll, "target"), column(ll, "last_modified"), strict=True
+        column(ll, "digest"), column(ll, "target"), _millis(ll, "last_modified"), strict=True
     ):
         touch(target or d, t)
-    manifest_time: dict[str, datetime] = {}
+    manifest_time: dict[str, int] = {}
     for name in ("revisions", "tags", "tag_history"):
         tb = snap[name]
         col = "target" if name == "revisions" else "digest"
-        for d, t in zip(column(tb, col), column(tb, "last_modified"), strict=True):
+        for d, t in zip(column(tb, col), _millis(tb, "last_modified"), strict=True):
             if d is not None and t is not None and (d not in manifest_time or t > manifest_time[d]):
                 manifest_time[d] = t
     for m, t in manifest_time.items():
         touch(m, t)
         for child, _ in graph.edges.get(m, ()):
             touch(child, t)
-    return act
+    return {d: t * 1000 for d, t in act.items()}
 
 
 def brakes(
@@ -511,12 +571,18 @@ def brakes(
     plan: Plan,
     blob_rows: list[dict[str, Any]],
     blob_candidates: list[dict[str, Any]],
+    *,
+    blob_totals: tuple[int, int] | None = None,
 ) -> list[str]:
-    """Invariant 5: reasons to refuse (exit 3) before anything is changed."""
+    """Invariant 5: reasons to refuse (exit 3) before anything is changed. ``blob_totals``
+    (count, bytes of every blob) stands in for ``blob_rows`` when the caller has no rows."""
     out: list[str] = []
-    if blob_rows and not marked.live_blobs:
+    if blob_totals is None:
+        blob_totals = (len(blob_rows), sum(b["size"] for b in blob_rows))
+    total, total_bytes = blob_totals
+    if total and not marked.live_blobs:
         out.append(
-            f"the mark set is empty while {len(blob_rows)} blobs exist: is STORE the right root? "
+            f"the mark set is empty while {total} blobs exist: is STORE the right root? "
             "(no repository references anything)"
         )
     for m in marked.missing[:5]:
@@ -528,8 +594,6 @@ def brakes(
         out.append(f"... and {len(marked.missing) - 5} more missing blobs of live manifests")
     for u in marked.uncertain[:5]:
         out.append(f"cannot tell what a link protects: {u}")
-    total = len(blob_rows)
-    total_bytes = sum(b["size"] for b in blob_rows)
     n = len(blob_candidates)
     nbytes = sum(b["size"] for b in blob_candidates)
     limit = plan.settings.max_delete_fraction

@@ -1,7 +1,7 @@
 """Re-checks that apply makes right before it acts (design.md invariant 6).
 
-- ``unchanged``: an object is still the one the plan saw (same size, and same ETag where the
-  store has ETags, else same mtime).
+- ``unchanged``: an object is still the one the plan saw (same size, and same ETag and not
+  rewritten since where the store has ETags, else same mtime).
 - ``referenced_digests``: a fresh listing of every repository's links, plus the references of
   manifests whose revision links were written since the plan, so that a blob linked or
   referenced again after the scan is not swept (the resurrection race, storage-layout.md §9.2).
@@ -26,9 +26,14 @@ from regsweep.storage.base import ObjectInfo, ObjectStore
 def unchanged(info: ObjectInfo, row: dict[str, Any]) -> bool:
     if row.get("size") is not None and info.size != row["size"]:
         return False
-    if row.get("etag") and info.etag:
-        return bool(info.etag == row["etag"])
     seen = row.get("last_modified")
+    if row.get("etag") and info.etag:
+        if info.etag != row["etag"]:
+            return False
+        # The same bytes written again since (a link pushed again with the same content, e.g.
+        # after an inventory was taken) is a push the plan never saw. Service times have
+        # one-second resolution, so only a later second counts.
+        return seen is None or (info.last_modified - seen).total_seconds() < 1.0
     if seen is None:
         return True
     # Parquet keeps milliseconds: compare at that resolution.
