@@ -60,6 +60,7 @@ class AuditOptions:
     timestamp_share: float = 0.5
     timestamp_min_objects: int = 200
     now: datetime | None = None  # default: the clock when the scan starts
+    inventory: str | None = None  # list from this inventory report instead (ScanOptions)
 
     def scrub_options(self) -> ScrubOptions:
         return ScrubOptions(
@@ -185,6 +186,7 @@ def run_audit(
             verify_links=options.verify_links,
             workers=options.workers,
             layout_root=options.layout_root,
+            inventory=options.inventory,
         ),
         executor=executor,
         progress=progress,

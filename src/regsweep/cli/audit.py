@@ -20,6 +20,7 @@ from regsweep.cli.common import (
     duration_callback,
     echo_json,
     human_bytes,
+    inventory_option,
     json_option,
     open_from_options,
     store_options,
@@ -150,6 +151,7 @@ def audit_group() -> None:
     help="Read every link file (the default), or trust those whose path and size (or S3 ETag) "
     "vouch for their content (faster on large stores).",
 )
+@inventory_option
 @workers_option
 @click.option(
     "--scrub-workers",
@@ -184,6 +186,7 @@ def check_command(
     upload_age: timedelta,
     max_manifest_bytes: int,
     verify_links: bool,
+    inventory: str | None,
     workers: int,
     scrub_workers: int,
     top: int,
@@ -224,6 +227,7 @@ def check_command(
         layout_root=layout_root,
         max_manifest_bytes=max_manifest_bytes,
         verify_links=verify_links,
+        inventory=inventory,
     )
     with _AuditProgress(enabled=False if as_json else None) as progress:
         report = run_audit(st, options, progress)

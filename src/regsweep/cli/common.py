@@ -50,6 +50,18 @@ def workers_option(fn: F) -> F:
     )(fn)
 
 
+def inventory_option(fn: F) -> F:
+    """``--inventory URL``: list from a cloud inventory report instead of listing STORE."""
+    return click.option(
+        "--inventory",
+        metavar="URL",
+        help="List STORE from an S3 Inventory manifest.json or an Azure Blob Inventory "
+        "<rule>-manifest.json (s3://BUCKET/KEY, azure://CONTAINER/PATH or a local path) "
+        "instead of listing it; content is still read from STORE, and gc re-checks every "
+        "object against STORE before it acts.",
+    )(fn)
+
+
 def json_option(fn: F) -> F:
     return click.option(
         "--json", "as_json", is_flag=True, help="Print one JSON object instead of text."

@@ -13,6 +13,7 @@ from regsweep.cli.common import (
     duration_callback,
     echo_json,
     human_bytes,
+    inventory_option,
     open_from_options,
     store_options,
     workers_option,
@@ -166,6 +167,7 @@ def _apply(
     show_default=True,
     help="quarantine: move objects under regsweep/quarantine/<run-id>/ (restorable); delete: delete them.",
 )
+@inventory_option
 @workers_option
 @click.option(
     "--json",
@@ -188,6 +190,7 @@ def gc_command(
     do_apply: bool,
     yes: bool,
     mode: str,
+    inventory: str | None,
     workers: int,
     as_json: bool,
 ) -> None:
@@ -216,7 +219,9 @@ def gc_command(
                 lock = acquire_lock(st, run_id)
                 now = lock.service_now
             snap = scan(
-                st, ScanOptions(workers=workers, layout_root=layout_root), progress=progress
+                st,
+                ScanOptions(workers=workers, layout_root=layout_root, inventory=inventory),
+                progress=progress,
             )
             if snapshot_out:
                 snap.write(snapshot_out)

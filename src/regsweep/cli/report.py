@@ -11,6 +11,7 @@ from regsweep.cli.common import (
     duration_callback,
     echo_json,
     human_bytes,
+    inventory_option,
     json_option,
     open_from_options,
     store_options,
@@ -122,6 +123,7 @@ def render_report(report: Report, output: str, top: int) -> str:
 @click.option(
     "--top", type=click.IntRange(1), default=10, show_default=True, help="Repositories shown."
 )
+@inventory_option
 @workers_option
 @json_option
 @metrics_options("report")
@@ -137,6 +139,7 @@ def report_command(
     max_delete_fraction: float,
     snapshot_time: datetime | None,
     top: int,
+    inventory: str | None,
     workers: int,
     as_json: bool,
 ) -> None:
@@ -159,7 +162,11 @@ def report_command(
     )
     now = utcnow()
     with TqdmProgress(enabled=False if as_json else None) as progress:
-        snap = scan(st, ScanOptions(workers=workers, layout_root=layout_root), progress=progress)
+        snap = scan(
+            st,
+            ScanOptions(workers=workers, layout_root=layout_root, inventory=inventory),
+            progress=progress,
+        )
     # The same plan `regsweep gc` makes with these settings (and policy).
     plan, _ = plan_gc(snap, st, policy, settings, now, new_run_id(now))
     report = build_report(

@@ -6,6 +6,7 @@ import click
 
 from regsweep.cli.common import (
     echo_json,
+    inventory_option,
     json_option,
     open_from_options,
     store_options,
@@ -38,6 +39,7 @@ from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP, ScanOptions, scan
     show_default=True,
     help="Manifests larger than this are not read; they are kept whole (fail closed).",
 )
+@inventory_option
 @workers_option
 @json_option
 def scan_command(
@@ -47,6 +49,7 @@ def scan_command(
     output: str,
     verify_links: bool,
     max_manifest_bytes: int,
+    inventory: str | None,
     workers: int,
     as_json: bool,
 ) -> None:
@@ -62,6 +65,7 @@ def scan_command(
         verify_links=verify_links,
         workers=workers,
         layout_root=layout_root,
+        inventory=inventory,
     )
     with TqdmProgress(enabled=None if not as_json else False) as progress:
         snap = scan(st, options, progress=progress)
