@@ -1,6 +1,7 @@
-"""Prometheus metrics of one regsweep run (gc, audit or report), in its own CollectorRegistry.
+"""Prometheus metrics of one regsweep run (gc, audit, report or run), in its own
+CollectorRegistry.
 
-Every series carries a ``job`` label (``gc``, ``audit``, ``report``), so the files of several
+Every series carries a ``job`` label (``gc``, ``audit``, ``report``, ``run``), so the files of several
 jobs can share a node_exporter textfile directory and the pushgateway groups agree with them.
 All metrics are gauges: each run replaces the previous run's values.
 
