@@ -28,7 +28,7 @@ from regsweep.audit.report import AuditOptions, AuditReport, audit_snapshot
 from regsweep.clock import utcnow
 from regsweep.config import ConfigError, JobSettings
 from regsweep.errors import RegsweepError, SafetyRefusal
-from regsweep.gc.apply import ApplyResult, apply_plan
+from regsweep.gc.apply import CACHE_WARNING, ApplyResult, apply_plan
 from regsweep.gc.lock import Lock, acquire_lock, release_lock
 from regsweep.gc.mark import mark
 from regsweep.gc.plan import GcSettings, Plan, make_plan, new_run_id
@@ -338,6 +338,8 @@ class _Job:
             "skipped": sum(res.skipped.values()),
             "failures": len(res.failures),
         }
+        if counts["removed_keys"]:
+            log.warning(CACHE_WARNING, extra={"phase": "apply"})
         if res.failures:
             more = f" and {len(res.failures) - 1} more" if len(res.failures) > 1 else ""
             raise _Failed(f"{res.failures[0]}{more} (see the deletion log)", counts)

@@ -13,6 +13,7 @@ from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
 from regsweep.config import CONFIG_ENV, SETTINGS, JobSettings, resolve_settings
+from regsweep.gc.apply import CACHE_WARNING
 from regsweep.jobs import JobResult, new_run_id, run_job
 from regsweep.logs import setup_logging, teardown_logging
 
@@ -46,7 +47,11 @@ def render_result(res: JobResult) -> str:
         f"{' (dry run)' if res.dry_run else f' (mode {res.mode})'}: {res.status}, "
         f"exit code {res.exit_code}"
     )
-    return head + "\n" + table(["step", "status", "time", "counts", "error / reason"], rows)
+    text = head + "\n" + table(["step", "status", "time", "counts", "error / reason"], rows)
+    applied = next((s for s in res.steps if s.name == "apply"), None)
+    if applied is not None and applied.counts.get("removed_keys"):
+        text += "\n\n" + CACHE_WARNING
+    return text
 
 
 @click.command("run")
