@@ -231,7 +231,9 @@ def _orc_rows(path: Path) -> Iterator[dict[str, list[Any]]]:
     of = orc.ORCFile(str(path))
     cols = _wanted(of.schema)
     for i in range(of.nstripes):
-        yield from _table_rows(iter(of.read_stripe(i, columns=cols).to_batches(BATCH_ROWS)))
+        stripe = of.read_stripe(i, columns=cols)  # one RecordBatch
+        parts = (stripe.slice(o, BATCH_ROWS) for o in range(0, stripe.num_rows, BATCH_ROWS))
+        yield from _table_rows(parts)
 
 
 _USED = {
