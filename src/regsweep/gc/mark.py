@@ -56,6 +56,8 @@ class MarkResult:
     reach: dict[str, set[str]] = field(default_factory=dict)  # repo -> closure of its roots
     missing: list[MissingBlob] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)  # reasons no blob may be swept
+    # The reference graph of the marked snapshot, so that make_plan need not build it again.
+    graph: Graph | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -114,16 +116,19 @@ def mark(
     delete_untagged: bool = False,
     expired_tags: set[tuple[str, str]] | None = None,
     extra_roots: dict[str, set[str]] | None = None,
+    graph: Graph | None = None,
 ) -> MarkResult:
     """Mark from the roots described in the module docstring.
 
     Retention plugs in here: ``expired_tags`` ((repo, tag) pairs a policy removes) are not
     roots, and ``extra_roots`` (repo -> manifest digests, e.g. untagged manifests a policy
     keeps) are. Both only make sense with ``delete_untagged``; in a repository kept whole
-    (fail closed) expired tags are kept too.
+    (fail closed) expired tags are kept too. ``graph`` is ``Graph.from_snapshot(snap)`` when
+    the caller already has it; the result carries it on to ``make_plan``.
     """
     expired = expired_tags or set()
-    graph = Graph.from_snapshot(snap)
+    if graph is None:
+        graph = Graph.from_snapshot(snap)
     repos = _repos(snap)
     unsafe: dict[str, str] = {}
     uncertain: list[str] = []
@@ -292,4 +297,5 @@ def mark(
         reach=live,
         missing=sorted(set(missing), key=lambda m: (m.repository, m.manifest, m.blob)),
         uncertain=uncertain,
+        graph=graph,
     )
