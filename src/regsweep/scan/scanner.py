@@ -29,7 +29,7 @@ from regsweep.layout.manifest import (
 from regsweep.layout.root import find_layout_root
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
-from regsweep.scan.snapshot import Snapshot, TableBuilder
+from regsweep.scan.snapshot import Snapshot, TableBuilder, table_from_columns
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
 
 LINK_READ_CAP = 4096  # a link is 71 bytes (sha256) or 135 (sha512); anything near this is corrupt
@@ -360,19 +360,9 @@ class _Scan:
         return parse_manifest(data)
 
     def manifest_tables(self) -> tuple[Any, Any]:
-        mt = TableBuilder("manifests")
-        rt = TableBuilder("references")
-        for digest in sorted(self.manifests):
-            p = self.manifests[digest]
-            mt.add(
-                digest=digest,
-                size=self.blobs[digest].size,
-                kind=p.kind,
-                media_type=p.media_type,
-                artifact_type=p.artifact_type,
-                subject=p.subject,
-                problem=p.problem,
-            )
+        digests = sorted(self.manifests)
+        parsed = [self.manifests[d] for d in digests]
+        for digest, p in zip(digests, parsed, strict=True):
             if p.problem is not None:
                 self.anomaly(
                     "bad-manifest",
@@ -380,51 +370,78 @@ class _Scan:
                     f"manifest {digest}: {p.problem}",
                     obj=self.blobs[digest],
                 )
-            for r in p.references:
-                rt.add(
-                    parent=digest,
-                    child=r.digest,
-                    kind=r.kind,
-                    media_type=r.media_type,
-                    size=r.size,
-                    platform=r.platform,
-                    has_urls=r.has_urls,
-                    artifact_type=r.artifact_type,
-                )
-        return mt.build(), rt.build()
+        mt = table_from_columns(
+            "manifests",
+            {
+                "digest": digests,
+                "size": [self.blobs[d].size for d in digests],
+                "kind": [p.kind for p in parsed],
+                "media_type": [p.media_type for p in parsed],
+                "artifact_type": [p.artifact_type for p in parsed],
+                "subject": [p.subject for p in parsed],
+                "problem": [p.problem for p in parsed],
+            },
+        )
+        parents = [d for d, p in zip(digests, parsed, strict=True) for _ in p.references]
+        refs = [r for p in parsed for r in p.references]
+        rt = table_from_columns(
+            "references",
+            {
+                "parent": parents,
+                "child": [r.digest for r in refs],
+                "kind": [r.kind for r in refs],
+                "media_type": [r.media_type for r in refs],
+                "size": [r.size for r in refs],
+                "platform": [r.platform for r in refs],
+                "has_urls": [r.has_urls for r in refs],
+                "artifact_type": [r.artifact_type for r in refs],
+            },
+        )
+        return mt, rt
 
     # -- tables ------------------------------------------------------------------------------
 
     def link_table(self, name: str, links: Iterable[_Link]) -> Any:
-        t = TableBuilder(name)
-        for link in sorted(links, key=lambda x: x.obj.key):
-            rec, obj = link.rec, link.obj
-            t.add(
-                repository=rec.repo,
-                tag=rec.tag,
-                digest=link.target if name == "tags" else rec.digest,
-                target=link.target,
-                key=obj.key,
-                size=obj.size,
-                last_modified=obj.last_modified,
-                etag=obj.etag,
-                alias=(
-                    rec.digest is not None
-                    and link.target is not None
-                    and rec.digest.split(":")[0] != link.target.split(":")[0]
-                ),
-                blob_present=link.target in self.blobs if link.target else False,
-                resolved_by=link.resolved_by,
-                problem=link.problem,
-            )
-        return t.build()
+        ordered = sorted(links, key=lambda x: x.obj.key)
+        recs = [link.rec for link in ordered]
+        objs = [link.obj for link in ordered]
+        targets = [link.target for link in ordered]
+        path_digests = [rec.digest for rec in recs]
+        blobs = self.blobs
+        return table_from_columns(
+            name,
+            {
+                "repository": [rec.repo for rec in recs],
+                "tag": [rec.tag for rec in recs],
+                "digest": targets if name == "tags" else path_digests,
+                "target": targets,
+                "key": [o.key for o in objs],
+                "size": [o.size for o in objs],
+                "last_modified": [o.last_modified for o in objs],
+                "etag": [o.etag for o in objs],
+                "alias": [
+                    d is not None and t is not None and d.split(":")[0] != t.split(":")[0]
+                    for d, t in zip(path_digests, targets, strict=True)
+                ],
+                "blob_present": [t in blobs if t else False for t in targets],
+                "resolved_by": [link.resolved_by for link in ordered],
+                "problem": [link.problem for link in ordered],
+            },
+        )
 
     def blobs_table(self) -> Any:
-        t = TableBuilder("blobs")
-        for digest in sorted(self.blobs):
-            o = self.blobs[digest]
-            t.add(digest=digest, key=o.key, size=o.size, last_modified=o.last_modified, etag=o.etag)
-        return t.build()
+        digests = sorted(self.blobs)
+        objs = [self.blobs[d] for d in digests]
+        return table_from_columns(
+            "blobs",
+            {
+                "digest": digests,
+                "key": [o.key for o in objs],
+                "size": [o.size for o in objs],
+                "last_modified": [o.last_modified for o in objs],
+                "etag": [o.etag for o in objs],
+            },
+        )
 
     def repositories_table(self) -> Any:
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

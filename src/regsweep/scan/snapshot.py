@@ -165,14 +165,25 @@ class TableBuilder:
         return len(next(iter(self.columns.values())))
 
     def build(self) -> pa.Table:
-        arrays = []
-        for f in self.schema:
-            values = self.columns[f.name]
-            if pa.types.is_dictionary(f.type):
-                arrays.append(pa.array(values, type=pa.string()).dictionary_encode())
-            else:
-                arrays.append(pa.array(values, type=f.type))
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+        return table_from_columns(self.schema, self.columns)
+
+
+def table_from_columns(schema: pa.Schema | str, columns: dict[str, list[Any]]) -> pa.Table:
+    """A table of ``schema`` (or of the snapshot table so named) from whole columns, all of one
+    length; a column left out is all nulls. Cheaper than ``TableBuilder.add`` row by row."""
+    if isinstance(schema, str):
+        schema = SCHEMAS[schema]
+    n = len(next(iter(columns.values()))) if columns else 0
+    arrays = []
+    for f in schema:
+        values = columns.get(f.name)
+        if values is None:
+            arrays.append(pa.nulls(n, type=f.type))
+        elif pa.types.is_dictionary(f.type):
+            arrays.append(pa.array(values, type=pa.string()).dictionary_encode())
+        else:
+            arrays.append(pa.array(values, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 @dataclass
