@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 
+from regsweep.scan.snapshot import Snapshot, rows
 from regsweep.storage.base import ObjectInfo, ObjectStore
 
 Put = Callable[[str, bytes], None]
@@ -266,3 +267,34 @@ def write_azure_inventory(
     put(path, raw)
     put(f"{folder}/{rule}-manifest.checksum", hashlib.md5(raw).hexdigest().encode())
     return path
+
+
+# -- comparing snapshots ---------------------------------------------------------------------
+
+
+def _ms(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.replace(microsecond=v.microsecond // 1000 * 1000)
+    if isinstance(v, list):
+        return [_ms(x) for x in v]
+    return v
+
+
+def comparable(snap: Snapshot) -> dict[str, list[dict[str, Any]]]:
+    """Every table as rows, times at millisecond resolution (what Parquet, ORC and the CSV
+    formats keep), in a stable order."""
+    out = {}
+    for name, table in snap.tables.items():
+        rs = [{k: _ms(v) for k, v in r.items()} for r in rows(table)]
+        out[name] = sorted(rs, key=repr)
+    return out
+
+
+def assert_same_snapshot(live: Snapshot, inv: Snapshot) -> None:
+    a, b = comparable(live), comparable(inv)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name] == b[name], name
+    assert {k: v for k, v in live.meta.items() if k not in ("scanned_at", "counts")} == {
+        k: v for k, v in inv.meta.items() if k not in ("scanned_at", "counts", "inventory")
+    }

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from inventory_builders import (
     Row,
+    assert_same_snapshot,
     put_into,
     put_into_dir,
     rows_of,
@@ -25,39 +26,11 @@ from regsweep.demo.generator import generate_demo
 from regsweep.layout.keys import blob_data_key, layer_link_key
 from regsweep.scan.inventory import InventoryError, inventory_time
 from regsweep.scan.scanner import ScanOptions, scan
-from regsweep.scan.snapshot import Snapshot, rows
+from regsweep.scan.snapshot import rows
 from regsweep.storage.base import ObjectStore
 from services import start_multipart_upload
 
 DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def _ms(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.replace(microsecond=v.microsecond // 1000 * 1000)
-    if isinstance(v, list):
-        return [_ms(x) for x in v]
-    return v
-
-
-def comparable(snap: Snapshot) -> dict[str, list[dict[str, Any]]]:
-    """Every table as rows, times at millisecond resolution (what Parquet, ORC and the CSV
-    formats keep), in a stable order."""
-    out = {}
-    for name, table in snap.tables.items():
-        rs = [{k: _ms(v) for k, v in r.items()} for r in rows(table)]
-        out[name] = sorted(rs, key=repr)
-    return out
-
-
-def assert_same_snapshot(live: Snapshot, inv: Snapshot) -> None:
-    a, b = comparable(live), comparable(inv)
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name] == b[name], name
-    assert {k: v for k, v in live.meta.items() if k not in ("scanned_at", "counts")} == {
-        k: v for k, v in inv.meta.items() if k not in ("scanned_at", "counts", "inventory")
-    }
 
 
 def later() -> datetime:
