@@ -30,14 +30,14 @@ from regsweep.config import ConfigError, JobSettings
 from regsweep.errors import RegsweepError, SafetyRefusal
 from regsweep.gc.apply import CACHE_WARNING, ApplyResult, apply_plan
 from regsweep.gc.lock import Lock, acquire_lock, release_lock
-from regsweep.gc.mark import mark
-from regsweep.gc.plan import GcSettings, Plan, make_plan, new_run_id
+from regsweep.gc.plan import GcSettings, Plan, new_run_id
+from regsweep.gc.planning import plan_gc
 from regsweep.gc.quarantine import QuarantineRun, list_runs, purge_run
 from regsweep.reports.dataset import write_report
 from regsweep.reports.metrics import RunMetrics
 from regsweep.reports.tables import Report, build_report, reclaimable_by_reason
 from regsweep.reports.usage import usage
-from regsweep.retention import PolicyFile, evaluate_policy, load_policy
+from regsweep.retention import PolicyFile, load_policy
 from regsweep.scan.listing import Progress, no_progress
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.scan.snapshot import Snapshot
@@ -122,31 +122,6 @@ def gc_settings(settings: JobSettings, policy: PolicyFile | None) -> GcSettings:
         grace=settings.grace,
         upload_grace=settings.upload_grace,
         max_delete_fraction=settings.max_delete_fraction,
-    )
-
-
-def plan_with_policy(
-    snap: Snapshot,
-    store: ObjectStore,
-    policy: PolicyFile | None,
-    settings: GcSettings,
-    now: datetime,
-    run_id: str,
-) -> Plan:
-    """The plan ``regsweep gc [--policy FILE]`` makes (as ``cli.policy.plan_gc``): the tags a
-    policy expires are not roots and are removed; the untagged manifests it keeps are roots."""
-    if policy is None:
-        marked = mark(snap, delete_untagged=settings.delete_untagged)
-        return make_plan(snap, marked, settings, now, run_id=run_id)
-    result = evaluate_policy(policy, snap, store, now)
-    marked = mark(
-        snap,
-        delete_untagged=True,
-        expired_tags=result.expired_pairs(),
-        extra_roots=result.kept_untagged,
-    )
-    return make_plan(
-        snap, marked, settings, now, run_id=run_id, extra_removed_tags=result.expired_tags
     )
 
 
@@ -313,7 +288,7 @@ class _Job:
             self._need("the lock", self.lock is not None)
         assert self.store is not None and self.snap is not None
         settings = gc_settings(self.settings, self.policy)
-        self.plan = plan_with_policy(
+        self.plan, _ = plan_gc(
             self.snap, ReadOnlyStore(self.store), self.policy, settings, self.now, self.run_id
         )
         counts = {
@@ -494,4 +469,4 @@ def run_job(
     return _Job(settings, store, progress, opener or open_job_store, run_id).run()
 
 
-__all__ = ["STEPS", "JobResult", "StepResult", "new_run_id", "plan_with_policy", "run_job"]
+__all__ = ["STEPS", "JobResult", "StepResult", "new_run_id", "run_job"]

@@ -20,7 +20,7 @@ from regsweep.cli.common import (
 )
 from regsweep.cli.config_option import GC_SETTINGS, config_option
 from regsweep.cli.metrics import metrics_options, note_apply, note_plan
-from regsweep.cli.policy import plan_gc, render_retention, retention_json
+from regsweep.cli.policy import render_retention, retention_json
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
@@ -29,6 +29,7 @@ from regsweep.errors import SafetyRefusal
 from regsweep.gc.apply import CACHE_WARNING, MODES, ApplyResult, apply_plan
 from regsweep.gc.lock import acquire_lock, release_lock
 from regsweep.gc.plan import GcSettings, Plan, new_run_id
+from regsweep.gc.planning import plan_gc
 from regsweep.retention import load_policy
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.storage.base import ObjectStore

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,11 @@ from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
 from regsweep.errors import UsageError
-from regsweep.gc.mark import mark
-from regsweep.gc.plan import GcSettings, Plan, make_plan
+from regsweep.gc.plan import Plan
 from regsweep.retention import (
     IMPORTERS,
     Issue,
     PolicyError,
-    PolicyFile,
     RetentionResult,
     evaluate_policy,
     lint_policy,
@@ -32,36 +29,8 @@ from regsweep.retention import (
 from regsweep.retention.preview import preview
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.scan.snapshot import Snapshot
-from regsweep.storage.base import ObjectStore
 
 PREVIEW_TAGS_PER_REPO = 50
-
-
-def plan_gc(
-    snap: Snapshot,
-    store: ObjectStore,
-    policy: PolicyFile | None,
-    settings: GcSettings,
-    now: datetime,
-    run_id: str,
-) -> tuple[Plan, RetentionResult | None]:
-    """The gc plan, with a policy's decisions when there is one: its expired tags are not
-    roots and are removed in the plan, the untagged manifests it keeps are roots, and the rest
-    is marked in delete-untagged mode (so index children and referrers follow their parents)."""
-    if policy is None:
-        marked = mark(snap, delete_untagged=settings.delete_untagged)
-        return make_plan(snap, marked, settings, now, run_id=run_id), None
-    result = evaluate_policy(policy, snap, store, now)
-    marked = mark(
-        snap,
-        delete_untagged=True,
-        expired_tags=result.expired_pairs(),
-        extra_roots=result.kept_untagged,
-    )
-    plan = make_plan(
-        snap, marked, settings, now, run_id=run_id, extra_removed_tags=result.expired_tags
-    )
-    return plan, result
 
 
 def render_retention(snap: Snapshot, plan: Plan, result: RetentionResult, source: str) -> str:

@@ -18,12 +18,12 @@ from regsweep.cli.common import (
     workers_option,
 )
 from regsweep.cli.metrics import metrics_options, note_plan, note_usage
-from regsweep.cli.policy import plan_gc
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table, usage_summary
 from regsweep.clock import utcnow
 from regsweep.durations import format_duration
 from regsweep.gc.plan import GcSettings, new_run_id
+from regsweep.gc.planning import plan_gc
 from regsweep.reports.tables import Report, build_report
 from regsweep.retention import load_policy
 from regsweep.scan.scanner import ScanOptions, scan

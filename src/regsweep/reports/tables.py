@@ -187,7 +187,7 @@ def build_report(
     the plan that run would make (same mark, same grace, same brakes). ``log`` is the deletion
     log (``audit.log.read_log``) for the ``gc_runs`` table. ``snapshot_time`` labels the
     partition; it defaults to the scan's start time. A ``plan`` made elsewhere with the same
-    settings (gc with a retention policy: ``cli.policy.plan_gc``) replaces the default one;
+    settings (gc with a retention policy: ``gc.planning.plan_gc``) replaces the default one;
     ``policy`` names its policy file in ``summary.gc_policy``."""
     if now.tzinfo is None:
         raise ValueError("build_report needs a timezone-aware 'now'")
