@@ -61,7 +61,9 @@ class MarkResult:
 
 
 @dataclass
-class _Repo:
+class RepoView:
+    """One repository as the snapshot saw it (shared with retention)."""
+
     name: str
     valid: bool = True
     revisions: dict[str, str | None] = field(default_factory=dict)  # path digest -> target
@@ -70,13 +72,24 @@ class _Repo:
     history: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     links: dict[str, str | None] = field(default_factory=dict)  # path digest -> target
 
+    def revision_digests(self) -> set[str]:
+        """Every digest a revision link names, by path or by content."""
+        out: set[str] = set()
+        for d, target in self.revisions.items():
+            out.add(d)
+            if target is not None:
+                out.add(target)
+        return out
 
-def _repos(snap: Snapshot) -> dict[str, _Repo]:
-    repos: dict[str, _Repo] = {}
 
-    def get(name: str) -> _Repo:
+def repo_views(snap: Snapshot) -> dict[str, RepoView]:
+    """Every repository of the snapshot with its revisions, tags, tag history and links,
+    sorted by name."""
+    repos: dict[str, RepoView] = {}
+
+    def get(name: str) -> RepoView:
         if name not in repos:
-            repos[name] = _Repo(name)
+            repos[name] = RepoView(name)
         return repos[name]
 
     r = snap["repositories"]
@@ -107,7 +120,7 @@ def _repos(snap: Snapshot) -> dict[str, _Repo]:
         column(ll, "repository"), column(ll, "digest"), column(ll, "target"), strict=True
     ):
         get(name).links[d] = target
-    return repos
+    return dict(sorted(repos.items()))
 
 
 def mark(
@@ -129,7 +142,7 @@ def mark(
     expired = expired_tags or set()
     if graph is None:
         graph = Graph.from_snapshot(snap)
-    repos = _repos(snap)
+    repos = repo_views(snap)
     unsafe: dict[str, str] = {}
     uncertain: list[str] = []
 
@@ -166,17 +179,9 @@ def mark(
     kept_tags: dict[str, set[str]] = defaultdict(set)
     removed_tags: dict[str, dict[str, str]] = defaultdict(dict)
 
-    def revision_digests(repo: _Repo) -> set[str]:
-        out: set[str] = set()
-        for d, target in repo.revisions.items():
-            out.add(d)
-            if target is not None:
-                out.add(target)
-        return out
-
     pending_referrer_tags: dict[str, dict[str, str]] = defaultdict(dict)  # repo -> tag -> subject
     for repo in repos.values():
-        revs = revision_digests(repo)
+        revs = repo.revision_digests()
         whole = repo.name in unsafe or not delete_untagged
         if whole:
             roots[repo.name] |= revs
@@ -221,7 +226,7 @@ def mark(
                 if repo.name in unsafe:
                     continue
                 add: set[str] = set()
-                for d in revision_digests(repo):
+                for d in repo.revision_digests():
                     subj = graph.subjects.get(d)
                     if subj is not None and subj in everything and d not in live[repo.name]:
                         add.add(d)
@@ -251,7 +256,7 @@ def mark(
             p = graph.manifest_problem.get(d)
             if p is not None:
                 unsafe[repo.name] = f"manifest {d}: {p}"
-                roots[repo.name] |= revision_digests(repo)
+                roots[repo.name] |= repo.revision_digests()
                 kept_tags[repo.name] |= set(repo.tags)
                 removed_tags[repo.name] = {
                     t: r for t, r in removed_tags[repo.name].items() if r == "dangling-tag"
@@ -266,12 +271,12 @@ def mark(
     for repo in repos.values():
         closure = live[repo.name]
         live_blobs |= closure & graph.blob_sizes.keys()
-        live_manifests[repo.name] = closure & revision_digests(repo)
+        live_manifests[repo.name] = closure & repo.revision_digests()
         if repo.name in unsafe:
             needed[repo.name] = set(repo.links)
             live_blobs |= {t for t in repo.links.values() if t is not None}
             live_blobs |= {d for d in repo.links if d in graph.blob_sizes}
-            live_manifests[repo.name] = revision_digests(repo)
+            live_manifests[repo.name] = repo.revision_digests()
         else:
             needed[repo.name] = {
                 d for d, t in repo.links.items() if d in closure or (t is not None and t in closure)

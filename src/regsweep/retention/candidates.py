@@ -10,30 +10,10 @@ Also finds the repositories that must be skipped because something in them canno
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from regsweep.gc.mark import referrer_tag_subject
+from regsweep.gc.mark import RepoView, referrer_tag_subject
 from regsweep.scan.graph import Graph
-from regsweep.scan.snapshot import Snapshot, column
-
-
-@dataclass
-class RepoView:
-    """One repository as the snapshot saw it."""
-
-    name: str
-    valid: bool = True
-    tags: dict[str, str | None] = field(default_factory=dict)  # tag -> digest (None: unreadable)
-    revisions: dict[str, str | None] = field(default_factory=dict)  # path digest -> target
-    revision_blob: dict[str, bool] = field(default_factory=dict)
-
-    def revision_digests(self) -> set[str]:
-        out: set[str] = set()
-        for d, t in self.revisions.items():
-            out.add(d)
-            if t is not None:
-                out.add(t)
-        return out
 
 
 @dataclass(frozen=True)
@@ -59,35 +39,6 @@ class Candidate:
 
     def sort_key(self) -> tuple[str, str, str]:
         return (self.repo, self.name, self.digest)
-
-
-def repo_views(snap: Snapshot) -> dict[str, RepoView]:
-    repos: dict[str, RepoView] = {}
-
-    def get(name: str) -> RepoView:
-        if name not in repos:
-            repos[name] = RepoView(name)
-        return repos[name]
-
-    r = snap["repositories"]
-    for name, valid in zip(column(r, "repository"), column(r, "valid_name"), strict=True):
-        get(name).valid = bool(valid)
-    t = snap["tags"]
-    for name, tag, d in zip(
-        column(t, "repository"), column(t, "tag"), column(t, "digest"), strict=True
-    ):
-        get(name).tags[tag] = d
-    rv = snap["revisions"]
-    for name, d, target, present in zip(
-        column(rv, "repository"),
-        column(rv, "digest"),
-        column(rv, "target"),
-        column(rv, "blob_present"),
-        strict=True,
-    ):
-        get(name).revisions[d] = target
-        get(name).revision_blob[d] = bool(present)
-    return dict(sorted(repos.items()))
 
 
 def read_problem(repo: RepoView, graph: Graph) -> str | None:

@@ -34,14 +34,13 @@ import pyarrow as pa
 from semver import Version
 
 from regsweep.errors import UsageError
+from regsweep.gc.mark import RepoView, repo_views
 from regsweep.gc.plan import TagRemoval
 from regsweep.retention.candidates import (
     Candidate,
     RepoCandidates,
-    RepoView,
     candidates,
     read_problem,
-    repo_views,
 )
 from regsweep.retention.patterns import any_match
 from regsweep.retention.schema import (
