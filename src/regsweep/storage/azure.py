@@ -51,6 +51,7 @@ from regsweep.storage.base import (
     DeleteOutcome,
     IncompleteUpload,
     ObjectInfo,
+    normalize_prefix,
 )
 
 T = TypeVar("T")
@@ -88,12 +89,6 @@ def _role_for(doing: str) -> str:
     if doing.startswith(("listing", "reading", "checking", "stat")):
         return "reading needs the Storage Blob Data Reader role"
     return "writing, moving and deleting need the Storage Blob Data Contributor role"
-
-
-def normalize_prefix(prefix: str) -> str:
-    """``rootdirectory`` -> blob name prefix: ``""``/``"/"`` -> ``""``; ``"/pfx/"`` -> ``"pfx/"``."""
-    p = prefix.strip("/")
-    return p + "/" if p else ""
 
 
 def _transport(connection_timeout: float, read_timeout: float) -> RequestsTransport:

@@ -17,6 +17,13 @@ from typing import Protocol, runtime_checkable
 DEFAULT_CHUNK_SIZE = 1 << 20  # 1 MiB: large enough to keep a hash busy, small in memory
 
 
+def normalize_prefix(prefix: str) -> str:
+    """A ``rootdirectory`` as a key prefix, as Distribution's S3 and Azure drivers build their
+    names: ``""``, ``"/"`` -> ``""``; ``"/pfx"``, ``"pfx/"``, ``"/pfx/"`` -> ``"pfx/"``."""
+    p = prefix.strip("/")
+    return p + "/" if p else ""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """One stored object. ``last_modified`` is tz-aware UTC from the storage service's clock."""

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from regsweep.errors import UsageError
-from regsweep.storage.base import ObjectStore
+from regsweep.storage.base import ObjectStore, normalize_prefix
 
 STORE_FORMS = "a path, file://PATH, s3://BUCKET[/PREFIX] or azure://CONTAINER[/PREFIX]"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
@@ -163,7 +163,7 @@ def _required(params: dict[str, Any], name: str, driver: str, where: str) -> str
 
 
 def _s3_from_params(params: dict[str, Any], where: str) -> ObjectStore:
-    from regsweep.storage.s3 import S3Store, normalize_prefix
+    from regsweep.storage.s3 import S3Store
 
     bucket = _required(params, "bucket", "s3", where)
     prefix = normalize_prefix(_str(params.get("rootdirectory")))
@@ -192,7 +192,7 @@ def _s3_from_params(params: dict[str, Any], where: str) -> ObjectStore:
 
 
 def _azure_from_params(params: dict[str, Any], where: str) -> ObjectStore:
-    from regsweep.storage.azure import AzureStore, normalize_prefix
+    from regsweep.storage.azure import AzureStore
 
     container = _required(params, "container", "azure", where)
     prefix = normalize_prefix(_str(params.get("rootdirectory")))

@@ -44,6 +44,7 @@ from regsweep.storage.base import (
     DeleteOutcome,
     IncompleteUpload,
     ObjectInfo,
+    normalize_prefix,
 )
 
 if TYPE_CHECKING:
@@ -100,13 +101,6 @@ def _needs(operation: str | None) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def normalize_prefix(prefix: str) -> str:
-    """``rootdirectory`` -> key prefix, as Distribution's ``s3Path`` does: ``""``, ``"/"`` -> ``""``;
-    ``"/pfx"``, ``"pfx/"``, ``"/pfx/"`` -> ``"pfx/"``."""
-    p = prefix.strip("/")
-    return p + "/" if p else ""
 
 
 def make_client(
