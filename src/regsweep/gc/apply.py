@@ -94,6 +94,10 @@ class _Applier:
         for r in rows:
             by_cand[r["candidate"]].append(r)
         cands = sorted(by_cand.values(), key=lambda rs: (rs[0]["phase"], rs[0]["seq"]))
+        # Links the plan saw: the re-checks count them as fresh only if they changed since.
+        self.planned_links = {
+            r["key"]: r for r in rows if r["kind"] in ("revision", "tag", "tag_index")
+        }
         self.progress("apply", 0, len(rows))
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="apply") as pool:
             self.pool = pool
@@ -150,14 +154,9 @@ class _Applier:
         return True
 
     def current_references(self, pool: ThreadPoolExecutor) -> CurrentReferences | None:
-        planned = {
-            r["key"]: r
-            for r in self.plan.rows.to_pylist()
-            if r["kind"] in ("revision", "tag", "tag_index")
-        }
         try:
             return referenced_digests(
-                self.store, self.plan.layout_root, self.plan.now, pool, planned
+                self.store, self.plan.layout_root, self.plan.now, pool, self.planned_links
             )
         except StoreError as e:
             self.result.failures.append(str(e))
