@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gc_backend import cli_env
 from gc_helpers import (
     V2,
     assert_no_live_blob_lost,
@@ -28,7 +29,6 @@ from gc_helpers import (
     run_cli,
 )
 
-from conftest import cli_env
 from imagegen import (
     RegistryClient,
     cosign_signature,

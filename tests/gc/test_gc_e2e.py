@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from gc_backend import S3_PREFIX, Backend, copy_objects
 from gc_helpers import (
     V2,
     Crash,
@@ -36,7 +37,6 @@ from gc_helpers import (
     orphan_the_lock,
 )
 
-from conftest import S3_PREFIX, Backend, copy_objects
 from imagegen import (
     FIXED_TIME,
     Blob,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gc_backend import Backend
 from gc_helpers import (
     EXIT_REFUSED,
     V2,
@@ -44,7 +45,6 @@ from gc_helpers import (
     run_cli,
 )
 
-from conftest import Backend
 from imagegen import (
     Blob,
     LayoutWriter,
