@@ -8,12 +8,40 @@ are seen too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
+
+import pyarrow as pa
 
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
 
 Progress = Callable[[str, int, int | None], None]
+
+# A listing batch: one row per object, keys relative to the store (as ObjectInfo.key). The scan
+# works on these columns rather than on an ObjectInfo per object, which is what made it slow
+# and large on millions of objects (bench/RESULTS.md).
+LISTING_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("size", pa.int64()),
+        ("last_modified", pa.timestamp("ms", tz="UTC")),
+        ("etag", pa.string()),  # S3/Azure ETag without quotes; null on a filesystem
+    ]
+)
+
+
+def listing_table(objects: Iterable[ObjectInfo]) -> pa.Table:
+    """ObjectInfo records as a listing batch (for backends that only list record by record)."""
+    objs = list(objects)
+    return pa.Table.from_arrays(
+        [
+            pa.array([o.key for o in objs], pa.string()),
+            pa.array([o.size for o in objs], pa.int64()),
+            pa.array([o.last_modified for o in objs], LISTING_SCHEMA.field("last_modified").type),
+            pa.array([o.etag for o in objs], pa.string()),
+        ],
+        schema=LISTING_SCHEMA,
+    )
 
 
 def no_progress(phase: str, advance: int, total: int | None) -> None:
