@@ -25,20 +25,23 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from regsweep.errors import ObjectNotFound, StoreError, UsageError
-from regsweep.storage.base import ObjectInfo, ObjectStore, stream_object
+from regsweep.scan.listing import LISTING_SCHEMA
+from regsweep.storage.base import ObjectStore, stream_object
 
 INVENTORY_FORMS = (
     "s3://BUCKET/PATH/manifest.json, azure://CONTAINER/PATH/<rule>-manifest.json, "
     "or a local path (or file://PATH) to either manifest"
 )
-BATCH_ROWS = 65_536  # rows turned into ObjectInfo at a time
+BATCH_ROWS = 65_536  # Parquet/ORC rows read at a time (CSV: blocks of 8 MiB)
 MANIFEST_CAP = 64 * 1024 * 1024  # a manifest lists files, not objects: megabytes at most
 
 # S3 CSV column names (fileSchema) -> the ORC/Parquet names, which we use throughout.
@@ -97,13 +100,15 @@ class Inventory:
             "files": len(self.files),
         }
 
-    def batches(self, store: ObjectStore, root: str) -> Iterator[list[ObjectInfo]]:
-        """The objects of ``store`` under ``root`` that the inventory lists, as ObjectInfo with
-        keys relative to the store (as its own listing would give them), in batches. Rows of
-        another bucket or container, outside the store's prefix or outside ``root``, delete
-        markers, non-current versions, snapshots and soft-deleted blobs are left out. Raises
-        InventoryError when a report file is missing, has the wrong checksum or size, or
-        cannot be parsed."""
+    def batches(self, store: ObjectStore, root: str) -> Iterator[pa.Table]:
+        """The objects of ``store`` under ``root`` that the inventory lists, as tables of
+        LISTING_SCHEMA (key relative to the store, as its own listing would give it; size;
+        last_modified truncated to the millisecond; etag without quotes, or null), one per
+        batch of report rows that keeps any. Rows of another bucket or container, outside the
+        store's prefix or outside ``root``, folder markers, delete markers, non-current
+        versions, snapshots and soft-deleted blobs are left out. Raises InventoryError when a
+        report file is missing, has the wrong checksum or size, or cannot be parsed, or a kept
+        row has no size or no (parsable) last-modified time."""
         kind, name, prefix = store_location(store)
         if {self.vendor, kind} == {"s3", "azure"}:
             raise InventoryError(
@@ -120,17 +125,23 @@ class Inventory:
             for i, f in enumerate(self.files):
                 local = self._local(f, Path(tmp) / f"file-{i}")
                 try:
-                    for rows in self._rows(f, local):
+                    for batch in self._rows(f, local):
                         try:
-                            infos = _infos(
-                                rows, self.vendor, None if kind == "fs" else name, want, prefix
+                            table = _listing(
+                                batch,
+                                self.vendor,
+                                None if kind == "fs" else name,
+                                want,
+                                prefix,
+                                csv_text=self.file_format == "csv",
                             )
-                        except (KeyError, ValueError, TypeError) as e:
+                        except (KeyError, ValueError, TypeError, pa.ArrowException) as e:
                             raise InventoryError(
                                 f"inventory {self.url}: report file {f.path}: bad row or "
                                 f"missing column ({_one_line(e)})"
                             ) from e
-                        yield infos
+                        if table.num_rows:
+                            yield table
                 finally:
                     if local.parent == Path(tmp):
                         local.unlink(missing_ok=True)
@@ -147,16 +158,20 @@ class Inventory:
         _verify(self.url, f, path)
         return path
 
-    def _rows(self, f: ReportFile, path: Path) -> Iterator[dict[str, list[Any]]]:
+    def _rows(self, f: ReportFile, path: Path) -> Iterator[pa.RecordBatch]:
+        """The report file's record batches (the columns regsweep uses, CSV ones as text)."""
         try:
             if self.file_format == "parquet":
-                yield from _parquet_rows(path)
+                batches: Iterator[pa.RecordBatch] = _parquet_batches(path)
             elif self.file_format == "orc":
-                yield from _orc_rows(path)
+                batches = _orc_batches(path)
             elif self.vendor == "s3":
-                yield from _s3_csv_rows(path, self.csv_columns)
+                batches = iter(_csv_batches(path, self.csv_columns, compressed=True))
             else:
-                yield from _azure_csv_rows(path)
+                batches = iter(_csv_batches(path, None, compressed=False))
+            for batch in batches:
+                if batch.num_rows:
+                    yield batch
         except InventoryError:
             raise
         except (pa.ArrowException, OSError, ValueError, csv.Error, EOFError) as e:
@@ -207,59 +222,27 @@ def _verify(url: str, f: ReportFile, path: Path) -> None:
         )
 
 
-# -- parsing the data files -------------------------------------------------------------------
-# Each yields dicts of equal-length column lists, with the vendor's column names (S3 names
-# normalised to the ORC/Parquet spelling).
+# -- reading the data files -------------------------------------------------------------------
+# Each yields RecordBatches with the vendor's column names (S3 CSV names normalised to the
+# ORC/Parquet spelling), every CSV column as text.
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PER_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
-
-
-def _times(col: pa.Array) -> list[datetime | None]:
-    """A timestamp column as UTC datetimes. Converting integers through a cache is several
-    times faster than ``to_pylist`` (objects pushed together share their second)."""
-    unit = col.type.unit
-    ints = col.cast(pa.int64()).to_pylist()
-    cache: dict[int, datetime] = {}
-    out: list[datetime | None] = []
-    for v in ints:
-        if v is None:
-            out.append(None)
-            continue
-        d = cache.get(v)
-        if d is None:
-            us = v // 1000 if unit == "ns" else v * _PER_US[unit]
-            d = cache[v] = _EPOCH + timedelta(microseconds=us)
-        out.append(d)
-    return out
-
-
-def _table_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[dict[str, list[Any]]]:
-    for batch in batches:
-        if batch.num_rows:
-            yield {
-                name: _times(col) if pa.types.is_timestamp(col.type) else col.to_pylist()
-                for name, col in zip(batch.schema.names, batch.columns, strict=True)
-            }
-
-
-def _parquet_rows(path: Path) -> Iterator[dict[str, list[Any]]]:
+def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path, memory_map=True)
-    yield from _table_rows(pf.iter_batches(batch_size=BATCH_ROWS, columns=_wanted(pf.schema_arrow)))
+    yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=_wanted(pf.schema_arrow))
 
 
-def _orc_rows(path: Path) -> Iterator[dict[str, list[Any]]]:
+def _orc_batches(path: Path) -> Iterator[pa.RecordBatch]:
     import pyarrow.orc as orc
 
     of = orc.ORCFile(str(path))
     cols = _wanted(of.schema)
     for i in range(of.nstripes):
         stripe = of.read_stripe(i, columns=cols)  # one RecordBatch
-        parts = (stripe.slice(o, BATCH_ROWS) for o in range(0, stripe.num_rows, BATCH_ROWS))
-        yield from _table_rows(parts)
+        for o in range(0, stripe.num_rows, BATCH_ROWS):
+            yield stripe.slice(o, BATCH_ROWS)
 
 
 _USED = {
@@ -285,7 +268,8 @@ def _wanted(schema: pa.Schema) -> list[str]:
     return [n for n in schema.names if n in _USED]
 
 
-def _csv_reader(path: Path, column_names: list[str] | None, compressed: bool) -> Any:
+def _csv_batches(path: Path, column_names: list[str] | None, compressed: bool) -> Any:
+    """A streaming pyarrow CSV reader (RecordBatches of text columns)."""
     import pyarrow.csv as pacsv
 
     stream = pa.input_stream(str(path), compression="gzip" if compressed else None)
@@ -311,43 +295,216 @@ def _csv_reader(path: Path, column_names: list[str] | None, compressed: bool) ->
     )
 
 
-def _s3_csv_rows(path: Path, columns: list[str]) -> Iterator[dict[str, list[Any]]]:
-    reader = _csv_reader(path, columns, compressed=True)
-    for rows in _table_rows(iter(reader)):
-        # Keys are URL-encoded, spaces as "+" (form encoding); everything else is text.
-        keys = [urllib.parse.unquote_plus(k) for k in rows["key"]]
-        out: dict[str, list[Any]] = {"key": keys}
-        out["size"] = [int(s) if s else None for s in rows["size"]]
-        out["last_modified_date"] = [_parse_time(t) for t in rows["last_modified_date"]]
-        for name in ("bucket", "e_tag", "version_id"):
-            if name in rows:
-                out[name] = rows[name]
-        for name in ("is_latest", "is_delete_marker"):
-            if name in rows:
-                out[name] = [_bool(v) for v in rows[name]]
-        yield out
+# -- rows -> listing tables -------------------------------------------------------------------
+# All with Arrow compute on whole columns; Python sees a value only on the rare rows that the
+# vectorized parse rejects (times in unusual spellings, sizes like "1_000", keys whose
+# percent-escapes do not decode to UTF-8), which go through the same Python code as before.
+
+_TS = LISTING_SCHEMA.field("last_modified").type  # timestamp[ms, tz=UTC]
+_NULL_TEXT = pa.scalar(None, pa.string())
+_NULL_BOOL = pa.scalar(None, pa.bool_())
+_RFC1123 = "%a, %d %b %Y %H:%M:%S GMT"
+_HEX = np.full(256, -1, dtype=np.int16)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
 
 
-def _azure_csv_rows(path: Path) -> Iterator[dict[str, list[Any]]]:
-    reader = _csv_reader(path, None, compressed=False)
-    for rows in _table_rows(iter(reader)):
-        out: dict[str, list[Any]] = dict(rows)
-        if "Content-Length" in rows:
-            out["Content-Length"] = [int(s) if s else None for s in rows["Content-Length"]]
-        if "Last-Modified" in rows:
-            out["Last-Modified"] = [_parse_time(t) for t in rows["Last-Modified"]]
-        for name in ("Deleted", "IsCurrentVersion"):
-            if name in rows:
-                out[name] = [_bool(v) for v in rows[name]]
-        yield out
+def _listing(
+    batch: pa.RecordBatch, vendor: str, name: str | None, want: str, prefix: str, csv_text: bool
+) -> pa.Table:
+    """One batch of report rows -> a LISTING_SCHEMA table of the store's objects under
+    ``want`` (= prefix + root), keys relative to the store."""
+    cols = dict(zip(batch.schema.names, batch.columns, strict=True))
+    if vendor == "s3":
+        full = _text(cols["key"])
+        if csv_text:  # keys are URL-encoded, spaces as "+" (form encoding)
+            full = _unquote_plus(full)
+        keep = _under(full, want)
+        bucket = cols.get("bucket")
+        if name is not None and bucket is not None:
+            b = _text(bucket)  # a row of another bucket (None and "" are taken as ours)
+            ours = pc.is_in(b, value_set=pa.array(["", name], pa.string()))
+            keep = pc.and_(keep, pc.or_(pc.is_null(b), ours))
+        keep = _drop_where(keep, cols.get("is_latest"), False)  # a non-current version
+        keep = _drop_where(keep, cols.get("is_delete_marker"), True)  # the key is gone
+        size, when, etag = cols["size"], cols["last_modified_date"], cols.get("e_tag")
+    else:
+        names = _text(cols["Name"])  # <container>/<blob name>
+        if name is None:
+            full = pc.replace_substring_regex(
+                names, pattern="^[^/]*(?:/|$)", replacement="", max_replacements=1
+            )
+            keep = _under(full, want)
+        else:  # rows of another container of the same rule are left out
+            full = pc.utf8_slice_codeunits(names, len(name) + 1)
+            keep = pc.and_(pc.starts_with(names, name + "/"), _under(full, want))
+        keep = _drop_where(keep, cols.get("Deleted"), True)
+        keep = _drop_where(keep, cols.get("IsCurrentVersion"), False)  # an older version
+        snapshot = cols.get("Snapshot")
+        if snapshot is not None:
+            keep = pc.and_(keep, pc.invert(_truthy(snapshot)))
+        size, when, etag = cols["Content-Length"], cols["Last-Modified"], cols.get("Etag")
+    parts = [full, size, when] + ([etag] if etag is not None else [])
+    kept = pa.RecordBatch.from_arrays(parts, names=[str(i) for i in range(len(parts))])
+    kept = kept.filter(keep)
+    n = kept.num_rows
+    keys = kept.column(0)
+    if prefix:
+        keys = pc.utf8_slice_codeunits(keys, len(prefix))
+    sizes = _sizes(kept.column(1))
+    times = _times(kept.column(2))
+    etags = _etags(kept.column(3)) if etag is not None else pa.nulls(n, pa.string())
+    if sizes.null_count or times.null_count:
+        bad = pc.indices_nonzero(pc.or_(pc.is_null(sizes), pc.is_null(times)))[0].as_py()
+        raise ValueError(f"row for {keys[bad].as_py()} has no size or no last-modified time")
+    return pa.Table.from_arrays([keys, sizes, times, etags], schema=LISTING_SCHEMA)
 
 
-def _bool(v: Any) -> bool | None:
-    if v is None or v == "":
-        return None
-    if isinstance(v, bool):
-        return v
-    return str(v).strip().lower() == "true"
+def _text(col: pa.Array) -> pa.Array:
+    return col if col.type == pa.string() else pc.cast(col, pa.string())
+
+
+def _under(full: pa.Array, want: str) -> pa.Array:
+    """Keys below ``want`` that are not folder markers (null for a null key: left out)."""
+    return pc.and_(pc.starts_with(full, want), pc.invert(pc.ends_with(full, "/")))
+
+
+def _drop_where(keep: pa.Array, col: pa.Array | None, value: bool) -> pa.Array:
+    """``keep`` without the rows whose flag ``col`` is ``value`` (a null flag drops nothing)."""
+    if col is None:
+        return keep
+    if pa.types.is_boolean(col.type):
+        flag = col
+    elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        # as text (CSV): "" is unknown, "true" in any case and spacing is true, else false
+        s = _text(col)
+        true = pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(s)), "true")
+        flag = pc.if_else(pc.equal(s, ""), _NULL_BOOL, true)
+    else:
+        return keep  # never a bool: never dropped
+    hit = pc.fill_null(flag if value else pc.invert(flag), False)
+    return pc.and_(keep, pc.invert(hit))
+
+
+def _truthy(col: pa.Array) -> pa.Array:
+    if pa.types.is_boolean(col.type):
+        return pc.fill_null(col, False)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return pc.fill_null(pc.not_equal(col, ""), False)
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        return pc.fill_null(pc.not_equal(col, 0), False)
+    return pc.is_valid(col)
+
+
+def _sizes(col: pa.Array) -> pa.Array:
+    t = col.type
+    if pa.types.is_null(t):
+        return pa.nulls(len(col), pa.int64())
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        s = pc.utf8_trim_whitespace(_text(col))
+        s = pc.if_else(pc.equal(s, ""), _NULL_TEXT, s)
+        try:
+            return pc.cast(s, pa.int64())
+        except pa.ArrowInvalid:  # "+5", "1_000", ...: Python's int() as before, or ValueError
+            return pa.array([int(v) if v else None for v in col.to_pylist()], pa.int64())
+    if pa.types.is_floating(t):
+        if pc.any(pc.invert(pc.is_finite(col))).as_py():
+            raise ValueError(f"size is not a number in column {col.type}")
+        return pc.cast(col, pa.int64(), safe=False)  # truncated, as int() did
+    if pa.types.is_decimal(t):
+        return pc.cast(col, pa.int64(), safe=False)
+    return pc.cast(col, pa.int64())
+
+
+def _times(col: pa.Array) -> pa.Array:
+    """A time column -> timestamp[ms, UTC], truncated to the millisecond; null stays null."""
+    t = col.type
+    if pa.types.is_timestamp(t):  # naive (ORC) is UTC: the integers are UTC epoch either way
+        return _floor_ms(col)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return _parse_times(_text(col))
+    if col.null_count == len(col):
+        return pa.nulls(len(col), _TS)
+    raise ValueError(f"not a time: a {t} column")
+
+
+def _floor_ms(col: pa.Array) -> pa.Array:
+    unit = col.type.unit
+    naive = col.view(pa.timestamp(unit))
+    if unit in ("us", "ns"):
+        naive = pc.floor_temporal(naive, unit="millisecond")
+    return naive.cast(pa.timestamp("ms")).view(_TS)
+
+
+def _parse_times(text: pa.Array) -> pa.Array:
+    """ISO 8601 (with Z, an offset or none = UTC; any fraction digits) and RFC 1123 text, as
+    ``_parse_time`` reads them; "" is null. Raises ValueError on unparsable text."""
+    t = pc.utf8_trim_whitespace(text)
+    t = pc.if_else(pc.equal(t, ""), _NULL_TEXT, t)
+    for typ in (pa.timestamp("ns", "UTC"), pa.timestamp("ns")):  # zoned, then naive = UTC
+        try:
+            return _floor_ms(pc.cast(t, typ))
+        except pa.ArrowInvalid:
+            pass
+    # Not all one ISO spelling: RFC 1123 vectorized, the rest through _parse_time.
+    rfc = _floor_ms(pc.strptime(t, format=_RFC1123, unit="s", error_is_null=True))
+    rest = pc.and_(pc.is_valid(t), pc.is_null(rfc))
+    texts = pc.filter(t, rest).to_pylist()
+    if not texts:
+        return rfc
+    parsed = _floor_ms(pa.array([_parse_time(s) for s in texts], pa.timestamp("us", "UTC")))
+    return pc.replace_with_mask(rfc, rest, parsed)
+
+
+def _unquote_plus(keys: pa.Array) -> pa.Array:
+    """``urllib.parse.unquote_plus`` of every key, on the bytes: "+" -> " ", valid "%XX" ->
+    the byte. Falls back to Python when the decoded bytes are not UTF-8 (unquote_plus puts
+    U+FFFD there)."""
+    n = len(keys)
+    offsets_buf, data_buf = keys.buffers()[1], keys.buffers()[2]
+    if n == 0 or data_buf is None:
+        return keys
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[keys.offset : keys.offset + n + 1]
+    start = int(offsets[0])
+    data = np.frombuffer(data_buf, dtype=np.uint8)[start : int(offsets[-1])]
+    plus = data == 0x2B
+    pct = np.flatnonzero(data == 0x25)
+    if not plus.any() and not len(pct):
+        return keys
+    off = offsets.astype(np.int64) - start
+    ends = off[np.searchsorted(off, pct, side="right")]  # end of the key holding each "%"
+    pct = pct[pct + 2 < ends]
+    hi, lo = _HEX[data[pct + 1]], _HEX[data[pct + 2]]
+    ok = (hi >= 0) & (lo >= 0)
+    pct, hi, lo = pct[ok], hi[ok], lo[ok]
+    out = data.copy()
+    out[plus] = 0x20
+    out[pct] = (hi << 4 | lo).astype(np.uint8)
+    drop = np.zeros(len(data) + 1, dtype=np.int64)
+    drop[pct + 1] = 1
+    drop[pct + 2] = 1
+    keep = drop[:-1] == 0
+    removed = np.concatenate(([0], np.cumsum(drop[:-1])))
+    new_off = (off - removed[off]).astype(np.int32)
+    raw = pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(new_off), pa.py_buffer(out[keep])]
+    )
+    try:
+        text = raw.cast(pa.string())
+    except pa.ArrowInvalid:
+        return pa.array(
+            [None if k is None else urllib.parse.unquote_plus(k) for k in keys.to_pylist()],
+            pa.string(),
+        )
+    return pc.if_else(pc.is_valid(keys), text, _NULL_TEXT) if keys.null_count else text
+
+
+def _etags(col: pa.Array) -> pa.Array:
+    """Without the surrounding quotes; "" -> null."""
+    s = pc.utf8_trim(_text(col), characters='"')
+    return pc.if_else(pc.equal(s, ""), _NULL_TEXT, s)
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -366,67 +523,6 @@ def _parse_time(text: str | None) -> datetime | None:
     except (ValueError, TypeError) as e:
         raise ValueError(f"unparsable time {text!r}") from e
     return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
-
-
-def _utc(d: Any) -> datetime | None:
-    if d is None:
-        return None
-    if type(d) is datetime and d.tzinfo is UTC:
-        return d
-    if not isinstance(d, datetime):
-        raise ValueError(f"not a time: {d!r}")
-    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
-
-
-def _infos(
-    rows: dict[str, list[Any]], vendor: str, name: str | None, want: str, prefix: str
-) -> list[ObjectInfo]:
-    """Rows -> ObjectInfo of the store's objects under ``want`` (= prefix + root)."""
-    out: list[ObjectInfo] = []
-    if vendor == "s3":
-        keys, sizes = rows["key"], rows["size"]
-        times, etags = rows["last_modified_date"], rows.get("e_tag")
-        latest, marker = rows.get("is_latest"), rows.get("is_delete_marker")
-        buckets = rows.get("bucket") if name is not None else None
-        for i, full in enumerate(keys):
-            if full is None or not full.startswith(want) or full.endswith("/"):
-                continue
-            if buckets is not None and buckets[i] not in (None, "", name):
-                continue
-            if latest is not None and latest[i] is False:
-                continue  # a non-current version
-            if marker is not None and marker[i] is True:
-                continue  # a delete marker: the key is gone
-            out.append(_info(full[len(prefix) :], sizes[i], times[i], etags[i] if etags else None))
-        return out
-    names, sizes = rows["Name"], rows["Content-Length"]
-    times, etags = rows["Last-Modified"], rows.get("Etag")
-    deleted, current = rows.get("Deleted"), rows.get("IsCurrentVersion")
-    snapshots = rows.get("Snapshot")
-    for i, full in enumerate(names):
-        if full is None:
-            continue
-        container, _, blob = full.partition("/")
-        if name is not None and container != name:
-            continue  # another container of the same rule
-        if not blob.startswith(want) or blob.endswith("/"):
-            continue
-        if deleted is not None and deleted[i] is True:
-            continue
-        if current is not None and current[i] is False:
-            continue  # an older version
-        if snapshots is not None and snapshots[i]:
-            continue
-        out.append(_info(blob[len(prefix) :], sizes[i], times[i], etags[i] if etags else None))
-    return out
-
-
-def _info(key: str, size: Any, when: Any, etag: Any) -> ObjectInfo:
-    t = _utc(when)
-    if size is None or t is None:
-        raise ValueError(f"row for {key} has no size or no last-modified time")
-    tag = str(etag).strip('"') if etag else ""
-    return ObjectInfo(key=key, size=int(size), last_modified=t, etag=tag or None)
 
 
 # -- manifests --------------------------------------------------------------------------------
