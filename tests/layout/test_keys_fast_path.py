@@ -4,10 +4,14 @@ key, the common shapes and their near misses alike."""
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
+import pyarrow as pa
 import pytest
 
+from regsweep.layout.classify_columns import split_kinds
 from regsweep.layout.keys import _classify_general, classify
+from regsweep.storage.columns import LISTING_SCHEMA
 
 HEX = "ab" + "0123456789abcdef" * 3 + "0123456789abcd"
 assert len(HEX) == 64
@@ -82,3 +86,45 @@ def test_fast_path_agrees_with_general_grammar(chunk: int) -> None:
     assert len(keys) > 100
     for key in keys:
         assert classify(key) == _classify_general(key), key
+
+
+def test_column_classifier_agrees_with_classify() -> None:
+    """The scan classifies listings column-wise (layout/classify_columns.py); every key it
+    claims must get the answer classify gives, and every key it leaves must be one that
+    classify does not put in a common shape with a sha256 digest."""
+    keys = [*_keys(), "", "repositories/r/_layers/sha256/" + HEX + "/link/"]
+    root = "docker/registry/v2/"
+    listing = pa.Table.from_pydict(
+        {
+            "key": [root + k for k in keys],
+            "size": list(range(len(keys))),
+            "last_modified": [datetime(2024, 1, 1, tzinfo=UTC)] * len(keys),
+            "etag": [None] * len(keys),
+        },
+        schema=LISTING_SCHEMA,
+    )
+    common, rest = split_kinds(listing, len(root))
+    claimed = 0
+    for kind, table in common.items():
+        for row in table.to_pylist():
+            rec = classify(row["key"][len(root) :])
+            assert (rec.kind, rec.repo, rec.tag, rec.digest) == (
+                kind,
+                row["repo"],
+                row["tag"],
+                row["digest"],
+            ), row["key"]
+            assert row["size"] == keys.index(row["key"][len(root) :])  # rows stay whole
+            claimed += 1
+    assert claimed + rest.num_rows == len(keys)
+    assert {k: t.num_rows > 0 for k, t in common.items()} == dict.fromkeys(common, True)
+    # The canonical shapes are all claimed (the rest is what classify decides one by one).
+    canonical = {
+        f"blobs/sha256/ab/{HEX}/data",
+        *(f"repositories/{r}/_layers/sha256/{HEX}/link" for r in ("r", "a/b/c", "Upper/x")),
+        f"repositories/a/tags/_manifests/revisions/sha256/{HEX}/link",
+        f"repositories/r/_manifests/tags/v1.0/index/sha256/{HEX}/link",
+        "repositories/a/b/c/_manifests/tags/_layers/current/link",
+    }
+    assert canonical <= set(keys)
+    assert not canonical & {k[len(root) :] for k in rest["key"].to_pylist()}

@@ -1,4 +1,4 @@
-"""Sharded, parallel listing of a layout root.
+"""Sharded, parallel listing of a layout root, into Arrow tables.
 
 Shards are ``blobs/<alg>/<h2>/`` and the first level of ``repositories/`` (storage-layout.md §2.4):
 each is one flat listing, so a thread pool on one machine, or a cluster engine's Executor, can
@@ -8,40 +8,18 @@ are seen too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 
 import pyarrow as pa
 
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
+from regsweep.storage.columns import LISTING_SCHEMA, list_table, listing_table
 
 Progress = Callable[[str, int, int | None], None]
 
-# A listing batch: one row per object, keys relative to the store (as ObjectInfo.key). The scan
-# works on these columns rather than on an ObjectInfo per object, which is what made it slow
-# and large on millions of objects (bench/RESULTS.md).
-LISTING_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("size", pa.int64()),
-        ("last_modified", pa.timestamp("ms", tz="UTC")),
-        ("etag", pa.string()),  # S3/Azure ETag without quotes; null on a filesystem
-    ]
-)
-
-
-def listing_table(objects: Iterable[ObjectInfo]) -> pa.Table:
-    """ObjectInfo records as a listing batch (for backends that only list record by record)."""
-    objs = list(objects)
-    return pa.Table.from_arrays(
-        [
-            pa.array([o.key for o in objs], pa.string()),
-            pa.array([o.size for o in objs], pa.int64()),
-            pa.array([o.last_modified for o in objs], LISTING_SCHEMA.field("last_modified").type),
-            pa.array([o.etag for o in objs], pa.string()),
-        ],
-        schema=LISTING_SCHEMA,
-    )
+__all__ = ["LISTING_SCHEMA", "Progress", "list_layout", "listing_table", "no_progress"]
 
 
 def no_progress(phase: str, advance: int, total: int | None) -> None:
@@ -72,17 +50,31 @@ def plan_shards(store: ObjectStore, root: str) -> tuple[list[str], list[ObjectIn
     return shards, loose
 
 
+def _groups(shards: list[str], n: int) -> list[list[str]]:
+    # Interleaved, so each group gets a similar mix of blob and repository shards.
+    n = max(1, min(n, len(shards)))
+    return [shards[i::n] for i in range(n)]
+
+
 def list_layout(
     store: ObjectStore, root: str, executor: Executor, progress: Progress = no_progress
-) -> Iterator[list[ObjectInfo]]:
-    """Yield the objects under ``root`` shard by shard, listing shards in parallel."""
+) -> Iterator[pa.Table]:
+    """Yield the objects under ``root`` as listing tables, listing shards in parallel.
+
+    Shards are listed in groups: a filesystem store lists a group with one ``find`` process
+    (so both cores work, which Python threads cannot), an object store one shard per request
+    stream. Groups are small enough for the progress bar to move."""
     shards, loose = plan_shards(store, root)
-    yield loose
+    yield listing_table(loose)
+    if getattr(store, "list_table", None) is None:
+        groups = [[s] for s in shards]
+    else:
+        groups = _groups(shards, 4 * (os.cpu_count() or 2))
     progress("list", 0, len(shards))
-    futures = [executor.submit(lambda s: list(store.iter_objects(s)), s) for s in shards]
-    for fut in futures:
+    futures = [executor.submit(list_table, store, g) for g in groups]
+    for fut, g in zip(futures, groups, strict=True):
         yield fut.result()
-        progress("list", 1, None)
+        progress("list", len(g), None)
 
 
 def list_incomplete_uploads(store: ObjectStore, root: str) -> list[IncompleteUpload]:

@@ -10,15 +10,19 @@ import hashlib
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from regsweep import __version__
 from regsweep.clock import utcnow
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
+from regsweep.layout.classify_columns import split_kinds
 from regsweep.layout.digest import EMPTY_MD5, is_valid_digest, parse_link
 from regsweep.layout.keys import KeyRecord, Kind, classify, valid_repository_name
 from regsweep.layout.manifest import (
@@ -31,6 +35,7 @@ from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import Snapshot, TableBuilder, table_from_columns
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
+from regsweep.storage.columns import LISTING_SCHEMA
 
 LINK_READ_CAP = 4096  # a link is 71 bytes (sha256) or 135 (sha512); anything near this is corrupt
 DEFAULT_MANIFEST_CAP = 4 * 1024 * 1024  # Distribution's PUT limit (maxManifestBodySize)
@@ -60,13 +65,12 @@ class ScanOptions:
     inventory: str | None = None
 
 
-@dataclass
-class _Link:
-    rec: KeyRecord
-    obj: ObjectInfo
-    target: str | None = None
-    problem: str | None = None
-    resolved_by: str | None = None
+# The kinds of key the scan keeps column-wise: a listing's columns plus the repository, tag and
+# the digest the path says (see layout/classify_columns.py).
+_COLUMNAR = (Kind.BLOB_DATA, Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
+_LINK_SCHEMA = LISTING_SCHEMA.append(pa.field("repo", pa.string()))
+_LINK_SCHEMA = _LINK_SCHEMA.append(pa.field("tag", pa.string()))
+_LINK_SCHEMA = _LINK_SCHEMA.append(pa.field("digest", pa.string()))
 
 
 @dataclass
@@ -75,8 +79,12 @@ class _Upload:
     multipart: IncompleteUpload | None = None
 
 
-def _etag_is_md5(etag: str | None) -> bool:
-    return etag is not None and bool(_MD5_ETAG.match(etag))
+def _col(table: pa.Table, name: str) -> pa.Array:
+    """One column as a single Array (compute kernels such as replace_with_mask want one)."""
+    return table[name].combine_chunks()
+
+
+_NO_STRING = pa.scalar(None, pa.string())
 
 
 def _md5(text: str) -> str:
@@ -92,16 +100,17 @@ class _Scan:
         self.executor = executor
         self.progress = progress
         self.root = ""
-        self.blobs: dict[str, ObjectInfo] = {}
-        self.layer_links: list[_Link] = []
-        self.revisions: list[_Link] = []
-        self.tags: list[_Link] = []
-        self.history: list[_Link] = []
+        # Per kind of key, the listing's rows of that kind (tables, then one table each).
+        self.parts: dict[Kind, list[pa.Table]] = {k: [] for k in _COLUMNAR}
+        self.odd: dict[Kind, list[tuple[KeyRecord, ObjectInfo]]] = {k: [] for k in _COLUMNAR}
+        self.kinds: dict[Kind, pa.Table] = {}
+        self.blob_digests = pa.array([], pa.string())  # sorted: the blobs table's digest column
         self.uploads: dict[tuple[str, str], _Upload] = defaultdict(_Upload)
         self.repo_parts: dict[str, set[str]] = defaultdict(set)
         self.anomalies = TableBuilder("anomalies")
         self.manifests: dict[str, ParsedManifest] = {}
-        self.manifest_sizes: dict[str, int | None] = {}
+        # The blob object of each manifest read: (key, size, last_modified).
+        self.manifest_blobs: dict[str, tuple[str, int, datetime]] = {}
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -150,18 +159,18 @@ class _Scan:
             else list_layout(self.store, self.root, self.executor, self.progress)
         )
         for batch in batches:
-            for obj in batch:
-                self.classify(obj)
+            self.classify(batch)
         for mpu in list_incomplete_uploads(self.store, self.root):
             self.add_multipart(mpu)
-        self.resolve_links()
-        self.read_manifests()
+        self.gather()
+        links = self.resolve_links()
+        self.read_manifests(links)
         tables = {
-            "repositories": self.repositories_table(),
-            "tags": self.link_table("tags", self.tags),
-            "tag_history": self.link_table("tag_history", self.history),
-            "revisions": self.link_table("revisions", self.revisions),
-            "layer_links": self.link_table("layer_links", self.layer_links),
+            "repositories": self.repositories_table(links),
+            "tags": self.link_table("tags", links[Kind.TAG_CURRENT]),
+            "tag_history": self.link_table("tag_history", links[Kind.TAG_INDEX]),
+            "revisions": self.link_table("revisions", links[Kind.REVISION_LINK]),
+            "layer_links": self.link_table("layer_links", links[Kind.LAYER_LINK]),
             "blobs": self.blobs_table(),
             "manifests": None,
             "references": None,
@@ -182,27 +191,27 @@ class _Scan:
         meta["counts"] = snap.counts()
         return snap
 
-    def classify(self, obj: ObjectInfo) -> None:
+    def classify(self, batch: pa.Table) -> None:
+        """Sort one listing batch by kind: the common shapes column-wise, the rest one by one."""
+        common, rest = split_kinds(batch, len(self.root.encode()))
+        for kind, table in common.items():
+            if table.num_rows:
+                self.parts[kind].append(table)
+        for row in rest.to_pylist():
+            self.classify_one(
+                ObjectInfo(row["key"], row["size"], row["last_modified"], row["etag"])
+            )
+
+    def classify_one(self, obj: ObjectInfo) -> None:
         rel = obj.key[len(self.root) :]
         rec = classify(rel)
         if rec.repo:
             self.repo_parts[rec.repo]
         match rec.kind:
-            case Kind.BLOB_DATA:
-                assert rec.digest is not None
-                self.blobs[rec.digest] = obj
-            case Kind.LAYER_LINK:
-                self.repo_parts[rec.repo or ""].add("_layers")
-                self.layer_links.append(_Link(rec, obj))
-            case Kind.REVISION_LINK:
-                self.repo_parts[rec.repo or ""].add("_manifests")
-                self.revisions.append(_Link(rec, obj))
-            case Kind.TAG_CURRENT:
-                self.repo_parts[rec.repo or ""].add("_manifests")
-                self.tags.append(_Link(rec, obj))
-            case Kind.TAG_INDEX:
-                self.repo_parts[rec.repo or ""].add("_manifests")
-                self.history.append(_Link(rec, obj))
+            case Kind.BLOB_DATA | Kind.LAYER_LINK | Kind.REVISION_LINK:
+                self.odd[rec.kind].append((rec, obj))
+            case Kind.TAG_CURRENT | Kind.TAG_INDEX:
+                self.odd[rec.kind].append((rec, obj))
             case Kind.UPLOAD_FILE:
                 self.repo_parts[rec.repo or ""].add("_uploads")
                 assert rec.repo is not None and rec.upload_id is not None
@@ -221,6 +230,37 @@ class _Scan:
             case Kind.FOREIGN:
                 self.anomaly("foreign-key", "warning", rec.detail or "", repo=rec.repo, obj=obj)
 
+    def gather(self) -> None:
+        """One table per kind: the column-wise parts and the keys classify decided one by one."""
+        for kind in _COLUMNAR:
+            odd = self.odd.pop(kind)
+            extra = pa.Table.from_pydict(
+                {
+                    "key": [o.key for _, o in odd],
+                    "size": [o.size for _, o in odd],
+                    "last_modified": [o.last_modified for _, o in odd],
+                    "etag": [o.etag for _, o in odd],
+                    "repo": [r.repo for r, _ in odd],
+                    "tag": [r.tag for r, _ in odd],
+                    "digest": [r.digest for r, _ in odd],
+                },
+                schema=_LINK_SCHEMA,
+            )
+            parts = [t.cast(_LINK_SCHEMA) for t in self.parts.pop(kind)]
+            self.kinds[kind] = pa.concat_tables([*parts, extra]).combine_chunks()
+        blobs = self.kinds[Kind.BLOB_DATA]
+        self.kinds[Kind.BLOB_DATA] = blobs.take(pc.sort_indices(blobs["digest"]))
+        self.blob_digests = _col(self.kinds[Kind.BLOB_DATA], "digest")
+        part_of = {
+            Kind.LAYER_LINK: "_layers",
+            Kind.REVISION_LINK: "_manifests",
+            Kind.TAG_CURRENT: "_manifests",
+            Kind.TAG_INDEX: "_manifests",
+        }
+        for kind, part in part_of.items():
+            for repo in pc.unique(self.kinds[kind]["repo"]).to_pylist():
+                self.repo_parts[repo or ""].add(part)
+
     def add_multipart(self, mpu: IncompleteUpload) -> None:
         rec = classify(mpu.key[len(self.root) :]) if mpu.key.startswith(self.root) else None
         if rec is None or rec.kind is not Kind.UPLOAD_FILE or rec.name != "data":
@@ -237,48 +277,105 @@ class _Scan:
 
     # -- links -------------------------------------------------------------------------------
 
-    def _path_is_enough(self, link: _Link) -> bool:
-        """A revision, tag-index or canonical ``_layers`` link says its digest in its path. Trust
-        the path when the object has exactly the right size and, where the ETag is an MD5, the
-        ETag matches; otherwise read it."""
-        d = link.rec.digest
-        if self.options.verify_links or d is None or not d.startswith("sha256:"):
-            return False
-        if link.obj.size != len(d):
-            return False
-        return not _etag_is_md5(link.obj.etag) or link.obj.etag == _md5(d)
+    def _path_is_enough(self, links: pa.Table) -> pa.Array:
+        """Per row: a revision, tag-index or canonical ``_layers`` link says its digest in its
+        path. Trust the path when the object has exactly the right size and, where the ETag is
+        an MD5, the ETag matches; otherwise the link is read."""
+        n = links.num_rows
+        if self.options.verify_links or n == 0:
+            return pa.array([False] * n, pa.bool_())
+        digest, etag = _col(links, "digest"), _col(links, "etag")
+        ok = pc.and_(
+            pc.fill_null(pc.starts_with(digest, "sha256:"), False),
+            pc.fill_null(pc.equal(_col(links, "size"), pc.utf8_length(digest)), False),
+        )
+        md5_like = pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
+        if pc.any(pc.and_(ok, md5_like)).as_py():
+            # S3 and Azure: the ETag of a single-PUT link is the MD5 of its content.
+            check = pc.and_(ok, md5_like)
+            want = pa.array([_md5(d) for d in digest.filter(check).to_pylist()], pa.string())
+            agrees = pc.equal(etag.filter(check), want)
+            ok = pc.replace_with_mask(ok, check, agrees)
+        return ok
 
-    def resolve_links(self) -> None:
-        to_read: list[_Link] = []
-        for link in self.revisions + self.history + self.layer_links:
-            if self._path_is_enough(link):
-                link.target, link.resolved_by = link.rec.digest, "path"
-            else:
-                to_read.append(link)
-        etag_map: dict[str, str] | None = None
-        for link in self.tags:
-            if not self.options.verify_links and _etag_is_md5(link.obj.etag):
-                if etag_map is None:
-                    etag_map = self._etag_candidates()
-                found = etag_map.get(link.obj.etag or "")
-                if found is not None:
-                    link.target, link.resolved_by = found, "etag"
-                    continue
-            to_read.append(link)
-        for link, result in zip(to_read, self.pmap(self._read_link, to_read, "links"), strict=True):
-            link.target, link.problem = result
-            link.resolved_by = "read"
-        for link in self.revisions + self.history + self.layer_links + self.tags:
-            self._judge_link(link)
+    def resolve_links(self) -> dict[Kind, pa.Table]:
+        """Each link kind's table with ``target`` (what the link says), ``resolved_by`` and
+        ``problem`` added. Links are read only where the path or the ETag cannot tell."""
+        kinds = (Kind.REVISION_LINK, Kind.TAG_INDEX, Kind.LAYER_LINK, Kind.TAG_CURRENT)
+        known: dict[Kind, tuple[pa.Array, pa.Array]] = {}  # (resolved without a read, target)
+        for kind in kinds[:3]:
+            ok = self._path_is_enough(self.kinds[kind])
+            known[kind] = ok, pc.if_else(ok, _col(self.kinds[kind], "digest"), _NO_STRING)
+        tags = self.kinds[Kind.TAG_CURRENT]
+        etag = _col(tags, "etag")
+        md5_like = pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
+        if self.options.verify_links or not pc.any(md5_like).as_py():
+            known[Kind.TAG_CURRENT] = (
+                pa.array([False] * tags.num_rows, pa.bool_()),
+                pa.nulls(tags.num_rows, pa.string()),
+            )
+        else:
+            # ETag of a single-PUT link == md5("sha256:<hex>") (storage-layout.md §6.3). A tag
+            # names a manifest, which has revision and index links; a tag whose ETag matches
+            # none of their digests is read.
+            candidates = pc.unique(
+                pa.chunked_array(
+                    [
+                        _col(self.kinds[Kind.REVISION_LINK], "digest"),
+                        _col(self.kinds[Kind.TAG_INDEX], "digest"),
+                    ],
+                    pa.string(),
+                )
+            ).drop_null()
+            by_md5 = {_md5(d): d for d in candidates.to_pylist()}
+            target = pa.array(
+                [
+                    by_md5.get(e) if m else None
+                    for e, m in zip(etag.to_pylist(), md5_like.to_pylist(), strict=True)
+                ],
+                pa.string(),
+            )
+            known[Kind.TAG_CURRENT] = pc.is_valid(target), target
 
-    def _etag_candidates(self) -> dict[str, str]:
-        # ETag of a single-PUT link == md5("sha256:<hex>") (storage-layout.md §6.3).
-        digests = set(self.blobs) | {r.rec.digest for r in self.revisions if r.rec.digest}
-        return {_md5(d): d for d in digests}
+        to_read = [
+            (kind, key)
+            for kind in kinds
+            for key in self.kinds[kind]["key"].filter(pc.invert(known[kind][0])).to_pylist()
+        ]
+        read = self.pmap(self._read_link, [key for _, key in to_read], "links")
+        out: dict[Kind, pa.Table] = {}
+        at = 0
+        for kind in kinds:
+            table, (ok, target) = self.kinds.pop(kind), known[kind]
+            by = pc.if_else(ok, "etag" if kind is Kind.TAG_CURRENT else "path", _NO_STRING)
+            problem = pa.nulls(table.num_rows, pa.string())
+            unread = pc.invert(ok)
+            count = table.num_rows - pc.sum(ok).as_py() if table.num_rows else 0
+            if count:
+                mine = read[at : at + count]
+                rows = table.filter(unread).to_pylist()
+                judged = [
+                    self._judge_link(kind, row, t, p)
+                    for row, (t, p) in zip(rows, mine, strict=True)
+                ]
+                target = pc.replace_with_mask(
+                    target, unread, pa.array([j[0] for j in judged], pa.string())
+                )
+                by = pc.replace_with_mask(by, unread, pa.array([j[1] for j in judged], pa.string()))
+                problem = pc.replace_with_mask(
+                    problem, unread, pa.array([j[2] for j in judged], pa.string())
+                )
+            at += count
+            out[kind] = (
+                table.append_column("target", target)
+                .append_column("resolved_by", by)
+                .append_column("problem", problem)
+            )
+        return out
 
-    def _read_link(self, link: _Link) -> tuple[str | None, str | None]:
+    def _read_link(self, key: str) -> tuple[str | None, str | None]:
         try:
-            data = self.store.read(link.obj.key, max_bytes=LINK_READ_CAP)
+            data = self.store.read(key, max_bytes=LINK_READ_CAP)
         except ObjectTooLarge as e:
             return None, f"oversized ({e.size} bytes)"
         except ObjectNotFound:
@@ -288,64 +385,78 @@ class _Scan:
         content = parse_link(data)
         return content.digest, content.problem
 
-    def _judge_link(self, link: _Link) -> None:
-        """Record deviations: unreadable content, and a path that disagrees with the content."""
-        rec = link.rec
-        path_digest = rec.digest
-        if link.problem is None and link.obj.etag == EMPTY_MD5:
-            link.problem = "empty"
-        if link.target is None:
+    def _judge_link(
+        self, kind: Kind, row: dict[str, Any], target: str | None, problem: str | None
+    ) -> tuple[str | None, str, str | None]:
+        """(target, resolved_by, problem) of a link that was read. Records deviations:
+        unreadable content, and a path that disagrees with the content."""
+        path_digest = row["digest"]
+        resolved_by = "read"
+        if problem is None and row["etag"] == EMPTY_MD5:
+            problem = "empty"
+        if target is None:
             if path_digest is not None and is_valid_digest(path_digest):
                 # The path still tells the digest (§7.8): use it, but keep the problem on record.
-                link.target = path_digest
-                link.resolved_by = "path"
+                target, resolved_by = path_digest, "path"
         elif (
-            rec.kind is not Kind.TAG_CURRENT
+            kind is not Kind.TAG_CURRENT
             and path_digest is not None
-            and link.target != path_digest
+            and target != path_digest
             and path_digest.startswith("sha256:")
         ):
-            link.problem = link.problem or f"content {link.target} differs from path"
-        if link.problem is not None:
-            what = rec.kind.value.replace("_", " ")
+            problem = problem or f"content {target} differs from path"
+        if problem is not None:
+            what = kind.value.replace("_", " ")
             self.anomaly(
                 "bad-link",
                 "error",
-                f"{what} {_LINK_PROBLEMS.get(link.problem, link.problem)}; Distribution cannot "
+                f"{what} {_LINK_PROBLEMS.get(problem, problem)}; Distribution cannot "
                 "read it (its garbage-collect aborts on it)",
-                repo=rec.repo,
-                obj=link.obj,
+                repo=row["repo"],
+                obj=ObjectInfo(row["key"], row["size"], row["last_modified"], row["etag"]),
             )
+        return target, resolved_by, problem
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def read_manifests(self) -> None:
-        wanted: set[str] = set()
-        for link in self.revisions + self.tags + self.history:
-            for d in (link.rec.digest, link.target):
-                if d is not None and d in self.blobs:
-                    wanted.add(d)
+    def _blob_objects(self, digests: list[str]) -> dict[str, tuple[str, int, datetime]]:
+        """The blob object (key, size, last_modified) of each of ``digests`` that is a blob."""
+        if not digests:
+            return {}
+        at = pc.index_in(pa.array(digests, pa.string()), value_set=self.blob_digests)
+        found = pc.is_valid(at)
+        blobs = self.kinds[Kind.BLOB_DATA].select(["key", "size", "last_modified"])
+        rows = blobs.take(at.filter(found)).to_pylist()
+        names = pa.array(digests, pa.string()).filter(found).to_pylist()
+        return {
+            d: (r["key"], r["size"], r["last_modified"]) for d, r in zip(names, rows, strict=True)
+        }
+
+    def read_manifests(self, links: dict[Kind, pa.Table]) -> None:
+        named = [
+            _col(links[kind], col)
+            for kind in (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
+            for col in ("digest", "target")
+        ]
+        names = pc.unique(pa.chunked_array(named, pa.string())).drop_null().to_pylist()
+        wanted = self._blob_objects(names)
         while wanted:
-            batch = sorted(wanted - self.manifests.keys())
+            self.manifest_blobs.update(wanted)
+            batch = sorted(wanted)
             results = self.pmap(self._read_manifest, batch, "manifests")
-            wanted = set()
+            children: set[str] = set()
             for digest, parsed in zip(batch, results, strict=True):
                 self.manifests[digest] = parsed
                 # Follow children that exist as blobs even where no revision links them here:
                 # nested indexes and cross-repository children still need reading.
-                for ref in parsed.references:
-                    if (
-                        ref.kind == REF_MANIFEST
-                        and ref.digest in self.blobs
-                        and ref.digest not in self.manifests
-                    ):
-                        wanted.add(ref.digest)
+                children.update(r.digest for r in parsed.references if r.kind == REF_MANIFEST)
+            wanted = self._blob_objects(sorted(children - self.manifests.keys()))
 
     def _read_manifest(self, digest: str) -> ParsedManifest:
-        obj = self.blobs[digest]
+        key = self.manifest_blobs[digest][0]
         cap = self.options.max_manifest_bytes
         try:
-            data = self.store.read(obj.key, max_bytes=cap)
+            data = self.store.read(key, max_bytes=cap)
         except ObjectTooLarge as e:
             return ParsedManifest("unread", None, problem=f"too-large: {e.size} bytes > {cap}")
         except ObjectNotFound:
@@ -364,17 +475,18 @@ class _Scan:
         parsed = [self.manifests[d] for d in digests]
         for digest, p in zip(digests, parsed, strict=True):
             if p.problem is not None:
+                key, size, when = self.manifest_blobs[digest]
                 self.anomaly(
                     "bad-manifest",
                     "error",
                     f"manifest {digest}: {p.problem}",
-                    obj=self.blobs[digest],
+                    obj=ObjectInfo(key, size, when),
                 )
         mt = table_from_columns(
             "manifests",
             {
                 "digest": digests,
-                "size": [self.blobs[d].size for d in digests],
+                "size": [self.manifest_blobs[d][1] for d in digests],
                 "kind": [p.kind for p in parsed],
                 "media_type": [p.media_type for p in parsed],
                 "artifact_type": [p.artifact_type for p in parsed],
@@ -401,56 +513,45 @@ class _Scan:
 
     # -- tables ------------------------------------------------------------------------------
 
-    def link_table(self, name: str, links: Iterable[_Link]) -> Any:
-        ordered = sorted(links, key=lambda x: x.obj.key)
-        recs = [link.rec for link in ordered]
-        objs = [link.obj for link in ordered]
-        targets = [link.target for link in ordered]
-        path_digests = [rec.digest for rec in recs]
-        blobs = self.blobs
+    def link_table(self, name: str, links: pa.Table) -> pa.Table:
+        links = links.take(pc.sort_indices(links["key"]))
+        digest, target = links["digest"], links["target"]
+        alg = pc.list_element(pc.split_pattern(digest, ":", max_splits=1), 0)
+        target_alg = pc.list_element(pc.split_pattern(target, ":", max_splits=1), 0)
         return table_from_columns(
             name,
             {
-                "repository": [rec.repo for rec in recs],
-                "tag": [rec.tag for rec in recs],
-                "digest": targets if name == "tags" else path_digests,
-                "target": targets,
-                "key": [o.key for o in objs],
-                "size": [o.size for o in objs],
-                "last_modified": [o.last_modified for o in objs],
-                "etag": [o.etag for o in objs],
-                "alias": [
-                    d is not None and t is not None and d.split(":")[0] != t.split(":")[0]
-                    for d, t in zip(path_digests, targets, strict=True)
-                ],
-                "blob_present": [t in blobs if t else False for t in targets],
-                "resolved_by": [link.resolved_by for link in ordered],
-                "problem": [link.problem for link in ordered],
+                "repository": links["repo"],
+                "tag": links["tag"],
+                "digest": target if name == "tags" else digest,
+                "target": target,
+                "key": links["key"],
+                "size": links["size"],
+                "last_modified": links["last_modified"],
+                "etag": links["etag"],
+                "alias": pc.fill_null(pc.not_equal(alg, target_alg), False),
+                "blob_present": pc.fill_null(pc.is_in(target, value_set=self.blob_digests), False),
+                "resolved_by": links["resolved_by"],
+                "problem": links["problem"],
             },
         )
 
-    def blobs_table(self) -> Any:
-        digests = sorted(self.blobs)
-        objs = [self.blobs[d] for d in digests]
+    def blobs_table(self) -> pa.Table:
+        blobs = self.kinds[Kind.BLOB_DATA]
         return table_from_columns(
             "blobs",
-            {
-                "digest": digests,
-                "key": [o.key for o in objs],
-                "size": [o.size for o in objs],
-                "last_modified": [o.last_modified for o in objs],
-                "etag": [o.etag for o in objs],
-            },
+            {name: blobs[name] for name in ("digest", "key", "size", "last_modified", "etag")},
         )
 
-    def repositories_table(self) -> Any:
+    def repositories_table(self, links: dict[Kind, pa.Table]) -> Any:
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for link in self.tags:
-            counts[link.rec.repo or ""]["tags"] += 1
-        for link in self.revisions:
-            counts[link.rec.repo or ""]["revisions"] += 1
-        for link in self.layer_links:
-            counts[link.rec.repo or ""]["layer_links"] += 1
+        for kind, what in (
+            (Kind.TAG_CURRENT, "tags"),
+            (Kind.REVISION_LINK, "revisions"),
+            (Kind.LAYER_LINK, "layer_links"),
+        ):
+            for item in pc.value_counts(links[kind]["repo"]).to_pylist():
+                counts[item["values"] or ""][what] += item["counts"]
         for repo, _ in self.uploads:
             counts[repo]["uploads"] += 1
         t = TableBuilder("repositories")
@@ -458,7 +559,7 @@ class _Scan:
             parts = self.repo_parts[repo]
             if not parts:
                 continue  # only foreign keys mentioned it
-            kind = (
+            repo_kind = (
                 "manifest-bearing"
                 if "_manifests" in parts
                 else "link-only"
@@ -477,7 +578,7 @@ class _Scan:
             c = counts[repo]
             t.add(
                 repository=repo,
-                kind=kind,
+                kind=repo_kind,
                 valid_name=valid,
                 tags=c["tags"],
                 revisions=c["revisions"],

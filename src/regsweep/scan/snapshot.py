@@ -168,9 +168,10 @@ class TableBuilder:
         return table_from_columns(self.schema, self.columns)
 
 
-def table_from_columns(schema: pa.Schema | str, columns: dict[str, list[Any]]) -> pa.Table:
-    """A table of ``schema`` (or of the snapshot table so named) from whole columns, all of one
-    length; a column left out is all nulls. Cheaper than ``TableBuilder.add`` row by row."""
+def table_from_columns(schema: pa.Schema | str, columns: dict[str, Any]) -> pa.Table:
+    """A table of ``schema`` (or of the snapshot table so named) from whole columns (Python
+    lists or Arrow arrays), all of one length; a column left out is all nulls. Cheaper than
+    ``TableBuilder.add`` row by row."""
     if isinstance(schema, str):
         schema = SCHEMAS[schema]
     n = len(next(iter(columns.values()))) if columns else 0
@@ -179,11 +180,19 @@ def table_from_columns(schema: pa.Schema | str, columns: dict[str, list[Any]]) -
         values = columns.get(f.name)
         if values is None:
             arrays.append(pa.nulls(n, type=f.type))
-        elif pa.types.is_dictionary(f.type):
-            arrays.append(pa.array(values, type=pa.string()).dictionary_encode())
-        else:
-            arrays.append(pa.array(values, type=f.type))
+            continue
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if not isinstance(values, pa.Array):
+            values = pa.array(values, type=f.type.value_type if _is_dict(f) else f.type)
+        if _is_dict(f):
+            values = values.cast(pa.string()).dictionary_encode()
+        arrays.append(values.cast(f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _is_dict(f: pa.Field) -> bool:
+    return bool(pa.types.is_dictionary(f.type))
 
 
 @dataclass

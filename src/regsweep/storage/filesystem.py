@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
 from regsweep.storage.base import (
@@ -19,7 +25,53 @@ from regsweep.storage.base import (
 
 
 def _mtime(st: os.stat_result) -> datetime:
-    return datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)
+    # Truncated to the microsecond exactly (a float division can round up into the next
+    # millisecond), so it agrees with list_table's truncation to the millisecond.
+    seconds, nanos = divmod(st.st_mtime_ns, 10**9)
+    return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=nanos // 1000)
+
+
+# Size, mtime ("<seconds>.<10 digits>") and path of every non-directory, each NUL-terminated:
+# NUL is the one byte a path cannot hold.
+_FIND_EXPR = ["-ignore_readdir_race", "!", "-type", "d", "-printf", "%s\\0%T@\\0%p\\0"]
+
+
+@functools.cache
+def _gnu_find() -> str | None:
+    """The path of GNU find, or None (BSD and busybox find have no ``-printf``)."""
+    path = shutil.which("find")
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if b"GNU findutils" in out.stdout else None
+
+
+def _find_table(output: bytes) -> pa.Table:
+    from regsweep.storage.columns import LISTING_SCHEMA
+
+    # Split in Arrow: no Python object per field (about twice as fast as bytes.split).
+    fields = pc.split_pattern(pa.array([output], pa.large_binary()), pattern=b"\0").flatten()
+    first = np.arange((len(fields) - 1) // 3, dtype=np.int64) * 3  # the last field is empty
+
+    def text(offset: int) -> pa.Array:
+        return fields.take(pa.array(first + offset)).cast(pa.large_string()).cast(pa.string())
+
+    try:
+        keys = text(2)
+    except pa.ArrowInvalid:  # a name that is not UTF-8: keep it visible (it becomes foreign)
+        raw = fields.take(pa.array(first + 2)).to_pylist()
+        keys = pa.array([p.decode("utf-8", "backslashreplace") for p in raw], pa.string())
+    sizes = text(0).cast(pa.int64())
+    # "1732750000.1234567890": whole seconds and the first three fraction digits, exactly.
+    stamps = text(1)
+    secs = pc.utf8_slice_codeunits(stamps, 0, -11).cast(pa.int64())
+    millis = pc.utf8_slice_codeunits(stamps, -10, -7).cast(pa.int64())
+    when = pc.add(pc.multiply(secs, 1000), millis).cast(pa.timestamp("ms", tz="UTC"))
+    etags = pa.nulls(len(keys), pa.string())
+    return pa.Table.from_arrays([keys, sizes, when, etags], schema=LISTING_SCHEMA)
 
 
 class FilesystemStore:
@@ -75,6 +127,31 @@ class FilesystemStore:
                     except FileNotFoundError:
                         continue  # removed while we listed
             first = False
+
+    def list_table(self, prefixes: Sequence[str]) -> pa.Table | None:
+        """Every object under ``prefixes`` (each a directory, ending in ``/``) as a listing
+        table, from one GNU ``find`` process: a C walker lists about three times faster than
+        os.scandir from Python, and several run side by side on several cores. None when GNU
+        find is not installed; the caller then lists with ``iter_objects``."""
+        find = _gnu_find()
+        if find is None or any(not p.endswith("/") or p.startswith("-") for p in prefixes):
+            return None
+        for p in prefixes:
+            self._path(p)  # rejects "..", absolute keys
+        proc = subprocess.run(
+            [find, *prefixes, *_FIND_EXPR], cwd=self.root, capture_output=True, check=False
+        )
+        if proc.returncode != 0:
+            errors = [
+                line
+                for line in proc.stderr.decode("utf-8", "replace").splitlines()
+                if line.strip() and not line.endswith("No such file or directory")
+            ]
+            if errors:  # a shard removed since it was seen is just empty; anything else fails
+                if any("Permission denied" in line for line in errors):
+                    raise StoreError(f"{self.url}: permission denied reading: {errors[0]}")
+                raise StoreError(f"{self.url}: listing failed: {errors[0]}")
+        return _find_table(proc.stdout)
 
     def iter_subdirs(self, prefix: str) -> Iterator[str]:
         try:

@@ -4,6 +4,7 @@ cannot modify the storage they look at (restic's dry-run backend)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from regsweep.errors import StoreError
 from regsweep.storage.base import (
@@ -32,6 +33,11 @@ class ReadOnlyStore:
 
     def iter_subdirs(self, prefix: str) -> Iterator[str]:
         return self.inner.iter_subdirs(prefix)
+
+    def list_table(self, prefixes: Sequence[str]) -> Any:
+        """The inner store's columnar listing, or None where it has none (see columns.py)."""
+        fast = getattr(self.inner, "list_table", None)
+        return None if fast is None else fast(prefixes)
 
     def iter_files(self, prefix: str) -> Iterator[ObjectInfo]:
         return self.inner.iter_files(prefix)
