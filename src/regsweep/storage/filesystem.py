@@ -78,6 +78,10 @@ class FilesystemStore:
     """Keys map to ``root / key``. Empty parent directories are pruned after deletes and moves,
     up to (not including) the root, the way an operator would expect a tidy tree."""
 
+    # Reads are page-cache copies that hold the GIL for most of their time: threads only add
+    # contention, so the scan reads a local store from one thread (see scan/scanner.py).
+    local = True
+
     def __init__(self, root: str | os.PathLike[str], url: str | None = None) -> None:
         self.root = Path(root)
         self.url = url or str(root)

@@ -24,6 +24,7 @@ class ReadOnlyStore:
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
         self.url = inner.url
+        self.local: bool = getattr(inner, "local", False)
 
     def _refuse(self, what: str) -> StoreError:
         return StoreError(f"{self.url}: refused to {what}: this store is opened read-only")
