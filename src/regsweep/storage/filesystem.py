@@ -6,6 +6,7 @@ import errno
 import functools
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -84,14 +85,20 @@ class FilesystemStore:
 
     def __init__(self, root: str | os.PathLike[str], url: str | None = None) -> None:
         self.root = Path(root)
+        self._base = os.path.join(os.fspath(root), "")
         self.url = url or str(root)
         if not self.root.is_dir():
             raise StoreError(f"{self.url}: not a directory")
 
     def _path(self, key: str) -> Path:
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        # A plain string join: a scan reads tens of thousands of links and manifests, and a
+        # pathlib join cost more than the read itself.
         if key.startswith("/") or ".." in key.split("/"):
             raise StoreError(f"invalid key for a filesystem store: {key!r}")
-        return self.root / key
+        return self._base + key
 
     def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
         return ObjectInfo(key=key, size=st.st_size, last_modified=_mtime(st), etag=None)
@@ -180,17 +187,27 @@ class FilesystemStore:
             raise StoreError(f"{self.url}: permission denied reading {e.filename}") from e
 
     def read(self, key: str, *, max_bytes: int) -> bytes:
-        path = self._path(key)
         try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > max_bytes:
-                    raise ObjectTooLarge(key, size, max_bytes)
-                data = f.read(max_bytes + 1)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            fd = os.open(self._file(key), os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError) as e:
             raise ObjectNotFound(key) from e
         except PermissionError as e:
             raise StoreError(f"{self.url}: permission denied reading {key}") from e
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise ObjectNotFound(key)
+            size = st.st_size
+            if size > max_bytes:
+                raise ObjectTooLarge(key, size, max_bytes)
+            # One byte more than the size, to see a file that grew since fstat.
+            chunks, left = [], min(size, max_bytes) + 1
+            while left > 0 and (chunk := os.read(fd, left)):
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if len(data) > max_bytes:
             raise ObjectTooLarge(key, len(data), max_bytes)
         return data
