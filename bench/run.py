@@ -42,6 +42,7 @@ ELIGIBLE = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
 class Measure:
     name: str
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system seconds
     rss_kb: list[int] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
 
@@ -62,8 +63,9 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Like timed, but measures peak RSS with /usr/bin/time -v (GNU time)."""
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user + system, of the process and its children), peak RSS
+    in KiB (GNU time -v) and standard output of ``cmd``."""
     full = ["/usr/bin/time", "-v", *cmd]
     t0 = time.monotonic()
     proc = subprocess.run(full, env=env, capture_output=True, text=True, check=False)
@@ -71,7 +73,10 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    return seconds, int(m.group(1)) if m else 0, proc.stdout
+    cpu = sum(
+        float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr)
+    )
+    return seconds, cpu, int(m.group(1)) if m else 0, proc.stdout
 
 
 class Moto:
@@ -228,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat):
             for name, cmd in runs.items():
                 before = moto.requests_so_far() if moto else 0
-                seconds, rss, out = run_measured(cmd, env)
+                seconds, cpu, rss, out = run_measured(cmd, env)
                 results[name].seconds.append(seconds)
+                results[name].cpu.append(cpu)
                 results[name].rss_kb.append(rss)
                 if moto:
                     results[name].requests.append(moto.requests_so_far() - before)
@@ -264,12 +270,15 @@ def report(
         f"### {backend}: {generated['stats']['blobs'] + generated['stats']['orphans']} blobs, "
         f"~{n_objects} objects written (generate.py {' '.join(gen_args)}; {gen_seconds:.0f} s to generate)",
         "",
-        f"median of {repeat} runs | seconds | peak RSS MiB"
+        f"median of {repeat} runs | seconds | CPU seconds | peak RSS MiB"
         + (" | requests" if backend == "s3" else ""),
-        "---|---|---" + ("|---" if backend == "s3" else ""),
+        "---|---|---|---" + ("|---" if backend == "s3" else ""),
     ]
     for m in results.values():
-        row = f"{m.name} | {m.median:.2f} | {max(m.rss_kb) / 1024:.0f}"
+        row = (
+            f"{m.name} | {m.median:.2f} | {statistics.median(m.cpu):.2f} | "
+            f"{max(m.rss_kb) / 1024:.0f}"
+        )
         if backend == "s3":
             row += f" | {int(statistics.median(m.requests))}"
         lines.append(row)
