@@ -69,7 +69,9 @@ def list_layout(
     if getattr(store, "list_table", None) is None:
         groups = [[s] for s in shards]
     else:
-        groups = _groups(shards, 4 * (os.cpu_count() or 2))
+        # Two find processes per core: enough to keep the cores busy, few enough that their
+        # outputs (parsed side by side) do not add much to the peak memory.
+        groups = _groups(shards, 2 * (os.cpu_count() or 2))
     progress("list", 0, len(shards))
     futures = [executor.submit(list_table, store, g) for g in groups]
     for fut, g in zip(futures, groups, strict=True):
