@@ -51,7 +51,6 @@ def plan_shards(store: ObjectStore, root: str) -> tuple[list[str], list[ObjectIn
 
 
 def _groups(shards: list[str], n: int) -> list[list[str]]:
-    # Interleaved, so each group gets a similar mix of blob and repository shards.
     n = max(1, min(n, len(shards)))
     return [shards[i::n] for i in range(n)]
 
@@ -61,22 +60,33 @@ def list_layout(
 ) -> Iterator[pa.Table]:
     """Yield the objects under ``root`` as listing tables, listing shards in parallel.
 
-    Shards are listed in groups: a filesystem store lists a group with one ``find`` process
-    (so both cores work, which Python threads cannot), an object store one shard per request
-    stream. Groups are small enough for the progress bar to move."""
+    An object store lists one shard per request stream, all at once. A filesystem store lists
+    a group of shards with one ``find`` process (so both cores work, which Python threads
+    cannot), one group per core at a time: first the repositories, then the blobs, so the scan
+    can start reading the manifests that revision links name while the blobs are listed."""
     shards, loose = plan_shards(store, root)
     yield listing_table(loose)
-    if getattr(store, "list_table", None) is None:
-        groups = [[s] for s in shards]
-    else:
-        # Two find processes per core: enough to keep the cores busy, few enough that their
-        # outputs (parsed side by side) do not add much to the peak memory.
-        groups = _groups(shards, 2 * (os.cpu_count() or 2))
     progress("list", 0, len(shards))
-    futures = [executor.submit(list_table, store, g) for g in groups]
-    for fut, g in zip(futures, groups, strict=True):
-        yield fut.result()
-        progress("list", len(g), None)
+    if getattr(store, "list_table", None) is None:
+        futures = [executor.submit(list_table, store, [s]) for s in shards]
+        for fut in futures:
+            yield fut.result()
+            progress("list", 1, None)
+        return
+    cores = os.cpu_count() or 2
+    repos = [s for s in shards if s.startswith(root + "repositories/")]
+    others = [s for s in shards if not s.startswith(root + "repositories/")]
+    done: list[tuple[pa.Table, int]] = []
+    for groups in (_groups(repos, cores), _groups(others, cores)):
+        running = [(executor.submit(list_table, store, g), len(g)) for g in groups if g]
+        # Hand on the previous wave only once this one runs, so its work overlaps the listing.
+        for table, n in done:
+            yield table
+            progress("list", n, None)
+        done = [(fut.result(), n) for fut, n in running]
+    for table, n in done:
+        yield table
+        progress("list", n, None)
 
 
 def list_incomplete_uploads(store: ObjectStore, root: str) -> list[IncompleteUpload]:

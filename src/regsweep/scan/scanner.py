@@ -11,7 +11,7 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ from regsweep.clock import utcnow
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
 from regsweep.layout.classify_columns import split_kinds
 from regsweep.layout.digest import EMPTY_MD5, is_valid_digest, parse_link
-from regsweep.layout.keys import KeyRecord, Kind, classify, valid_repository_name
+from regsweep.layout.keys import KeyRecord, Kind, blob_data_key, classify, valid_repository_name
 from regsweep.layout.manifest import (
     REF_MANIFEST,
     ParsedManifest,
@@ -111,6 +111,11 @@ class _Scan:
         self.manifests: dict[str, ParsedManifest] = {}
         # The blob object of each manifest read: (key, size, last_modified).
         self.manifest_blobs: dict[str, tuple[str, int, datetime]] = {}
+        # Manifests read while the listing still runs (see prefetch), and their digests.
+        self.prefetched: list[Future[list[tuple[str, ParsedManifest | None]]]] = []
+        self.prefetching: set[str] = set()
+        self.prefetcher: Executor = executor
+        self.prefetched_manifests: dict[str, ParsedManifest] = {}
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -165,8 +170,17 @@ class _Scan:
             if inventory is not None
             else list_layout(self.store, self.root, self.executor, self.progress)
         )
-        for batch in batches:
-            self.classify(batch)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as one:
+            if getattr(self.store, "local", False):
+                self.prefetcher = one  # local reads hold the GIL: one thread is enough
+            for batch in batches:
+                self.classify(batch)
+            self.prefetched_manifests = {
+                digest: parsed
+                for fut in self.prefetched
+                for digest, parsed in fut.result()
+                if parsed is not None
+            }
         for mpu in list_incomplete_uploads(self.store, self.root):
             self.add_multipart(mpu)
         self.gather()
@@ -204,6 +218,9 @@ class _Scan:
         for kind, table in common.items():
             if table.num_rows:
                 self.parts[kind].append(table)
+        revisions = common.get(Kind.REVISION_LINK)
+        if revisions is not None and revisions.num_rows:
+            self.prefetch(pc.unique(revisions["digest"]).to_pylist())
         for row in rest.to_pylist():
             self.classify_one(
                 ObjectInfo(row["key"], row["size"], row["last_modified"], row["etag"])
@@ -439,6 +456,25 @@ class _Scan:
             d: (r["key"], r["size"], r["last_modified"]) for d, r in zip(names, rows, strict=True)
         }
 
+    def prefetch(self, digests: list[str]) -> None:
+        """Start reading the manifests that revision links name while the listing still runs
+        (it lists repositories before blobs). A manifest is read from where its blob must be;
+        read_manifests uses the result only if the listing then shows that blob."""
+        new = [d for d in digests if d not in self.prefetching]
+        self.prefetching.update(new)
+        for i in range(0, len(new), 256):
+            self.prefetched.append(self.prefetcher.submit(self._prefetch, new[i : i + 256]))
+
+    def _prefetch(self, digests: list[str]) -> list[tuple[str, ParsedManifest | None]]:
+        out: list[tuple[str, ParsedManifest | None]] = []
+        for digest in digests:
+            try:
+                parsed = self._read_manifest_at(digest, blob_data_key(digest, self.root))
+            except ObjectNotFound:
+                parsed = None  # not a blob (yet): read_manifests decides
+            out.append((digest, parsed))
+        return out
+
     def read_manifests(self, links: dict[Kind, pa.Table]) -> None:
         named = [
             _col(links[kind], col)
@@ -449,10 +485,14 @@ class _Scan:
         wanted = self._blob_objects(names)
         while wanted:
             self.manifest_blobs.update(wanted)
-            batch = sorted(wanted)
-            results = self.pmap(self._read_manifest, batch, "manifests")
+            pre = self.prefetched_manifests
+            batch = sorted(d for d in wanted if d not in pre)
+            results = dict(
+                zip(batch, self.pmap(self._read_manifest, batch, "manifests"), strict=True)
+            )
             children: set[str] = set()
-            for digest, parsed in zip(batch, results, strict=True):
+            for digest in sorted(wanted):
+                parsed = results[digest] if digest in results else pre[digest]
                 self.manifests[digest] = parsed
                 # Follow children that exist as blobs even where no revision links them here:
                 # nested indexes and cross-repository children still need reading.
@@ -460,14 +500,21 @@ class _Scan:
             wanted = self._blob_objects(sorted(children - self.manifests.keys()))
 
     def _read_manifest(self, digest: str) -> ParsedManifest:
-        key = self.manifest_blobs[digest][0]
+        try:
+            return self._read_manifest_at(digest, self.manifest_blobs[digest][0])
+        except ObjectNotFound:
+            return ParsedManifest("unread", None, problem="vanished during the scan")
+
+    def _read_manifest_at(self, digest: str, key: str) -> ParsedManifest:
+        """Read and parse the manifest blob ``digest`` stored at ``key``; raises
+        ObjectNotFound, and turns every other failure into a problem on the result."""
         cap = self.options.max_manifest_bytes
         try:
             data = self.store.read(key, max_bytes=cap)
         except ObjectTooLarge as e:
             return ParsedManifest("unread", None, problem=f"too-large: {e.size} bytes > {cap}")
         except ObjectNotFound:
-            return ParsedManifest("unread", None, problem="vanished during the scan")
+            raise
         except StoreError as e:
             return ParsedManifest("unread", None, problem=f"read-error: {e}")
         alg, _, hex_ = digest.partition(":")
