@@ -21,8 +21,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from regsweep.scan.graph import Graph
-from regsweep.scan.snapshot import Snapshot, column
+from regsweep.scan.graph import Graph, pylist
+from regsweep.scan.snapshot import Snapshot
 
 # cosign: [prefix]sha256-<hex>.sig|.att|.sbom ; OCI referrers fallback: sha256-<hex>
 REFERRER_TAG = re.compile(
@@ -93,33 +93,34 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
         return repos[name]
 
     r = snap["repositories"]
-    for name, valid in zip(column(r, "repository"), column(r, "valid_name"), strict=True):
+    for name, valid in zip(pylist(r["repository"]), pylist(r["valid_name"]), strict=True):
         get(name).valid = bool(valid)
     rv = snap["revisions"]
     for name, d, target, present in zip(
-        column(rv, "repository"),
-        column(rv, "digest"),
-        column(rv, "target"),
-        column(rv, "blob_present"),
+        pylist(rv["repository"]),
+        pylist(rv["digest"]),
+        pylist(rv["target"]),
+        pylist(rv["blob_present"]),
         strict=True,
     ):
-        get(name).revisions[d] = target
-        get(name).revision_blob[d] = bool(present)
+        repo = repos.get(name) or get(name)
+        repo.revisions[d] = target
+        repo.revision_blob[d] = bool(present)
     t = snap["tags"]
     for name, tag, target in zip(
-        column(t, "repository"), column(t, "tag"), column(t, "digest"), strict=True
+        pylist(t["repository"]), pylist(t["tag"]), pylist(t["digest"]), strict=True
     ):
-        get(name).tags[tag] = target
+        (repos.get(name) or get(name)).tags[tag] = target
     h = snap["tag_history"]
     for name, tag, d in zip(
-        column(h, "repository"), column(h, "tag"), column(h, "digest"), strict=True
+        pylist(h["repository"]), pylist(h["tag"]), pylist(h["digest"]), strict=True
     ):
-        get(name).history[tag].add(d)
+        (repos.get(name) or get(name)).history[tag].add(d)
     ll = snap["layer_links"]
     for name, d, target in zip(
-        column(ll, "repository"), column(ll, "digest"), column(ll, "target"), strict=True
+        pylist(ll["repository"]), pylist(ll["digest"]), pylist(ll["target"]), strict=True
     ):
-        get(name).links[d] = target
+        (repos.get(name) or get(name)).links[d] = target
     return dict(sorted(repos.items()))
 
 
@@ -174,6 +175,7 @@ def mark(
                 # We cannot tell which blob this link protects: no blob may be swept.
                 uncertain.append(f"{repo.name}: _layers link {d} cannot be resolved")
 
+    revision_digests = {name: repo.revision_digests() for name, repo in repos.items()}
     live: dict[str, set[str]] = {}  # repo -> closure (digests, canonicalised)
     roots: dict[str, set[str]] = defaultdict(set)
     kept_tags: dict[str, set[str]] = defaultdict(set)
@@ -181,7 +183,7 @@ def mark(
 
     pending_referrer_tags: dict[str, dict[str, str]] = defaultdict(dict)  # repo -> tag -> subject
     for repo in repos.values():
-        revs = repo.revision_digests()
+        revs = revision_digests[repo.name]
         whole = repo.name in unsafe or not delete_untagged
         if whole:
             roots[repo.name] |= revs
@@ -226,7 +228,7 @@ def mark(
                 if repo.name in unsafe:
                     continue
                 add: set[str] = set()
-                for d in repo.revision_digests():
+                for d in revision_digests[repo.name] if graph.subjects else ():
                     subj = graph.subjects.get(d)
                     if subj is not None and subj in everything and d not in live[repo.name]:
                         add.add(d)
@@ -256,7 +258,7 @@ def mark(
             p = graph.manifest_problem.get(d)
             if p is not None:
                 unsafe[repo.name] = f"manifest {d}: {p}"
-                roots[repo.name] |= repo.revision_digests()
+                roots[repo.name] |= revision_digests[repo.name]
                 kept_tags[repo.name] |= set(repo.tags)
                 removed_tags[repo.name] = {
                     t: r for t, r in removed_tags[repo.name].items() if r == "dangling-tag"
@@ -264,32 +266,43 @@ def mark(
                 close(repo.name)
                 break
 
+    # The children a manifest needs that are not stored blobs (unless they are foreign layers
+    # with urls): only these can be missing, so only these are checked per repository.
+    absent: dict[str, list[tuple[str, str]]] = {}
+    for m, children in graph.edges.items():
+        if m in graph.manifest_problem:
+            continue
+        gone = [
+            (child, kind)
+            for child, kind in children
+            if kind != "manifest"  # index children may legitimately be absent (§3.3)
+            and child not in graph.blob_sizes
+            and not graph.has_urls(m, child)
+        ]
+        if gone:
+            absent[m] = gone
+
     live_blobs: set[str] = set()
     needed: dict[str, set[str]] = {}
     live_manifests: dict[str, set[str]] = {}
     missing: list[MissingBlob] = []
     for repo in repos.values():
         closure = live[repo.name]
+        revs = revision_digests[repo.name]
         live_blobs |= closure & graph.blob_sizes.keys()
-        live_manifests[repo.name] = closure & repo.revision_digests()
+        live_manifests[repo.name] = closure & revs
         if repo.name in unsafe:
             needed[repo.name] = set(repo.links)
             live_blobs |= {t for t in repo.links.values() if t is not None}
             live_blobs |= {d for d in repo.links if d in graph.blob_sizes}
-            live_manifests[repo.name] = repo.revision_digests()
+            live_manifests[repo.name] = set(revs)
         else:
             needed[repo.name] = {
                 d for d, t in repo.links.items() if d in closure or (t is not None and t in closure)
             }
-        for m in closure:
-            if m in graph.manifest_problem:
-                continue
-            for child, kind in graph.edges.get(m, ()):
-                if kind == "manifest":
-                    continue  # index children may legitimately be absent (storage-layout §3.3)
-                if graph.canonical(repo.name, child) not in graph.blob_sizes and not graph.has_urls(
-                    m, child
-                ):
+        for m in filter(absent.__contains__, closure):
+            for child, kind in absent[m]:
+                if graph.canonical(repo.name, child) not in graph.blob_sizes:
                     missing.append(MissingBlob(repo.name, m, child, kind))
 
     return MarkResult(

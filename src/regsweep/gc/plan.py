@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,8 +30,7 @@ import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
-from regsweep.scan.graph import Graph
-from regsweep.scan.inventory import inventory_time
+from regsweep.scan.graph import Graph, pylist
 from regsweep.scan.snapshot import Snapshot, column, rows
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
@@ -197,6 +197,8 @@ class Plan:
 
 
 class _Rows:
+    """The plan's rows, column by column; ``last_modified`` is kept as epoch milliseconds."""
+
     def __init__(self) -> None:
         self.cols: dict[str, list[Any]] = {f.name: [] for f in PLAN_SCHEMA}
         self.candidate = 0
@@ -208,39 +210,105 @@ class _Rows:
     def add(
         self, cand: int, phase: int, kind: str, reason: str, obj: dict[str, Any], **kw: Any
     ) -> None:
-        row = {
-            "seq": len(self.cols["seq"]),
-            "phase": phase,
-            "candidate": cand,
-            "kind": kind,
-            "reason": reason,
-            "rule": kw.get("rule"),
-            "decided_by": kw.get("decided_by"),
-            "rank": kw.get("rank"),
-            "repository": kw.get("repository"),
-            "digest": kw.get("digest"),
-            "tag": kw.get("tag"),
-            "key": obj["key"],
-            "size": obj.get("size"),
-            "last_modified": obj.get("last_modified"),
-            "etag": obj.get("etag"),
-        }
-        for k, v in row.items():
-            self.cols[k].append(v)
+        t = obj.get("last_modified")
+        self.append(
+            cand,
+            phase,
+            kind,
+            reason,
+            obj["key"],
+            obj.get("size"),
+            None if t is None else _micros(t) // 1000,
+            obj.get("etag"),
+            **kw,
+        )
+
+    def append(
+        self,
+        cand: int,
+        phase: int,
+        kind: str,
+        reason: str,
+        key: str,
+        size: int | None,
+        millis: int | None,
+        etag: str | None,
+        *,
+        rule: str | None = None,
+        decided_by: str | None = None,
+        rank: int | None = None,
+        repository: str | None = None,
+        digest: str | None = None,
+        tag: str | None = None,
+    ) -> None:
+        c = self.cols
+        c["seq"].append(len(c["seq"]))
+        c["phase"].append(phase)
+        c["candidate"].append(cand)
+        c["kind"].append(kind)
+        c["reason"].append(reason)
+        c["rule"].append(rule)
+        c["decided_by"].append(decided_by)
+        c["rank"].append(rank)
+        c["repository"].append(repository)
+        c["digest"].append(digest)
+        c["tag"].append(tag)
+        c["key"].append(key)
+        c["size"].append(size)
+        c["last_modified"].append(millis)
+        c["etag"].append(etag)
+
+    def add_row(
+        self, cand: int, phase: int, kind: str, reason: str, src: _Columns, i: int, **kw: Any
+    ) -> None:
+        """Row ``i`` of a snapshot table (its key, size, last_modified and etag)."""
+        self.append(
+            cand, phase, kind, reason, src.keys[i], src.sizes[i], src.millis[i], src.etags[i], **kw
+        )
 
     def table(self) -> pa.Table:
-        return pa.table(self.cols, schema=PLAN_SCHEMA)
+        arrays = [
+            pa.array(self.cols[f.name], type=pa.int64()).cast(f.type)
+            if f.name == "last_modified"
+            else pa.array(self.cols[f.name], type=f.type)
+            for f in PLAN_SCHEMA
+        ]
+        return pa.Table.from_arrays(arrays, schema=PLAN_SCHEMA)
+
+
+class _Columns:
+    """Some columns of a snapshot table as Python lists (``pylist``), plus the ``key``,
+    ``size``, ``etag`` and ``last_modified`` (as epoch milliseconds) of every row, for
+    ``_Rows.add_row``."""
+
+    def __init__(self, table: pa.Table, *names: str) -> None:
+        self.table = table
+        self.num_rows = table.num_rows
+        self.cols = {n: pylist(table[n]) for n in names}
+        self.keys: list[str] = pylist(table["key"])
+        self.millis = _millis(table, "last_modified")
+        self._sizes: list[int | None] | None = None
+        self._etags: list[str | None] | None = None
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return self.cols[name]
+
+    @property
+    def sizes(self) -> list[int | None]:
+        if self._sizes is None:
+            self._sizes = pylist(self.table["size"])
+        return self._sizes
+
+    @property
+    def etags(self) -> list[str | None]:
+        if self._etags is None:
+            has = "etag" in self.table.column_names
+            self._etags = pylist(self.table["etag"]) if has else [None] * self.num_rows
+        return self._etags
 
 
 def new_run_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
-
-
-def _rows_by(table: pa.Table, *keys: str) -> dict[Any, list[dict[str, Any]]]:
-    out: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows(table):
-        out[tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]].append(row)
-    return out
 
 
 def make_plan(
@@ -258,6 +326,9 @@ def make_plan(
     tag of a repository kept whole (fail closed) is never removed. ``graph`` is the snapshot's
     reference graph when the caller has it (by default the one ``marked`` carries, else built
     here)."""
+    # Here, not at the top: the inventory reader pulls in pandas when imported.
+    from regsweep.scan.inventory import inventory_time
+
     listed = inventory_time(snap.meta)
     if listed is not None and now > listed:
         # Listed from an inventory, a stale snapshot: nothing newer than its creation less the
@@ -271,13 +342,22 @@ def make_plan(
     out = _Rows()
     protected: dict[str, int] = defaultdict(int)
 
-    tags = _rows_by(snap["tags"], "repository", "tag")
-    history = _rows_by(snap["tag_history"], "repository", "tag")
-    history_by_digest = _rows_by(snap["tag_history"], "repository", "digest")
-    revisions = rows(snap["revisions"])
+    # Tags, tag history and revisions are read column by column, indexed by row number; only
+    # the rows that go into the plan become dicts (converting whole tables was a hot spot).
+    tg = _Columns(snap["tags"], "repository", "tag", "digest")
+    hs = _Columns(snap["tag_history"], "repository", "tag", "digest")
+    rv = _Columns(snap["revisions"], "repository", "digest", "target", "blob_present")
+    tags: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, key in enumerate(zip(tg["repository"], tg["tag"], strict=True)):
+        tags[key].append(i)
+    history: dict[tuple[str, str], list[int]] = defaultdict(list)
+    history_by_digest: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, (repo, tag, d) in enumerate(zip(hs["repository"], hs["tag"], hs["digest"], strict=True)):
+        history[(repo, tag)].append(i)
+        history_by_digest[(repo, d)].append(i)
 
-    def young(objs: list[dict[str, Any]]) -> bool:
-        return any(o["last_modified"] is not None and o["last_modified"] >= cutoff for o in objs)
+    def young(ms: list[int | None], idx: list[int]) -> bool:
+        return any((t := ms[i]) is not None and t * 1000 >= cutoff_us for i in idx)
 
     # -- phase 1: tags --------------------------------------------------------------------
     removed_tags: dict[tuple[str, str], TagRemoval] = {}
@@ -292,66 +372,72 @@ def make_plan(
     for (repo, tag), removal in sorted(removed_tags.items()):
         reason, rule = removal.reason, removal.rule
         extra = {"rule": rule, "decided_by": removal.decided_by, "rank": removal.rank}
-        objs = tags.get((repo, tag), []) + history.get((repo, tag), [])
-        if young(objs):
+        tag_idx, hist_idx = tags.get((repo, tag), []), history.get((repo, tag), [])
+        if young(tg.millis, tag_idx) or young(hs.millis, hist_idx):
             protected["tag"] += 1
             continue
         cand = out.new_candidate()
         # History first, current/link last: a run that stops in between leaves a tag that
         # still resolves and is still planned for removal next time, never a tag directory
         # without current/link (listed by the registry, unresolvable, and invisible to gc).
-        for o in sorted(history.get((repo, tag), []), key=lambda x: x["key"]):
-            out.add(
+        for i in sorted(hist_idx, key=hs.keys.__getitem__):
+            out.add_row(
                 cand,
                 PHASE_MANIFESTS,
                 "tag_index",
                 reason,
-                o,
+                hs,
+                i,
                 repository=repo,
                 tag=tag,
-                digest=o["digest"],
+                digest=hs["digest"][i],
                 **extra,
             )
-        for o in tags.get((repo, tag), []):
-            out.add(
+        for i in tag_idx:
+            out.add_row(
                 cand,
                 PHASE_MANIFESTS,
                 "tag",
                 reason,
-                o,
+                tg,
+                i,
                 repository=repo,
                 tag=tag,
-                digest=o["digest"],
+                digest=tg["digest"][i],
                 **extra,
             )
 
     # -- phase 1: manifests (revision links) ------------------------------------------------
     still_tagged = {
-        (repo, t[0]["digest"]) for (repo, tag), t in tags.items() if (repo, tag) not in removed_tags
+        (repo, tg["digest"][idx[0]])
+        for (repo, tag), idx in tags.items()
+        if (repo, tag) not in removed_tags
     }
-    rev_cands: list[tuple[str, str, str, dict[str, Any], list[dict[str, Any]]]] = []
-    for rev in sorted(revisions, key=lambda r: r["key"]):
-        repo, d = rev["repository"], rev["digest"]
+    rev_repo, rev_digest, rev_target = rv["repository"], rv["digest"], rv["target"]
+    rev_present = rv["blob_present"]
+    rev_cands: list[tuple[str, str, str, int, list[int]]] = []
+    no_manifests: set[str] = set()
+    for r in sorted(range(rv.num_rows), key=rv.keys.__getitem__):
+        repo, d = rev_repo[r], rev_digest[r]
         if repo in marked.unsafe_repos:
             continue
-        kept = d in marked.live_manifests.get(repo, set()) or (
-            rev["target"] in marked.live_manifests.get(repo, set())
-        )
-        if kept and rev["blob_present"]:
+        live_here = marked.live_manifests.get(repo, no_manifests)
+        kept = d in live_here or rev_target[r] in live_here
+        if kept and rev_present[r]:
             continue
-        reason = "untagged" if rev["blob_present"] else "dangling-revision"
-        if kept and not rev["blob_present"]:
+        reason = "untagged" if rev_present[r] else "dangling-revision"
+        if kept and not rev_present[r]:
             reason = "dangling-revision"
         entries = history_by_digest.get((repo, d), [])
         # Tag-index entries of tags being removed are already in the plan.
-        entries = [e for e in entries if (repo, e["tag"]) not in removed_tags]
+        entries = [e for e in entries if (repo, hs["tag"][e]) not in removed_tags]
         # A tag that still exists and points here keeps it (it is not untagged after all).
         if (repo, d) in still_tagged:
             continue
-        if young([rev, *entries]):
+        if young(rv.millis, [r]) or young(hs.millis, entries):
             protected["revision"] += 1
             continue
-        rev_cands.append((repo, d, reason, rev, entries))
+        rev_cands.append((repo, d, reason, r, entries))
 
     # Every manifest that stays (kept by the mark, or only by the grace period) keeps what it
     # needs in its repository: its children's revision links, its _layers links, its blobs.
@@ -359,41 +445,42 @@ def make_plan(
     # progress, would survive without the links and children it needs.
     leaving = {(repo, d) for repo, d, *_ in rev_cands}
     staying: dict[str, set[str]] = defaultdict(set)
-    for rev in revisions:
-        if (rev["repository"], rev["digest"]) not in leaving:
-            staying[rev["repository"]] |= {rev["digest"], rev["target"]} - {None}
+    for repo, d, target in zip(rev_repo, rev_digest, rev_target, strict=True):
+        if (repo, d) not in leaving:
+            staying[repo] |= {d, target} - {None}
     needed_after = {repo: graph.closure(repo, roots) for repo, roots in staying.items()}
     needed_anywhere = set().union(*needed_after.values()) if needed_after else set()
 
-    for repo, d, reason, rev, entries in rev_cands:
+    for repo, d, reason, r, entries in rev_cands:
         if d in needed_after.get(repo, set()):
             protected["revision"] += 1
             continue
         cand = out.new_candidate()
-        for e in sorted(entries, key=lambda x: x["key"]):
-            out.add(
+        for e in sorted(entries, key=hs.keys.__getitem__):
+            out.add_row(
                 cand,
                 PHASE_MANIFESTS,
                 "tag_index",
                 reason,
+                hs,
                 e,
                 repository=repo,
-                tag=e["tag"],
+                tag=hs["tag"][e],
                 digest=d,
             )
-        out.add(cand, PHASE_MANIFESTS, "revision", reason, rev, repository=repo, digest=d)
+        out.add_row(cand, PHASE_MANIFESTS, "revision", reason, rv, r, repository=repo, digest=d)
 
     # -- phase 2: _layers links -------------------------------------------------------------
-    # Column by column: only the links that go become Python rows.
-    ll = _sorted_by_key(snap["layer_links"])
-    ll_leaving: list[tuple[int, str]] = []
+    # Column by column: no row becomes a dict.
+    ll = _Columns(_sorted_by_key(snap["layer_links"]), "repository", "digest", "target")
+    no_links: set[str] = set()
     for i, (repo, digest, target, present, t_ms) in enumerate(
         zip(
-            column(ll, "repository"),
-            column(ll, "digest"),
-            column(ll, "target"),
-            ll.column("blob_present").to_pylist(),
-            _millis(ll, "last_modified"),
+            ll["repository"],
+            ll["digest"],
+            ll["target"],
+            pylist(ll.table["blob_present"]),
+            ll.millis,
             strict=True,
         )
     ):
@@ -401,49 +488,47 @@ def make_plan(
             continue
         if not present and target is not None:
             reason = "dangling-link"
-        elif digest in marked.needed_links.get(repo, set()):
+        elif digest in marked.needed_links.get(repo, no_links):
             continue
         else:
             reason = "unneeded-link"
         if (t_ms is not None and t_ms * 1000 >= cutoff_us) or (
-            reason == "unneeded-link" and {digest, target} & needed_after.get(repo, set())
+            reason == "unneeded-link" and {digest, target} & needed_after.get(repo, no_links)
         ):
             protected["layer_link"] += 1
             continue
-        ll_leaving.append((i, reason))
-    for (_, reason), link in zip(
-        ll_leaving, _take_rows(ll, [i for i, _ in ll_leaving]), strict=True
-    ):
-        out.add(
+        out.add_row(
             out.new_candidate(),
             PHASE_LINKS,
             "layer_link",
             reason,
-            link,
-            repository=link["repository"],
-            digest=link["digest"],
+            ll,
+            i,
+            repository=repo,
+            digest=digest,
         )
 
     # -- phase 3: blobs ---------------------------------------------------------------------
-    activity = _blob_activity_us(snap, graph)
     # Sorted so that the plan does not depend on the snapshot's row order (same input, same
     # bytes), as every other phase already is.
-    blobs = _sorted_by_key(snap["blobs"])
-    blob_index: list[int] = []
+    blobs = _Columns(_sorted_by_key(snap["blobs"]), "digest")
+    # The activity of the blobs the mark did not keep: the only ones whose activity counts.
+    activity = _blob_activity_us(
+        snap, graph, only={d for d in blobs["digest"] if d not in marked.live_blobs}
+    )
+    blob_candidates: list[dict[str, Any]] = []
     if not marked.uncertain:
-        for i, (d, t_ms) in enumerate(
-            zip(column(blobs, "digest"), _millis(blobs, "last_modified"), strict=True)
-        ):
+        for i, (d, t_ms) in enumerate(zip(blobs["digest"], blobs.millis, strict=True)):
             if d in marked.live_blobs:
                 continue
             last = activity.get(d, t_ms * 1000 if t_ms is not None else None)
             if (last is not None and last >= cutoff_us) or d in needed_anywhere:
                 protected["blob"] += 1
                 continue
-            blob_index.append(i)
-    blob_candidates = _take_rows(blobs, blob_index)
-    for b in blob_candidates:
-        out.add(out.new_candidate(), PHASE_BLOBS, "blob", "unreferenced", b, digest=b["digest"])
+            out.add_row(
+                out.new_candidate(), PHASE_BLOBS, "blob", "unreferenced", blobs, i, digest=d
+            )
+            blob_candidates.append({"digest": d, "size": blobs.sizes[i]})
 
     # -- phase 4: uploads -------------------------------------------------------------------
     for up in sorted(rows(snap["uploads"]), key=lambda u: (u["repository"], u["upload_id"])):
@@ -496,7 +581,7 @@ def make_plan(
         protected=dict(protected),
         unsafe_repos=dict(marked.unsafe_repos),
     )
-    sizes = blobs.column("size")
+    sizes = blobs.table.column("size")
     totals = (blobs.num_rows, int(pc.sum(sizes).as_py() or 0))
     plan.refusals = brakes(snap, marked, plan, [], blob_candidates, blob_totals=totals)
     return plan
@@ -527,42 +612,74 @@ def _sorted_by_key(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(table, [("key", "ascending")]))
 
 
-def _take_rows(table: pa.Table, indices: list[int]) -> list[dict[str, Any]]:
-    if not indices:
-        return []
-    return rows(table.take(pa.array(indices, type=pa.int64())))
-
-
-def _blob_activity_us(snap: Snapshot, graph: Graph) -> dict[str, int]:
-    """``blob_activity`` in microseconds since the epoch, computed on integers."""
+def _blob_activity_us(snap: Snapshot, graph: Graph, only: set[str] | None = None) -> dict[str, int]:
+    """``blob_activity`` in microseconds since the epoch, computed on integers; with ``only``,
+    of those digests only: Arrow picks the rows that can touch them (``graph`` is the
+    snapshot's, so its strong edges are the references that are not ``subject``)."""
+    del graph  # the same edges, read from the references table
+    wanted = None if only is None else pa.array(sorted(only), type=pa.string())
     act: dict[str, int] = {}
 
-    def touch(d: str | None, t: int | None) -> None:
-        if d is None or t is None:
-            return
-        if d not in act or t > act[d]:
-            act[d] = t
+    def touch(pairs: Iterable[tuple[str, int]]) -> None:
+        for d, t in pairs:
+            old = act.get(d)
+            if old is None or t > old:
+                act[d] = t
 
     b = snap["blobs"]
-    for d, t in zip(column(b, "digest"), _millis(b, "last_modified"), strict=True):
-        touch(d, t)
     ll = snap["layer_links"]
-    for d, target, t in zip(
-        column(ll, "digest"), column(ll, "target"), _millis(ll, "last_modified"), strict=True
-    ):
-        touch(target or d, t)
+    touch(_digest_times(b["digest"], b["last_modified"], wanted))
+    touch(_digest_times(_link_blob(ll), ll["last_modified"], wanted))
+    refs = snap["references"]
+    kind, child = _decode(refs["kind"]), _decode(refs["child"])
+    strong = pc.invert(pc.fill_null(pc.equal(kind, "subject"), False))
+    if wanted is not None:
+        strong = pc.and_(strong, pc.is_in(child, value_set=wanted))
+    edges = refs.filter(strong)
+    parents = pylist(edges["parent"])
+    # The newest revision or tag link of each manifest (of those wanted and of their parents)
+    # touches the manifest and what it references directly.
+    manifests = None
+    if only is not None:
+        extra = pa.array(sorted(set(parents) - only), pa.string())
+        manifests = pa.concat_arrays([wanted, extra])
     manifest_time: dict[str, int] = {}
-    for name in ("revisions", "tags", "tag_history"):
+    for name, col in (("revisions", "target"), ("tags", "digest"), ("tag_history", "digest")):
         tb = snap[name]
-        col = "target" if name == "revisions" else "digest"
-        for d, t in zip(column(tb, col), _millis(tb, "last_modified"), strict=True):
-            if d is not None and t is not None and (d not in manifest_time or t > manifest_time[d]):
+        for d, t in _digest_times(tb[col], tb["last_modified"], manifests):
+            old = manifest_time.get(d)
+            if old is None or t > old:
                 manifest_time[d] = t
-    for m, t in manifest_time.items():
-        touch(m, t)
-        for child, _ in graph.edges.get(m, ()):
-            touch(child, t)
+    touch(manifest_time.items())
+    touch(
+        (c, manifest_time[p])
+        for p, c in zip(parents, pylist(edges["child"]), strict=True)
+        if p in manifest_time
+    )
     return {d: t * 1000 for d, t in act.items()}
+
+
+def _digest_times(
+    digests: pa.ChunkedArray, times: pa.ChunkedArray, wanted: pa.Array | None
+) -> Iterable[tuple[str, int]]:
+    """(digest, epoch milliseconds) of the rows with both, and a digest in ``wanted``."""
+    d = _decode(digests)
+    t = times.cast(pa.int64())
+    keep = pc.and_(pc.is_valid(d), pc.is_valid(t))
+    if wanted is not None:
+        keep = pc.and_(keep, pc.is_in(d, value_set=wanted))
+    return zip(pylist(d.filter(keep)), pylist(t.filter(keep)), strict=True)
+
+
+def _link_blob(ll: pa.Table) -> pa.ChunkedArray:
+    """The blob each ``_layers`` link touches: its target, else (null or empty) its digest."""
+    target = _decode(ll["target"])
+    unset = pc.fill_null(pc.equal(target, ""), True)
+    return pc.if_else(unset, _decode(ll["digest"]), target)
+
+
+def _decode(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
 
 
 def brakes(

@@ -10,8 +10,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
 
-from regsweep.scan.snapshot import Snapshot, column
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from regsweep.scan.snapshot import Snapshot
 
 
 @dataclass
@@ -30,40 +35,45 @@ class Graph:
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> Graph:
+        # Column by column, the rare rows (subjects, urls, alias links) picked out in Arrow
+        # first: this runs on every gc plan, over every reference and link of the store.
         blobs = snap["blobs"]
-        sizes = dict(zip(column(blobs, "digest"), column(blobs, "size"), strict=True))
-        edges: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        subjects: dict[str, str] = {}
+        sizes = dict(zip(pylist(blobs["digest"]), pylist(blobs["size"]), strict=True))
         refs = snap["references"]
-        url_refs: set[tuple[str, str]] = set()
-        for parent, child, kind, urls in zip(
-            column(refs, "parent"),
-            column(refs, "child"),
-            column(refs, "kind"),
-            column(refs, "has_urls"),
+        is_subject = pc.fill_null(pc.equal(_decoded(refs["kind"]), "subject"), False)
+        subj = refs.filter(is_subject)
+        subjects = dict(zip(pylist(subj["parent"]), pylist(subj["child"]), strict=True))
+        with_urls = refs.filter(pc.fill_null(refs["has_urls"], False))
+        url_refs = set(zip(pylist(with_urls["parent"]), pylist(with_urls["child"]), strict=True))
+        if subj.num_rows:
+            refs = refs.filter(pc.invert(is_subject))
+        edges: dict[str, list[tuple[str, str]]] = {}
+        for parent, edge in zip(
+            pylist(refs["parent"]),
+            zip(pylist(refs["child"]), pylist(refs["kind"]), strict=True),
             strict=True,
         ):
-            if urls:
-                url_refs.add((parent, child))
-            if kind == "subject":
-                subjects[parent] = child
+            out = edges.get(parent)
+            if out is None:
+                edges[parent] = [edge]
             else:
-                edges[parent].append((child, kind))
+                out.append(edge)
         m = snap["manifests"]
-        kinds = dict(zip(column(m, "digest"), column(m, "kind"), strict=True))
+        digests = pylist(m["digest"])
+        kinds = dict(zip(digests, pylist(m["kind"]), strict=True))
         problems = {
-            d: p
-            for d, p in zip(column(m, "digest"), column(m, "problem"), strict=True)
-            if p is not None
+            d: p for d, p in zip(digests, pylist(m["problem"]), strict=True) if p is not None
         }
         aliases: dict[str, dict[str, str]] = defaultdict(dict)
         ll = snap["layer_links"]
+        digest, target = _decoded(ll["digest"]), _decoded(ll["target"])
+        differ = pc.or_(pc.is_null(digest), pc.fill_null(pc.not_equal(digest, target), False))
+        ll = ll.filter(pc.and_(pc.is_valid(target), differ))
         for repo, digest, target in zip(
-            column(ll, "repository"), column(ll, "digest"), column(ll, "target"), strict=True
+            pylist(ll["repository"]), pylist(ll["digest"]), pylist(ll["target"]), strict=True
         ):
-            if target is not None and digest != target:
-                aliases[repo][digest] = target
-        return cls(sizes, dict(edges), subjects, kinds, problems, dict(aliases), url_refs)
+            aliases[repo][digest] = target
+        return cls(sizes, edges, subjects, kinds, problems, dict(aliases), url_refs)
 
     def canonical(self, repo: str | None, digest: str) -> str:
         """The stored blob for ``digest``: itself, or the target of the repository's alias link
@@ -75,17 +85,42 @@ class Graph:
     def closure(self, repo: str | None, roots: Iterable[str]) -> set[str]:
         """Every digest reachable from ``roots`` over strong edges, roots included, with alias
         digests replaced by their canonical blobs (the alias digest itself is kept too)."""
-        seen: set[str] = set()
-        stack = list(roots)
-        while stack:
-            d = stack.pop()
-            if d in seen:
-                continue
-            seen.add(d)
-            canon = self.canonical(repo, d)
-            if canon != d and canon not in seen:
-                stack.append(canon)
-            for child, _ in self.edges.get(d, ()):
-                if child not in seen:
-                    stack.append(child)
+        # Level by level with set operations: only parents and aliases cost a Python step.
+        aliases = self.aliases.get(repo, {}) if repo is not None else {}
+        edges = self.edges
+        sizes = self.blob_sizes
+        seen = set(roots)
+        frontier = set(seen)
+        while frontier:
+            new: set[str] = set()
+            for d in filter(edges.__contains__, frontier):
+                new.update(map(_first, edges[d]))
+            if aliases:
+                for d in filter(aliases.__contains__, frontier):
+                    if d not in sizes:
+                        new.add(aliases[d])
+            frontier = new - seen
+            seen |= frontier
         return seen
+
+
+def pylist(col: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """A column as Python values. A dictionary column converts each distinct value once and
+    every row shares that string object: much cheaper than decoding row by row, and hashing a
+    shared string is cached (digests are looked up in sets and dicts over and over)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if not pa.types.is_dictionary(col.type):
+        return col.to_pylist()  # type: ignore[no-any-return]
+    vals = col.dictionary.to_pylist()
+    idx = col.indices.to_pylist()
+    if col.null_count:
+        return [None if i is None else vals[i] for i in idx]
+    return list(map(vals.__getitem__, idx))
+
+
+def _decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+_first = itemgetter(0)
