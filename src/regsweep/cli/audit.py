@@ -8,15 +8,13 @@ import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from tqdm import tqdm
 
-from regsweep.audit.findings import KINDS, Finding, count_by_kind
-from regsweep.audit.history import RunHistory, read_history
-from regsweep.audit.report import FINDINGS_FILE, AuditOptions, AuditReport, run_audit
-from regsweep.audit.scrub import ScrubResult
 from regsweep.cli.common import (
+    DEFAULT_MANIFEST_CAP,
+    FINDINGS_FILE,
     duration_callback,
     echo_json,
     human_bytes,
@@ -30,8 +28,14 @@ from regsweep.cli.metrics import metrics_options, note_findings
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.errors import UsageError
-from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP
-from regsweep.storage.readonly import ReadOnlyStore
+
+# The audit machinery (and tqdm) is imported by the functions that use it, not here: every
+# command, and --help, imports this module (regsweep.cli.main).
+if TYPE_CHECKING:
+    from regsweep.audit.findings import Finding
+    from regsweep.audit.history import RunHistory
+    from regsweep.audit.report import AuditReport
+    from regsweep.audit.scrub import ScrubResult
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -78,6 +82,8 @@ class _AuditProgress(TqdmProgress):
         if total is not None:
             if bar is not None:
                 bar.close()
+            from tqdm import tqdm  # see the note on imports at the top
+
             bar = tqdm(
                 total=total,
                 desc="verifying digests",
@@ -215,6 +221,10 @@ def check_command(
         raise UsageError(
             f"{', '.join(scrub_flags)}: add --verify-digests (they limit the digest scrub)"
         )
+    # See the note on imports at the top.
+    from regsweep.audit.report import AuditOptions, run_audit
+    from regsweep.storage.readonly import ReadOnlyStore
+
     st = ReadOnlyStore(open_from_options(store, registry_config))
     options = AuditOptions(
         upload_age=upload_age,
@@ -269,6 +279,8 @@ def render_scrub(s: ScrubResult) -> str:
 
 
 def render_report(report: AuditReport, *, top: int = 20) -> str:
+    from regsweep.audit.findings import KINDS, count_by_kind  # see the note at the top
+
     c = report.counts
     sev = report.by_severity()
     lines = [
@@ -317,6 +329,10 @@ def history_command(
 ) -> None:
     """Past runs that changed STORE (gc apply, quarantine restore and purge), from its
     append-only deletion log: when, in which mode, what they removed, why and by which rule."""
+    # See the note on imports at the top.
+    from regsweep.audit.history import read_history
+    from regsweep.storage.readonly import ReadOnlyStore
+
     runs = read_history(ReadOnlyStore(open_from_options(store, registry_config)))
     if as_json:
         echo_json({"runs": [r.to_json() for r in runs]})

@@ -14,6 +14,12 @@ from regsweep.durations import parse_duration
 from regsweep.errors import SafetyRefusal, UsageError
 from regsweep.storage.base import ObjectStore
 
+# Option defaults the commands are defined with, kept equal to the library's own constants
+# (tests/cli checks): importing the scanner or the audit (pyarrow, pandas) just to define the
+# commands would slow every start of regsweep, --help included.
+DEFAULT_MANIFEST_CAP = 4 * 1024 * 1024  # regsweep.scan.scanner.DEFAULT_MANIFEST_CAP
+FINDINGS_FILE = "findings.parquet"  # regsweep.audit.report.FINDINGS_FILE
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

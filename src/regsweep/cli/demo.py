@@ -11,11 +11,6 @@ from regsweep.cli.gc import render_plan
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import snapshot_summary, usage_summary
 from regsweep.clock import utcnow
-from regsweep.gc.mark import mark
-from regsweep.gc.plan import GcSettings, make_plan
-from regsweep.reports.usage import usage
-from regsweep.scan.scanner import scan
-from regsweep.storage.filesystem import FilesystemStore
 
 
 @click.command("demo")
@@ -41,7 +36,13 @@ def demo_command(directory: str, output: str | None, seed: int, as_json: bool) -
     upload. If DIR already holds a registry it is used as it is. DIR can then be served by
     `docker-registry serve` with its filesystem rootdirectory set to DIR.
     """
+    # Here, not at the top: every command, and --help, imports this module.
     from regsweep.demo import generate_demo
+    from regsweep.gc.mark import mark
+    from regsweep.gc.plan import GcSettings, make_plan
+    from regsweep.reports.usage import usage
+    from regsweep.scan.scanner import scan
+    from regsweep.storage.filesystem import FilesystemStore
 
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,19 +20,19 @@ from regsweep.cli.common import (
 )
 from regsweep.cli.config_option import GC_SETTINGS, config_option
 from regsweep.cli.metrics import metrics_options, note_apply, note_plan
-from regsweep.cli.policy import render_retention, retention_json
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
+from regsweep.config import MODES
 from regsweep.durations import format_duration
 from regsweep.errors import SafetyRefusal
-from regsweep.gc.apply import CACHE_WARNING, MODES, ApplyResult, apply_plan
-from regsweep.gc.lock import acquire_lock, release_lock
-from regsweep.gc.plan import GcSettings, Plan, new_run_id
-from regsweep.gc.planning import plan_gc
-from regsweep.retention import load_policy
-from regsweep.scan.scanner import ScanOptions, scan
-from regsweep.storage.base import ObjectStore
+
+# The gc machinery (scanner, mark, plan, apply, retention) is imported by the commands that
+# run it, not here: every command, and --help, imports this module (regsweep.cli.main).
+if TYPE_CHECKING:
+    from regsweep.gc.apply import ApplyResult
+    from regsweep.gc.plan import Plan
+    from regsweep.storage.base import ObjectStore
 
 
 def render_plan(plan: Plan) -> str:
@@ -75,6 +75,8 @@ def render_plan(plan: Plan) -> str:
 
 
 def render_result(res: ApplyResult) -> str:
+    from regsweep.gc.apply import CACHE_WARNING  # see the note on imports at the top
+
     lines = [f"applied {res.run_id} in {res.mode} mode:"]
     for kind, v in sorted(res.removed.items()):
         lines.append(f"  {kind:<17} {v['keys']:>7} keys  {human_bytes(v['bytes'])}")
@@ -104,6 +106,8 @@ def _apply(
     progress: TqdmProgress,
     extra: dict[str, Any] | None = None,
 ) -> int:
+    from regsweep.gc.apply import apply_plan  # see the note on imports at the top
+
     res = apply_plan(store, plan, mode=mode, progress=progress)
     note_apply(res)
     if as_json:
@@ -202,7 +206,18 @@ def gc_command(
     --delete-untagged), dangling tags, stale uploads. Without --apply it only prints the plan.
     Exit codes: 0 ok, 1 some objects failed, 2 usage error, 3 refused for safety.
     """
-    policy = load_policy(policy_file) if policy_file else None
+    # See the note on imports at the top.
+    from regsweep.gc.lock import acquire_lock, release_lock
+    from regsweep.gc.plan import GcSettings, new_run_id
+    from regsweep.gc.planning import plan_gc
+    from regsweep.scan.scanner import ScanOptions, scan
+
+    policy = None
+    if policy_file:
+        from regsweep.cli.policy import render_retention, retention_json
+        from regsweep.retention import load_policy
+
+        policy = load_policy(policy_file)
     st = open_from_options(store, registry_config)
     settings = GcSettings(
         delete_untagged=delete_untagged or policy is not None,
@@ -285,6 +300,8 @@ def apply_command(
     as_json: bool,
 ) -> None:
     """Carry out a plan saved by `regsweep gc --plan-out`, re-checking every object first."""
+    from regsweep.gc.plan import Plan  # see the note on imports at the top
+
     plan = Plan.read(plan_file)
     st = open_from_options(store or (None if registry_config else plan.store), registry_config)
     if plan.refusals:

@@ -19,12 +19,11 @@ import click
 
 from regsweep.clock import utcnow
 from regsweep.errors import RegsweepError
-from regsweep.reports.metrics import RunMetrics
-from regsweep.reports.tables import reclaimable_by_reason
 
 if TYPE_CHECKING:
     from regsweep.gc.apply import ApplyResult
     from regsweep.gc.plan import Plan
+    from regsweep.reports.metrics import RunMetrics
     from regsweep.reports.usage import UsageSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,12 +36,19 @@ def current() -> RunMetrics | None:
     if ctx is None:
         return None
     run = ctx.meta.get(_KEY)
+    if run is None:
+        return None
+    # prometheus_client: only imported when a command was asked for metrics
+    from regsweep.reports.metrics import RunMetrics
+
     return run if isinstance(run, RunMetrics) else None
 
 
 def note_plan(plan: Plan) -> None:
     """Reclaimable bytes by reason, from the plan a gc (or report) run made."""
     if (run := current()) is not None:
+        from regsweep.reports.tables import reclaimable_by_reason  # only with metrics
+
         run.set_reclaimable(reclaimable_by_reason(plan))
 
 
@@ -106,6 +112,9 @@ def metrics_options(job: str) -> Callable[[F], F]:
         ) -> Any:
             if not metrics_file and not pushgateway:
                 return fn(*args, **kwargs)
+            # prometheus_client: only imported when a command was asked for metrics
+            from regsweep.reports.metrics import RunMetrics
+
             metrics = RunMetrics(job)
             click.get_current_context().meta[_KEY] = metrics
             started = time.monotonic()

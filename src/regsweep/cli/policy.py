@@ -5,36 +5,33 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from regsweep.cli.common import echo_json, human_bytes, open_from_options
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
 from regsweep.errors import UsageError
-from regsweep.gc.plan import Plan
-from regsweep.retention import (
-    IMPORTERS,
-    Issue,
-    PolicyError,
-    RetentionResult,
-    evaluate_policy,
-    lint_policy,
-    lint_result,
-    load_policy,
-)
-from regsweep.retention.preview import preview
-from regsweep.scan.scanner import ScanOptions, scan
-from regsweep.scan.snapshot import Snapshot
+
+# The retention machinery, the scanner and yaml are imported by the functions that use them,
+# not here: every command, and --help, imports this module (regsweep.cli.main).
+if TYPE_CHECKING:
+    from regsweep.gc.plan import Plan
+    from regsweep.retention import Issue, RetentionResult
+    from regsweep.scan.snapshot import Snapshot
+
+# The names of regsweep.retention.IMPORTERS (tests/cli checks they are the same).
+IMPORTER_NAMES = ("ecr", "gitlab")
 
 PREVIEW_TAGS_PER_REPO = 50
 
 
 def render_retention(snap: Snapshot, plan: Plan, result: RetentionResult, source: str) -> str:
     """Per repository: the tags that go and why (rule, rank), what stays, the bytes freed."""
+    from regsweep.retention.preview import preview  # see the note on imports at the top
+
     repos = preview(snap, plan, result)
     lines = [f"retention policy {source} (evaluated at {result.now:%Y-%m-%d %H:%M:%S}Z):"]
     rows = [
@@ -69,6 +66,8 @@ def render_retention(snap: Snapshot, plan: Plan, result: RetentionResult, source
 
 
 def retention_json(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Any]:
+    from regsweep.retention.preview import preview  # see the note on imports at the top
+
     return {
         "retention": {
             **result.summary(),
@@ -103,6 +102,16 @@ def policy_group() -> None:
 def check_command(file: str, store: str | None, strict: bool, as_json: bool) -> None:
     """Validate FILE (YAML or TOML). Errors name the field and line and exit 2; dangerous but
     valid rules are warnings (exit 0, or 1 with --strict)."""
+    # See the note on imports at the top.
+    from regsweep.retention import (
+        PolicyError,
+        evaluate_policy,
+        lint_policy,
+        lint_result,
+        load_policy,
+    )
+    from regsweep.scan.scanner import ScanOptions, scan
+
     try:
         pf = load_policy(file)
     except PolicyError as e:
@@ -148,7 +157,7 @@ def _issue_json(i: Issue) -> dict[str, Any]:
 @click.option(
     "--from",
     "source_kind",
-    type=click.Choice(sorted(IMPORTERS)),
+    type=click.Choice(sorted(IMPORTER_NAMES)),
     required=True,
     help="ecr: a lifecycle policy JSON; gitlab: cleanup-policy settings (API JSON or YAML).",
 )
@@ -169,6 +178,11 @@ def import_command(
     source_kind: str, file: str, output: str | None, repository: str, exact: bool
 ) -> None:
     """Convert FILE into a regsweep policy (YAML), printing what could not be carried over."""
+    # See the note on imports at the top.
+    import yaml
+
+    from regsweep.retention import IMPORTERS, PolicyError
+
     try:
         text = Path(file).read_text()
     except OSError as e:

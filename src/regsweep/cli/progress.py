@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 PHASE_LABELS = {
     "list": "listing shards",
@@ -30,6 +32,8 @@ class TqdmProgress:
         if total is not None:
             if bar is not None:
                 bar.close()
+            from tqdm import tqdm  # only when a bar is shown (a terminal), not to start
+
             bar = tqdm(total=total, desc=PHASE_LABELS.get(phase, phase), unit="", leave=False)
             self.bars[phase] = bar
         if bar is not None and advance:

@@ -15,7 +15,6 @@ from regsweep.cli.common import (
     store_options,
 )
 from regsweep.cli.render import table
-from regsweep.gc.quarantine import list_runs, purge_run, restore_run
 
 
 @click.group("quarantine")
@@ -30,6 +29,9 @@ def list_command(
     store: str | None, registry_config: str | None, layout_root: str | None, as_json: bool
 ) -> None:
     """List quarantine runs of STORE with their object counts and bytes."""
+    # Here, not at the top: every command, and --help, imports this module.
+    from regsweep.gc.quarantine import list_runs
+
     runs = list_runs(open_from_options(store, registry_config))
     if as_json:
         echo_json([r.__dict__ for r in runs])
@@ -66,6 +68,9 @@ def restore_command(
     as_json: bool,
 ) -> None:
     """Move every object of quarantine RUN_ID back where it was."""
+    # Here, not at the top: every command, and --help, imports this module.
+    from regsweep.gc.quarantine import restore_run
+
     res = restore_run(open_from_options(store, registry_config), run_id)
     if as_json:
         echo_json(res.to_json())
@@ -92,6 +97,9 @@ def purge_command(
     as_json: bool,
 ) -> None:
     """Delete quarantine RUN_ID for good, after a fresh scan; restore anything referenced again."""
+    # Here, not at the top: every command, and --help, imports this module.
+    from regsweep.gc.quarantine import purge_run
+
     st = open_from_options(store, registry_config)
     confirm(yes, f"purge quarantine run {run_id} from {st.url}")
     res = purge_run(st, run_id)

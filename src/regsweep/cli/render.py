@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regsweep.cli.common import human_bytes
-from regsweep.reports.usage import UsageSummary
-from regsweep.scan.snapshot import Snapshot, column
+
+if TYPE_CHECKING:
+    from regsweep.reports.usage import UsageSummary
+    from regsweep.scan.snapshot import Snapshot
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -25,6 +27,8 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def snapshot_summary(snap: Snapshot) -> str:
+    from regsweep.scan.snapshot import column  # pyarrow: only once there is a snapshot
+
     c = snap.counts()
     blob_bytes = sum(column(snap["blobs"], "size"))
     lines = [

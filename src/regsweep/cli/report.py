@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
-from regsweep.audit.log import read_log
 from regsweep.cli.common import (
     duration_callback,
     echo_json,
@@ -22,12 +22,9 @@ from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table, usage_summary
 from regsweep.clock import utcnow
 from regsweep.durations import format_duration
-from regsweep.gc.plan import GcSettings, new_run_id
-from regsweep.gc.planning import plan_gc
-from regsweep.reports.tables import Report, build_report
-from regsweep.retention import load_policy
-from regsweep.scan.scanner import ScanOptions, scan
-from regsweep.storage.readonly import ReadOnlyStore
+
+if TYPE_CHECKING:
+    from regsweep.reports.tables import Report
 
 
 def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -152,7 +149,19 @@ def report_command(
     Only reads STORE. Prints total and unique bytes, the deduplication ratio, the top
     repositories by exclusive bytes and the reclaimable bytes.
     """
-    policy = load_policy(policy_file) if policy_file else None
+    # Here, not at the top: every command, and --help, imports this module.
+    from regsweep.audit.log import read_log
+    from regsweep.gc.plan import GcSettings, new_run_id
+    from regsweep.gc.planning import plan_gc
+    from regsweep.reports.tables import build_report
+    from regsweep.scan.scanner import ScanOptions, scan
+    from regsweep.storage.readonly import ReadOnlyStore
+
+    policy = None
+    if policy_file:
+        from regsweep.retention import load_policy
+
+        policy = load_policy(policy_file)
     st = ReadOnlyStore(open_from_options(store, registry_config))
     settings = GcSettings(
         delete_untagged=delete_untagged or policy is not None,

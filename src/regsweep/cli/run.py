@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -13,9 +13,11 @@ from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
 from regsweep.config import CONFIG_ENV, SETTINGS, JobSettings, resolve_settings
-from regsweep.gc.apply import CACHE_WARNING
-from regsweep.jobs import JobResult, new_run_id, run_job
-from regsweep.logs import setup_logging, teardown_logging
+
+# The job (scan, audit, gc, reports) is imported by the functions that run it, not here:
+# every command, and --help, imports this module (regsweep.cli.main).
+if TYPE_CHECKING:
+    from regsweep.jobs import JobResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +40,8 @@ def setting_options(fn: F) -> F:
 
 
 def render_result(res: JobResult) -> str:
+    from regsweep.gc.apply import CACHE_WARNING  # see the note on imports at the top
+
     rows = []
     for s in res.steps:
         counts = ", ".join(f"{k} {v}" for k, v in s.counts.items())
@@ -73,6 +77,10 @@ def run_command(config_file: str | None, as_json: bool, **options: Any) -> None:
     not stop the others. Exit codes: 0 every step ok, 1 a step failed or the audit found
     errors, 2 configuration error, 3 refused for safety (a brake, or the store is locked).
     """
+    # See the note on imports at the top.
+    from regsweep.jobs import new_run_id, run_job
+    from regsweep.logs import setup_logging, teardown_logging
+
     settings: JobSettings = resolve_settings(options, config_file=config_file)
     run_id = new_run_id(utcnow())
     handler = setup_logging(settings.log_format, run_id)

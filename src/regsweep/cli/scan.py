@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from regsweep.cli.common import (
+    DEFAULT_MANIFEST_CAP,
     echo_json,
     inventory_option,
     json_option,
@@ -14,7 +15,6 @@ from regsweep.cli.common import (
 )
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import snapshot_summary
-from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP, ScanOptions, scan
 
 
 @click.command("scan")
@@ -59,6 +59,9 @@ def scan_command(
     file://PATH, s3://BUCKET[/PREFIX] or azure://CONTAINER[/PREFIX]. The scan only reads; a bad
     object becomes an anomaly in the snapshot, it never stops the scan.
     """
+    # Here, not at the top: every command, and --help, imports this module.
+    from regsweep.scan.scanner import ScanOptions, scan
+
     st = open_from_options(store, registry_config)
     options = ScanOptions(
         max_manifest_bytes=max_manifest_bytes,

@@ -8,12 +8,15 @@ children and referrers follow their parents). Without one, roots are as ``settin
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from regsweep.gc.mark import mark
 from regsweep.gc.plan import GcSettings, Plan, make_plan
-from regsweep.retention import PolicyFile, RetentionResult, evaluate_policy
 from regsweep.scan.snapshot import Snapshot
 from regsweep.storage.base import ObjectStore
+
+if TYPE_CHECKING:
+    from regsweep.retention import PolicyFile, RetentionResult
 
 
 def plan_gc(
@@ -29,6 +32,8 @@ def plan_gc(
     if policy is None:
         marked = mark(snap, delete_untagged=settings.delete_untagged)
         return make_plan(snap, marked, settings, now, run_id=run_id), None
+    from regsweep.retention import evaluate_policy  # only with a policy (yaml, the rules)
+
     result = evaluate_policy(policy, snap, store, now)
     marked = mark(
         snap,

@@ -1,0 +1,65 @@
+"""Start-up: the command modules import the heavy machinery only when a command runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# What no command needs just to be defined (or to print its --help).
+HEAVY = (
+    "pandas",
+    "pyarrow.dataset",
+    "prometheus_client",
+    "tqdm",
+    "regsweep.jobs",
+    "regsweep.audit.report",
+    "regsweep.audit.checks",
+    "regsweep.reports.dataset",
+    "regsweep.reports.tables",
+    "regsweep.retention",
+    "regsweep.scan.scanner",
+    "regsweep.gc.apply",
+)
+
+
+def _imported_after(code: str) -> set[str]:
+    probe = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["gc", "--help"], ["run", "--help"]])
+def test_cli_start_up_imports_no_heavy_module(args: list[str]) -> None:
+    code = (
+        "from regsweep.cli.main import cli\n"
+        f"try:\n    cli.main({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        if args
+        else "import regsweep.cli.main"
+    )
+    assert _imported_after(code).isdisjoint(HEAVY), sorted(_imported_after(code) & set(HEAVY))
+
+
+def test_jobs_does_not_import_the_report_writers() -> None:
+    loaded = _imported_after("import regsweep.jobs")
+    assert loaded.isdisjoint(
+        {"pyarrow.dataset", "regsweep.reports.dataset", "regsweep.audit.report"}
+    )
+
+
+def test_option_defaults_match_the_library() -> None:
+    from regsweep.audit.report import FINDINGS_FILE
+    from regsweep.cli import common, policy
+    from regsweep.config import MODES
+    from regsweep.gc.apply import MODES as APPLY_MODES
+    from regsweep.retention import IMPORTERS
+    from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP
+
+    assert common.DEFAULT_MANIFEST_CAP == DEFAULT_MANIFEST_CAP
+    assert common.FINDINGS_FILE == FINDINGS_FILE
+    assert sorted(policy.IMPORTER_NAMES) == sorted(IMPORTERS)
+    assert MODES == APPLY_MODES
