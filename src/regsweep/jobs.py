@@ -20,11 +20,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from regsweep.audit.log import read_log
-from regsweep.audit.report import AuditOptions, AuditReport, audit_snapshot
 from regsweep.clock import utcnow
 from regsweep.config import ConfigError, JobSettings
 from regsweep.errors import RegsweepError, SafetyRefusal
@@ -33,16 +31,18 @@ from regsweep.gc.lock import Lock, acquire_lock, release_lock
 from regsweep.gc.plan import GcSettings, Plan, new_run_id
 from regsweep.gc.planning import plan_gc
 from regsweep.gc.quarantine import QuarantineRun, list_runs, purge_run
-from regsweep.reports.dataset import write_report
-from regsweep.reports.metrics import RunMetrics
-from regsweep.reports.tables import Report, build_report, reclaimable_by_reason
-from regsweep.reports.usage import usage
 from regsweep.retention import PolicyFile, load_policy
 from regsweep.scan.listing import Progress, no_progress
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.scan.snapshot import Snapshot
 from regsweep.storage.base import ObjectStore
 from regsweep.storage.readonly import ReadOnlyStore
+
+# The audit and the report writers (pyarrow.dataset, pandas, prometheus_client) are imported
+# by the steps that use them, not here: importing this module should not cost their start-up.
+if TYPE_CHECKING:
+    from regsweep.audit.report import AuditReport
+    from regsweep.reports.tables import Report
 
 log = logging.getLogger("regsweep.jobs")
 
@@ -277,6 +277,8 @@ class _Job:
     def run_audit(self) -> tuple[str, dict[str, Any]]:
         self._need("scan", self.snap is not None)
         assert self.store is not None and self.snap is not None
+        from regsweep.audit.report import AuditOptions, audit_snapshot  # see the top
+
         options = AuditOptions(upload_age=self.settings.upload_grace, now=self.now)
         self.audit = audit_snapshot(self.store, self.snap, options)
         counts: dict[str, Any] = {"findings": len(self.audit.findings), **self.audit.by_severity()}
@@ -361,6 +363,11 @@ class _Job:
         self._need("scan", self.snap is not None)
         self._need("a plan", self.plan is not None)
         assert self.store is not None and self.snap is not None and self.plan is not None
+        # See the note on imports at the top.
+        from regsweep.audit.log import read_log
+        from regsweep.reports.dataset import write_report
+        from regsweep.reports.tables import build_report
+
         self.report = build_report(
             self.snap,
             settings=self.plan.settings,
@@ -376,6 +383,11 @@ class _Job:
         s = self.settings
         if not s.metrics_file and not s.pushgateway:
             raise _Skip("no metrics_file or pushgateway")
+        # See the note on imports at the top.
+        from regsweep.reports.metrics import RunMetrics
+        from regsweep.reports.tables import reclaimable_by_reason
+        from regsweep.reports.usage import usage
+
         m = RunMetrics("run")
         if self.report is not None:
             m.set_usage(self.report.usage)
