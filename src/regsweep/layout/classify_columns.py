@@ -1,11 +1,10 @@
 """Classify a whole listing at once, with Arrow string kernels instead of Python per key.
 
 The five common shapes (blob data, ``_layers`` links, revision links, tag ``current`` and
-``index`` links, all with sha256 digests) make up nearly every key of a store. Each is matched
-by an anchored regular expression (RE2, no capture: capturing is ten times slower) and its
-parts are then cut at fixed offsets from either end. Every other key, and every near miss, is
-left for ``keys.classify`` (the general grammar), so both give the same answer: a test compares
-them on every shape and its near misses.
+``index`` links, all with sha256 digests) make up nearly every key of a store. Each is told by
+its fixed components at fixed offsets from either end of the key, and its parts are cut there.
+Every other key, and every near miss, is left for ``keys.classify`` (the general grammar), so
+both give the same answer: a test compares them on every shape and its near misses.
 """
 
 from __future__ import annotations
@@ -15,29 +14,30 @@ import pyarrow.compute as pc
 
 from regsweep.layout.keys import Kind
 
-_HEX = "[0-9a-f]{64}"
+_HEX = "^[0-9a-f]{64}$"
 # A valid tag (keys._TAG): [\w][\w.-]{0,127}, ASCII. An invalid one is FOREIGN: left to classify.
-_TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_TAG = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 _REPOS = len("repositories/")
 _BLOBS = len("blobs/sha256/")
 _LINK_END = len("/link")
-
-# kind -> (pattern, characters after the repository name or None for blobs)
-_SHAPES: dict[Kind, tuple[str, int | None]] = {
-    Kind.BLOB_DATA: (f"^blobs/sha256/[0-9a-f]{{2}}/{_HEX}/data$", None),
-    Kind.LAYER_LINK: (f"^repositories/.+/_layers/sha256/{_HEX}/link$", 85),
-    Kind.REVISION_LINK: (f"^repositories/.+/_manifests/revisions/sha256/{_HEX}/link$", 98),
-    # For tags: the characters after "<name>/_manifests/tags/<tag>".
-    Kind.TAG_INDEX: (f"^repositories/.+/_manifests/tags/{_TAG}/index/sha256/{_HEX}/link$", 83),
-    Kind.TAG_CURRENT: (f"^repositories/.+/_manifests/tags/{_TAG}/current/link$", 13),
-}
+_DIGEST_END = 64 + _LINK_END  # "<hex>/link"
+# What sits between the repository name and "<hex>/link", by kind; for tags, between
+# "<name>/_manifests/tags/<tag>" and the end.
+_LAYER_MID = "/_layers/sha256/"
+_REVISION_MID = "/_manifests/revisions/sha256/"
+_INDEX_MID = "/index/sha256/"
+_CURRENT_END = "/current/link"
+_TAGS = "/_manifests/tags/"
 # A repository name ends at its first reserved component; a name that holds one was cut in the
 # wrong place, so the general grammar decides.
 _RESERVED_INSIDE = "(^|/)_(layers|manifests|uploads)(/|$)"
 
 
 def _slice(col: pa.Array, start: int, stop: int | None = None) -> pa.Array:
-    return pc.utf8_slice_codeunits(col, start, stop if stop is not None else 2**31 - 1)
+    # Byte offsets: every matched key is ASCII from the end of the repository name on, and the
+    # root and "repositories/" are ASCII, so bytes and characters agree where we cut.
+    cut = pc.binary_slice(col.cast(pa.binary()), start, stop if stop is not None else 2**31 - 1)
+    return cut.cast(pa.string())
 
 
 def _digest(hex_: pa.Array) -> pa.Array:
@@ -45,53 +45,96 @@ def _digest(hex_: pa.Array) -> pa.Array:
 
 
 def split_kinds(listing: pa.Table, root_len: int) -> tuple[dict[Kind, pa.Table], pa.Table]:
-    """Split a listing table (keys under a layout root ``root_len`` characters long) into one
-    table per common kind, each with the listing's columns plus ``repo``, ``tag`` and
-    ``digest`` (the digest the path says; null for tag ``current`` links), and the rest: the
-    rows ``keys.classify`` must decide."""
+    """Split a listing table (keys under a layout root ``root_len`` bytes long) into one table
+    per common kind, each with the listing's columns plus ``repo``, ``tag`` and ``digest`` (the
+    digest the path says; null for tag ``current`` links), and the rest: the rows
+    ``keys.classify`` must decide.
+
+    Each shape is recognised by its fixed components at fixed offsets from the ends, and its
+    hex by one anchored expression: a handful of byte comparisons per key, where a regular
+    expression over the whole key cost several times more."""
     out: dict[Kind, pa.Table] = {}
     if listing.num_rows == 0:
         return out, listing
     listing = listing.combine_chunks()
     rel = _slice(listing["key"].chunk(0), root_len)
-    unclaimed = pc.is_valid(rel)
-    for kind, (pattern, tail) in _SHAPES.items():
-        hit = pc.and_(unclaimed, pc.match_substring_regex(rel, pattern))
-        part_rel = pc.filter(rel, hit)
+    size = pc.binary_length(rel.cast(pa.binary()))
+    in_repos = pc.starts_with(rel, "repositories/")
+    in_blobs = pc.starts_with(rel, "blobs/sha256/")
+    blob_hex = _slice(rel, _BLOBS + 3, _BLOBS + 3 + 64)
+    # One pass of the hex check: over the blob's hex for blob keys, the link's for the rest.
+    hex_ok = pc.match_substring_regex(
+        pc.if_else(in_blobs, blob_hex, _slice(rel, -_DIGEST_END, -_LINK_END)), _HEX
+    )
+    digest_link = pc.and_(pc.and_(in_repos, pc.ends_with(rel, "/link")), hex_ok)
+
+    def mid_is(text: str) -> pa.Array:
+        at = -(_DIGEST_END + len(text))
+        return pc.and_(
+            pc.and_(digest_link, pc.greater(size, _REPOS - at)),  # a name of one byte or more
+            pc.equal(_slice(rel, at, -_DIGEST_END), text),
+        )
+
+    hits = {
+        Kind.BLOB_DATA: pc.and_(
+            pc.and_(in_blobs, pc.equal(size, _BLOBS + 3 + 64 + 5)),
+            pc.and_(
+                pc.and_(
+                    pc.ends_with(rel, "/data"), pc.equal(_slice(rel, _BLOBS + 2, _BLOBS + 3), "/")
+                ),
+                pc.and_(hex_ok, pc.equal(_slice(rel, _BLOBS, _BLOBS + 2), _slice(blob_hex, 0, 2))),
+            ),
+        ),
+        Kind.LAYER_LINK: mid_is(_LAYER_MID),
+        Kind.REVISION_LINK: mid_is(_REVISION_MID),
+        Kind.TAG_INDEX: mid_is(_INDEX_MID),
+        Kind.TAG_CURRENT: pc.and_(in_repos, pc.ends_with(rel, _CURRENT_END)),
+    }
+    claimed = None
+    bounced: list[pa.Table] = []  # matched a shape, but a check on its parts failed
+    for kind, hit in hits.items():
+        # The shapes exclude each other (they differ in the fixed components before the
+        # digest), so each row is matched by at most one.
+        claimed = hit if claimed is None else pc.or_(claimed, hit)
+        part_rel = rel.filter(hit)
         part = listing.filter(hit)
+        tag = pa.nulls(len(part_rel), pa.string())
+        hex_ = _slice(part_rel, -_DIGEST_END, -_LINK_END)
         if kind is Kind.BLOB_DATA:
+            repo = tag
             hex_ = _slice(part_rel, _BLOBS + 3, _BLOBS + 3 + 64)
-            fan_out_ok = pc.equal(_slice(part_rel, _BLOBS, _BLOBS + 2), _slice(hex_, 0, 2))
-            hit = pc.and_(hit, _scatter(hit, fan_out_ok))
-            part, hex_ = part.filter(fan_out_ok), hex_.filter(fan_out_ok)
-            repo = tag = pa.nulls(len(hex_), pa.string())
-        else:
-            assert tail is not None
-            head = _slice(part_rel, _REPOS, -tail)
-            if kind in (Kind.TAG_INDEX, Kind.TAG_CURRENT):
-                # "<name>/_manifests/tags/<tag>": the tag follows the last "/_manifests/tags/".
-                pieces = pc.split_pattern(head, "/_manifests/tags/", max_splits=1, reverse=True)
-                repo, tag = pc.list_element(pieces, 0), pc.list_element(pieces, 1)
-            else:
-                repo, tag = head, pa.nulls(len(head), pa.string())
-            hex_ = (
-                pa.nulls(len(head), pa.string())
-                if kind is Kind.TAG_CURRENT
-                else _slice(part_rel, -(64 + _LINK_END), -_LINK_END)
+            ok = None
+        elif kind in (Kind.TAG_INDEX, Kind.TAG_CURRENT):
+            # "<name>/_manifests/tags/<tag>": the tag follows the last "/_manifests/tags/".
+            end = len(_CURRENT_END) if kind is Kind.TAG_CURRENT else _DIGEST_END + len(_INDEX_MID)
+            head = _slice(part_rel, _REPOS, -end)
+            pieces = pc.split_pattern(head, _TAGS, max_splits=1, reverse=True)
+            repo = pc.list_element(
+                pc.if_else(pc.equal(pc.list_value_length(pieces), 2), pieces, None), 0
             )
+            tag = pc.list_element(
+                pc.if_else(pc.equal(pc.list_value_length(pieces), 2), pieces, None), 1
+            )
+            ok = pc.and_(pc.greater(pc.utf8_length(repo), 0), pc.match_substring_regex(tag, _TAG))
+            if kind is Kind.TAG_CURRENT:
+                hex_ = pa.nulls(len(part_rel), pa.string())
+        else:
+            mid = _LAYER_MID if kind is Kind.LAYER_LINK else _REVISION_MID
+            repo = _slice(part_rel, _REPOS, -(_DIGEST_END + len(mid)))
+            ok = None
+        if kind is not Kind.BLOB_DATA:
             name_ok = pc.invert(pc.match_substring_regex(repo, _RESERVED_INSIDE))
-            hit = pc.and_(hit, _scatter(hit, name_ok))
-            part = part.filter(name_ok)
-            repo, tag, hex_ = repo.filter(name_ok), tag.filter(name_ok), hex_.filter(name_ok)
+            ok = name_ok if ok is None else pc.and_(ok, name_ok)
+        if ok is not None:
+            ok = pc.fill_null(ok, False)
+            if not pc.all(ok).as_py():
+                bounced.append(part.filter(pc.invert(ok)))
+                part, repo, tag, hex_ = (x.filter(ok) for x in (part, repo, tag, hex_))
         out[kind] = (
             part.append_column("repo", repo)
             .append_column("tag", tag)
             .append_column("digest", _digest(hex_))
         )
-        unclaimed = pc.and_(unclaimed, pc.invert(hit))
-    return out, listing.filter(unclaimed)
-
-
-def _scatter(mask: pa.Array, values: pa.Array) -> pa.Array:
-    """``values`` (one per true row of ``mask``) spread over ``mask``'s length, false elsewhere."""
-    return pc.replace_with_mask(pa.array([False] * len(mask)), mask, values)
+    assert claimed is not None
+    rest = listing.filter(pc.invert(claimed))
+    return out, pa.concat_tables([rest, *bounced]) if bounced else rest

@@ -301,8 +301,8 @@ def _csv_batches(path: Path, column_names: list[str] | None, compressed: bool) -
 # percent-escapes do not decode to UTF-8), which go through the same Python code as before.
 
 _TS = LISTING_SCHEMA.field("last_modified").type  # timestamp[ms, tz=UTC]
-_NULL_TEXT = pa.scalar(None, pa.string())
-_NULL_BOOL = pa.scalar(None, pa.bool_())
+_NULL_TEXT = pa.nulls(1, pa.string())[0]  # not pa.scalar(None): that imports pandas
+_NULL_BOOL = pa.nulls(1, pa.bool_())[0]
 _RFC1123 = "%a, %d %b %Y %H:%M:%S GMT"
 _HEX = np.full(256, -1, dtype=np.int16)
 for _i, _c in enumerate(b"0123456789abcdef"):

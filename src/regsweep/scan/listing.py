@@ -65,10 +65,10 @@ def list_layout(
     cannot), one group per core at a time: first the repositories, then the blobs, so the scan
     can start reading the manifests that revision links name while the blobs are listed."""
     shards, loose = plan_shards(store, root)
-    yield listing_table(loose)
     progress("list", 0, len(shards))
     if getattr(store, "list_table", None) is None:
         futures = [executor.submit(list_table, store, [s]) for s in shards]
+        yield listing_table(loose)
         for fut in futures:
             yield fut.result()
             progress("list", 1, None)
@@ -77,8 +77,12 @@ def list_layout(
     repos = [s for s in shards if s.startswith(root + "repositories/")]
     others = [s for s in shards if not s.startswith(root + "repositories/")]
     done: list[tuple[pa.Table, int]] = []
-    for groups in (_groups(repos, cores), _groups(others, cores)):
+    for wave, groups in enumerate((_groups(repos, cores), _groups(others, cores))):
         running = [(executor.submit(list_table, store, g), len(g)) for g in groups if g]
+        if wave == 0:
+            # The loose files are converted while the first wave runs: the first Arrow array
+            # built from Python values makes pyarrow import pandas (a third of a second).
+            done = [(listing_table(loose), 0)]
         # Hand on the previous wave only once this one runs, so its work overlaps the listing.
         for table, n in done:
             yield table

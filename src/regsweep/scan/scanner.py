@@ -84,7 +84,7 @@ def _col(table: pa.Table, name: str) -> pa.Array:
     return table[name].combine_chunks()
 
 
-_NO_STRING = pa.scalar(None, pa.string())
+_NO_STRING = pa.nulls(1, pa.string())[0]  # not pa.scalar(None): that imports pandas
 
 
 def _md5(text: str) -> str:
