@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -202,6 +203,8 @@ class _Rows:
     def __init__(self) -> None:
         self.cols: dict[str, list[Any]] = {f.name: [] for f in PLAN_SCHEMA}
         self.candidate = 0
+        self.seq = 0
+        self.segments: list[pa.Table] = []  # rows before ``cols``, already in Arrow
 
     def new_candidate(self) -> int:
         self.candidate += 1
@@ -242,7 +245,8 @@ class _Rows:
         tag: str | None = None,
     ) -> None:
         c = self.cols
-        c["seq"].append(len(c["seq"]))
+        c["seq"].append(self.seq)
+        self.seq += 1
         c["phase"].append(phase)
         c["candidate"].append(cand)
         c["kind"].append(kind)
@@ -266,14 +270,40 @@ class _Rows:
             cand, phase, kind, reason, src.keys[i], src.sizes[i], src.millis[i], src.etags[i], **kw
         )
 
-    def table(self) -> pa.Table:
+    def extend(self, columns: dict[str, pa.Array], n: int) -> None:
+        """Append ``n`` rows given as Arrow columns (a column left out is all nulls), each its
+        own candidate: a whole phase at once, with no Python value per row."""
+        self._flush()
+        columns = {
+            "seq": pa.array(np.arange(self.seq, self.seq + n, dtype=np.int64)),
+            "candidate": pa.array(np.arange(self.candidate + 1, self.candidate + 1 + n)),
+            **columns,
+        }
+        self.seq += n
+        self.candidate += n
+        self.segments.append(
+            pa.Table.from_arrays(
+                [
+                    columns[f.name].cast(f.type) if f.name in columns else pa.nulls(n, f.type)
+                    for f in PLAN_SCHEMA
+                ],
+                schema=PLAN_SCHEMA,
+            )
+        )
+
+    def _flush(self) -> None:
         arrays = [
             pa.array(self.cols[f.name], type=pa.int64()).cast(f.type)
             if f.name == "last_modified"
             else pa.array(self.cols[f.name], type=f.type)
             for f in PLAN_SCHEMA
         ]
-        return pa.Table.from_arrays(arrays, schema=PLAN_SCHEMA)
+        self.segments.append(pa.Table.from_arrays(arrays, schema=PLAN_SCHEMA))
+        self.cols = {f.name: [] for f in PLAN_SCHEMA}
+
+    def table(self) -> pa.Table:
+        self._flush()
+        return pa.concat_tables(self.segments).combine_chunks()
 
 
 class _Columns:
@@ -509,26 +539,45 @@ def make_plan(
         )
 
     # -- phase 3: blobs ---------------------------------------------------------------------
-    # Sorted so that the plan does not depend on the snapshot's row order (same input, same
-    # bytes), as every other phase already is.
-    blobs = _Columns(_sorted_by_key(snap["blobs"]), "digest")
-    # The activity of the blobs the mark did not keep: the only ones whose activity counts.
-    activity = _blob_activity_us(
-        snap, graph, only={d for d in blobs["digest"] if d not in marked.live_blobs}
-    )
-    blob_candidates: list[dict[str, Any]] = []
-    if not marked.uncertain:
-        for i, (d, t_ms) in enumerate(zip(blobs["digest"], blobs.millis, strict=True)):
-            if d in marked.live_blobs:
-                continue
-            last = activity.get(d, t_ms * 1000 if t_ms is not None else None)
-            if (last is not None and last >= cutoff_us) or d in needed_anywhere:
-                protected["blob"] += 1
-                continue
-            out.add_row(
-                out.new_candidate(), PHASE_BLOBS, "blob", "unreferenced", blobs, i, digest=d
+    # Column-wise: a store can hold millions of blobs that nothing references, so no Python
+    # value per blob. Sorted so that the plan does not depend on the snapshot's row order (same
+    # input, same bytes), as every other phase already is.
+    blobs_t = _sorted_by_key(snap["blobs"])
+    digests = _decode(blobs_t["digest"]).combine_chunks()
+    live = pa.array(sorted(marked.live_blobs), pa.string())
+    cand = blobs_t.filter(pc.invert(pc.is_in(digests, value_set=live)))
+    cand_digests = _decode(cand["digest"]).combine_chunks()
+    blob_candidates = (0, 0)
+    if not marked.uncertain and cand.num_rows:
+        # A blob's activity: its own time, or a later one of a link or manifest that uses it.
+        used_at = _blob_activity_us(snap, graph, only=cand_digests, blobs=False)
+        at = pc.index_in(cand_digests, value_set=pa.array(list(used_at), pa.string()))
+        touched = pc.take(pa.array(list(used_at.values()), pa.int64()), at)
+        own = pc.multiply(cand["last_modified"].cast(pa.int64()), 1000)
+        last = pc.max_element_wise(own, touched, skip_nulls=True)
+        keep = pc.or_(
+            pc.fill_null(pc.greater_equal(last, cutoff_us), False),
+            pc.is_in(cand_digests, value_set=pa.array(sorted(needed_anywhere), pa.string())),
+        )
+        if kept := pc.sum(keep).as_py():
+            protected["blob"] += kept
+        go = cand.filter(pc.invert(keep))
+        n = go.num_rows
+        if n:
+            out.extend(
+                {
+                    "phase": pa.array(np.full(n, PHASE_BLOBS)),
+                    "kind": pa.array(["blob"] * n, pa.string()),
+                    "reason": pa.array(["unreferenced"] * n, pa.string()),
+                    "digest": _decode(go["digest"]),
+                    "key": go["key"],
+                    "size": go["size"],
+                    "last_modified": go["last_modified"],
+                    "etag": go["etag"],
+                },
+                n,
             )
-            blob_candidates.append({"digest": d, "size": blobs.sizes[i]})
+        blob_candidates = (n, int(pc.sum(go["size"]).as_py() or 0))
 
     # -- phase 4: uploads -------------------------------------------------------------------
     for up in sorted(rows(snap["uploads"]), key=lambda u: (u["repository"], u["upload_id"])):
@@ -581,8 +630,7 @@ def make_plan(
         protected=dict(protected),
         unsafe_repos=dict(marked.unsafe_repos),
     )
-    sizes = blobs.table.column("size")
-    totals = (blobs.num_rows, int(pc.sum(sizes).as_py() or 0))
+    totals = (blobs_t.num_rows, int(pc.sum(blobs_t["size"]).as_py() or 0))
     plan.refusals = brakes(snap, marked, plan, [], blob_candidates, blob_totals=totals)
     return plan
 
@@ -612,12 +660,17 @@ def _sorted_by_key(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(table, [("key", "ascending")]))
 
 
-def _blob_activity_us(snap: Snapshot, graph: Graph, only: set[str] | None = None) -> dict[str, int]:
+def _blob_activity_us(
+    snap: Snapshot, graph: Graph, only: set[str] | pa.Array | None = None, *, blobs: bool = True
+) -> dict[str, int]:
     """``blob_activity`` in microseconds since the epoch, computed on integers; with ``only``,
     of those digests only: Arrow picks the rows that can touch them (``graph`` is the
     snapshot's, so its strong edges are the references that are not ``subject``)."""
     del graph  # the same edges, read from the references table
-    wanted = None if only is None else pa.array(sorted(only), type=pa.string())
+    if only is None or isinstance(only, pa.Array):
+        wanted = only
+    else:
+        wanted = pa.array(sorted(only), type=pa.string())
     act: dict[str, int] = {}
 
     def touch(pairs: Iterable[tuple[str, int]]) -> None:
@@ -628,7 +681,8 @@ def _blob_activity_us(snap: Snapshot, graph: Graph, only: set[str] | None = None
 
     b = snap["blobs"]
     ll = snap["layer_links"]
-    touch(_digest_times(b["digest"], b["last_modified"], wanted))
+    if blobs:  # without: only the times of links and manifests that use a blob
+        touch(_digest_times(b["digest"], b["last_modified"], wanted))
     touch(_digest_times(_link_blob(ll), ll["last_modified"], wanted))
     refs = snap["references"]
     kind, child = _decode(refs["kind"]), _decode(refs["child"])
@@ -640,8 +694,9 @@ def _blob_activity_us(snap: Snapshot, graph: Graph, only: set[str] | None = None
     # The newest revision or tag link of each manifest (of those wanted and of their parents)
     # touches the manifest and what it references directly.
     manifests = None
-    if only is not None:
-        extra = pa.array(sorted(set(parents) - only), pa.string())
+    if wanted is not None:
+        parent_set = pa.array(sorted(set(parents)), pa.string())
+        extra = parent_set.filter(pc.invert(pc.is_in(parent_set, value_set=wanted)))
         manifests = pa.concat_arrays([wanted, extra])
     manifest_time: dict[str, int] = {}
     for name, col in (("revisions", "target"), ("tags", "digest"), ("tag_history", "digest")):
@@ -687,12 +742,13 @@ def brakes(
     marked: MarkResult,
     plan: Plan,
     blob_rows: list[dict[str, Any]],
-    blob_candidates: list[dict[str, Any]],
+    blob_candidates: tuple[int, int],
     *,
     blob_totals: tuple[int, int] | None = None,
 ) -> list[str]:
-    """Invariant 5: reasons to refuse (exit 3) before anything is changed. ``blob_totals``
-    (count, bytes of every blob) stands in for ``blob_rows`` when the caller has no rows."""
+    """Invariant 5: reasons to refuse (exit 3) before anything is changed. ``blob_candidates``
+    is the count and bytes of the blobs the plan deletes; ``blob_totals`` (count, bytes of
+    every blob) stands in for ``blob_rows`` when the caller has no rows."""
     out: list[str] = []
     if blob_totals is None:
         blob_totals = (len(blob_rows), sum(b["size"] for b in blob_rows))
@@ -711,8 +767,7 @@ def brakes(
         out.append(f"... and {len(marked.missing) - 5} more missing blobs of live manifests")
     for u in marked.uncertain[:5]:
         out.append(f"cannot tell what a link protects: {u}")
-    n = len(blob_candidates)
-    nbytes = sum(b["size"] for b in blob_candidates)
+    n, nbytes = blob_candidates
     limit = plan.settings.max_delete_fraction
     if total and n / total > limit:
         out.append(
