@@ -1,0 +1,83 @@
+"""The filesystem's columnar listing (GNU find, several processes) must list exactly what the
+record-by-record walker lists, and the scan must give the same snapshot whichever is used: when
+GNU find is missing, the scan falls back to ``iter_objects``."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from regsweep.demo.generator import generate_demo
+from regsweep.scan.listing import list_layout
+from regsweep.scan.scanner import scan
+from regsweep.scan.snapshot import rows
+from regsweep.storage import filesystem
+from regsweep.storage.columns import LISTING_SCHEMA, list_table, listing_table
+from regsweep.storage.filesystem import FilesystemStore
+from regsweep.storage.readonly import ReadOnlyStore
+
+V2 = "docker/registry/v2/"
+
+pytestmark = pytest.mark.skipif(
+    filesystem._gnu_find() is None, reason="GNU find is not installed"
+)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> FilesystemStore:
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=3, now=datetime(2026, 11, 20, tzinfo=UTC))
+    # Odd names the walker must not lose: spaces, a newline, non-ASCII, a symlink, an empty file.
+    (tmp_path / "reg" / V2 / "repositories" / "odd dir").mkdir()
+    (tmp_path / "reg" / V2 / "repositories" / "odd dir" / "a\nb").write_bytes(b"x")
+    (tmp_path / "reg" / V2 / "repositories" / "odd dir" / "é").write_bytes(b"")
+    os.symlink("é", tmp_path / "reg" / V2 / "repositories" / "odd dir" / "link-to-é")
+    return store
+
+
+def _by_key(table: pa.Table) -> list[dict[str, object]]:
+    return sorted(table.to_pylist(), key=lambda r: str(r["key"]))
+
+
+def test_find_listing_equals_the_walker(demo: FilesystemStore) -> None:
+    prefixes = [V2 + "blobs/", V2 + "repositories/"]
+    fast = list_table(demo, prefixes)
+    slow = pa.concat_tables([listing_table(demo.iter_objects(p)) for p in prefixes])
+    assert fast.schema == LISTING_SCHEMA
+    assert fast.num_rows == slow.num_rows > 50
+    assert _by_key(fast) == _by_key(slow)  # keys, sizes and times to the millisecond
+    keys = set(fast["key"].to_pylist())
+    assert V2 + "repositories/odd dir/a\nb" in keys
+    assert V2 + "repositories/odd dir/link-to-é" in keys
+
+
+def test_read_only_store_lists_through_find(demo: FilesystemStore) -> None:
+    ro = ReadOnlyStore(demo)
+    assert _by_key(ro.list_table([V2])) == _by_key(demo.list_table([V2]))
+
+
+def test_a_shard_removed_while_listing_is_just_empty(demo: FilesystemStore) -> None:
+    table = list_table(demo, [V2 + "repositories/", V2 + "repositories/gone/"])
+    assert table.num_rows > 0
+
+
+def test_scan_is_the_same_without_gnu_find(
+    demo: FilesystemStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_find = scan(demo)
+    with ThreadPoolExecutor(4) as pool:
+        listed = sum(t.num_rows for t in list_layout(demo, V2, pool))
+    monkeypatch.setattr(filesystem, "_gnu_find", lambda: None)
+    assert demo.list_table([V2]) is None
+    without = scan(demo)
+    for name in with_find.tables:
+        assert rows(with_find[name]) == rows(without[name]), name
+    assert listed == sum(
+        1 for _ in demo.iter_objects(V2)
+    )  # every key listed once, loose files included
