@@ -5,8 +5,8 @@ GNU find is missing, the scan falls back to ``iter_objects``."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,9 +23,7 @@ from regsweep.storage.readonly import ReadOnlyStore
 
 V2 = "docker/registry/v2/"
 
-pytestmark = pytest.mark.skipif(
-    filesystem._gnu_find() is None, reason="GNU find is not installed"
-)
+pytestmark = pytest.mark.skipif(filesystem._gnu_find() is None, reason="GNU find is not installed")
 
 
 @pytest.fixture
