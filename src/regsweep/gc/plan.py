@@ -540,20 +540,21 @@ def make_plan(
 
     # -- phase 3: blobs ---------------------------------------------------------------------
     # Column-wise: a store can hold millions of blobs that nothing references, so no Python
-    # value per blob. Sorted so that the plan does not depend on the snapshot's row order (same
-    # input, same bytes), as every other phase already is.
-    blobs_t = _sorted_by_key(snap["blobs"])
-    digests = _decode(blobs_t["digest"]).combine_chunks()
+    # value per blob. The blobs the mark did not keep, sorted by key so that the plan does not
+    # depend on the snapshot's row order (same input, same bytes), as every other phase is.
+    all_blobs = snap["blobs"]
     live = pa.array(sorted(marked.live_blobs), pa.string())
-    cand = blobs_t.filter(pc.invert(pc.is_in(digests, value_set=live)))
-    cand_digests = _decode(cand["digest"]).combine_chunks()
+    not_live = pc.invert(pc.is_in(_decode(all_blobs["digest"]), value_set=live))
+    unkept = _sorted_by_key(all_blobs.filter(not_live))
+    del not_live
+    cand_digests = _decode(unkept["digest"]).combine_chunks()
     blob_candidates = (0, 0)
-    if not marked.uncertain and cand.num_rows:
+    if not marked.uncertain and unkept.num_rows:
         # A blob's activity: its own time, or a later one of a link or manifest that uses it.
         used_at = _blob_activity_us(snap, graph, only=cand_digests, blobs=False)
         at = pc.index_in(cand_digests, value_set=pa.array(list(used_at), pa.string()))
         touched = pc.take(pa.array(list(used_at.values()), pa.int64()), at)
-        own = pc.multiply(cand["last_modified"].cast(pa.int64()), 1000)
+        own = pc.multiply(unkept["last_modified"].cast(pa.int64()), 1000)
         last = pc.max_element_wise(own, touched, skip_nulls=True)
         keep = pc.or_(
             pc.fill_null(pc.greater_equal(last, cutoff_us), False),
@@ -561,14 +562,15 @@ def make_plan(
         )
         if kept := pc.sum(keep).as_py():
             protected["blob"] += kept
-        go = cand.filter(pc.invert(keep))
+        go = unkept.filter(pc.invert(keep))
+        del unkept, keep, last, own, touched
         n = go.num_rows
         if n:
             out.extend(
                 {
                     "phase": pa.array(np.full(n, PHASE_BLOBS)),
-                    "kind": pa.array(["blob"] * n, pa.string()),
-                    "reason": pa.array(["unreferenced"] * n, pa.string()),
+                    "kind": pa.repeat(pa.scalar("blob"), n),
+                    "reason": pa.repeat(pa.scalar("unreferenced"), n),
                     "digest": _decode(go["digest"]),
                     "key": go["key"],
                     "size": go["size"],
@@ -630,7 +632,7 @@ def make_plan(
         protected=dict(protected),
         unsafe_repos=dict(marked.unsafe_repos),
     )
-    totals = (blobs_t.num_rows, int(pc.sum(blobs_t["size"]).as_py() or 0))
+    totals = (all_blobs.num_rows, int(pc.sum(all_blobs["size"]).as_py() or 0))
     plan.refusals = brakes(snap, marked, plan, [], blob_candidates, blob_totals=totals)
     return plan
 
