@@ -68,9 +68,9 @@ class ScanOptions:
 # The kinds of key the scan keeps column-wise: a listing's columns plus the repository, tag and
 # the digest the path says (see layout/classify_columns.py).
 _COLUMNAR = (Kind.BLOB_DATA, Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
-_LINK_SCHEMA = LISTING_SCHEMA.append(pa.field("repo", pa.string()))
-_LINK_SCHEMA = _LINK_SCHEMA.append(pa.field("tag", pa.string()))
-_LINK_SCHEMA = _LINK_SCHEMA.append(pa.field("digest", pa.string()))
+_LINK_SCHEMA = pa.schema(
+    [*LISTING_SCHEMA, ("repo", pa.string()), ("tag", pa.string()), ("digest", pa.string())]
+)
 
 
 @dataclass
@@ -232,9 +232,15 @@ class _Scan:
         if rec.repo:
             self.repo_parts[rec.repo]
         match rec.kind:
-            case Kind.BLOB_DATA | Kind.LAYER_LINK | Kind.REVISION_LINK:
-                self.odd[rec.kind].append((rec, obj))
-            case Kind.TAG_CURRENT | Kind.TAG_INDEX:
+            case (
+                Kind.BLOB_DATA
+                | Kind.LAYER_LINK
+                | Kind.REVISION_LINK
+                | Kind.TAG_CURRENT
+                | Kind.TAG_INDEX
+            ):
+                # A common kind in an uncommon shape (another algorithm, an odd repository
+                # name): gather() puts it with the column-wise rows of its kind.
                 self.odd[rec.kind].append((rec, obj))
             case Kind.UPLOAD_FILE:
                 self.repo_parts[rec.repo or ""].add("_uploads")
@@ -307,7 +313,7 @@ class _Scan:
         an MD5, the ETag matches; otherwise the link is read."""
         n = links.num_rows
         if self.options.verify_links or n == 0:
-            return pa.array([False] * n, pa.bool_())
+            return pa.repeat(pa.scalar(False), n)
         digest, etag = _col(links, "digest"), _col(links, "etag")
         ok = pc.and_(
             pc.fill_null(pc.starts_with(digest, "sha256:"), False),
@@ -335,7 +341,7 @@ class _Scan:
         md5_like = pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
         if self.options.verify_links or not pc.any(md5_like).as_py():
             known[Kind.TAG_CURRENT] = (
-                pa.array([False] * tags.num_rows, pa.bool_()),
+                pa.repeat(pa.scalar(False), tags.num_rows),
                 pa.nulls(tags.num_rows, pa.string()),
             )
         else:
