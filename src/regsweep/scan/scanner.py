@@ -116,6 +116,8 @@ class _Scan:
         self.prefetching: set[str] = set()
         self.prefetcher: Executor = executor
         self.prefetched_manifests: dict[str, ParsedManifest] = {}
+        self.prefetched_links: list[Future[list[tuple[str, tuple[str | None, str | None]]]]] = []
+        self.link_contents: dict[str, tuple[str | None, str | None]] = {}  # key -> read result
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -181,6 +183,9 @@ class _Scan:
                 for digest, parsed in fut.result()
                 if parsed is not None
             }
+            self.link_contents = {
+                key: read for fut in self.prefetched_links for key, read in fut.result()
+            }
         for mpu in list_incomplete_uploads(self.store, self.root):
             self.add_multipart(mpu)
         self.gather()
@@ -221,6 +226,17 @@ class _Scan:
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
             self.prefetch(pc.unique(revisions["digest"]).to_pylist())
+        tags = common.get(Kind.TAG_CURRENT)
+        if tags is not None and tags.num_rows:
+            # Tag links without an MD5 ETag (a filesystem's) must be read: read them now too.
+            etag = _col(tags, "etag")
+            md5_like = pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
+            keys = _col(tags, "key").filter(pc.invert(md5_like)).to_pylist()
+            for i in range(0, len(keys), 256):
+                chunk = keys[i : i + 256]
+                self.prefetched_links.append(
+                    self.prefetcher.submit(lambda c: [(k, self._read_link(k)) for k in c], chunk)
+                )
         for row in rest.to_pylist():
             self.classify_one(
                 ObjectInfo(row["key"], row["size"], row["last_modified"], row["etag"])
@@ -372,7 +388,10 @@ class _Scan:
             for kind in kinds
             for key in self.kinds[kind]["key"].filter(pc.invert(known[kind][0])).to_pylist()
         ]
-        read = self.pmap(self._read_link, [key for _, key in to_read], "links")
+        # Links read while the listing ran are not read again.
+        pending = [key for _, key in to_read if key not in self.link_contents]
+        fresh = dict(zip(pending, self.pmap(self._read_link, pending, "links"), strict=True))
+        read = [self.link_contents.get(key) or fresh[key] for _, key in to_read]
         out: dict[Kind, pa.Table] = {}
         at = 0
         for kind in kinds:
