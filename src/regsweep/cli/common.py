@@ -52,7 +52,8 @@ def workers_option(fn: F) -> F:
         type=click.IntRange(1, 256),
         default=16,
         show_default=True,
-        help="Parallel listing and reading threads.",
+        help="Parallel listing and reading threads. On a filesystem, at most one find "
+        "process per core lists and one thread reads, as threads only contend there.",
     )(fn)
 
 
