@@ -193,10 +193,11 @@ class _Scan:
         self.read_manifests(links)
         tables = {
             "repositories": self.repositories_table(links),
-            "tags": self.link_table("tags", links[Kind.TAG_CURRENT]),
-            "tag_history": self.link_table("tag_history", links[Kind.TAG_INDEX]),
-            "revisions": self.link_table("revisions", links[Kind.REVISION_LINK]),
-            "layer_links": self.link_table("layer_links", links[Kind.LAYER_LINK]),
+            # Each link table is let go once its sorted copy is built (pop), to keep the peak low.
+            "tags": self.link_table("tags", links.pop(Kind.TAG_CURRENT)),
+            "tag_history": self.link_table("tag_history", links.pop(Kind.TAG_INDEX)),
+            "revisions": self.link_table("revisions", links.pop(Kind.REVISION_LINK)),
+            "layer_links": self.link_table("layer_links", links.pop(Kind.LAYER_LINK)),
             "blobs": self.blobs_table(),
             "manifests": None,
             "references": None,
@@ -293,7 +294,9 @@ class _Scan:
                 schema=_LINK_SCHEMA,
             )
             parts = [t.cast(_LINK_SCHEMA) for t in self.parts.pop(kind)]
-            self.kinds[kind] = pa.concat_tables([*parts, extra]).combine_chunks()
+            # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
+            self.kinds[kind] = pa.concat_tables([*parts, extra])
+            del parts
         blobs = self.kinds[Kind.BLOB_DATA]
         self.kinds[Kind.BLOB_DATA] = blobs.take(pc.sort_indices(blobs["digest"]))
         self.blob_digests = _col(self.kinds[Kind.BLOB_DATA], "digest")
