@@ -13,22 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from regsweep.cli.main import cli
-from regsweep.clock import utcnow
 from regsweep.config import SETTINGS, ConfigError, JobSettings, read_config_file, resolve_settings
-from regsweep.demo.generator import generate_demo
-from regsweep.storage.filesystem import FilesystemStore
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    root = tmp_path / "registry"
-    root.mkdir()
-    generate_demo(FilesystemStore(root), now=utcnow())
-    return root
 
 
 def test_precedence_option_over_env_over_file_over_default(tmp_path: Path) -> None:

@@ -5,51 +5,22 @@ error that names the permission it needed (the S3 IAM action, the Azure role).""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
+from ops_helpers import Recording
 
 from regsweep.cli.main import cli
 from regsweep.clock import utcnow
-from regsweep.demo.generator import generate_demo
 from regsweep.errors import StoreError
-from regsweep.storage.base import DeleteOutcome, ObjectInfo, ObjectStore
+from regsweep.storage.base import ObjectStore
 from regsweep.storage.filesystem import FilesystemStore
-from regsweep.storage.readonly import ReadOnlyStore
 from regsweep.storage.s3 import S3Store, make_client
 from services import AZURITE_KEY, unique_name
-
-
-class Recording(ReadOnlyStore):
-    """A read-only store that records every attempt to change it (and refuses it)."""
-
-    def __init__(self, inner: ObjectStore) -> None:
-        super().__init__(inner)
-        self.attempts: list[str] = []
-
-    def write(self, key: str, data: bytes) -> ObjectInfo:
-        self.attempts.append(f"write {key}")
-        return super().write(key, data)
-
-    def delete_many(self, keys: Sequence[str]) -> list[DeleteOutcome]:
-        self.attempts.append(f"delete {list(keys)}")
-        return super().delete_many(keys)
-
-    def move(self, key: str, to_key: str) -> None:
-        self.attempts.append(f"move {key}")
-        super().move(key, to_key)
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    root = tmp_path / "registry"
-    root.mkdir()
-    generate_demo(FilesystemStore(root), now=utcnow())
-    return root
 
 
 @pytest.mark.parametrize(

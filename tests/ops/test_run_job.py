@@ -13,28 +13,19 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from ops_helpers import Recording
 
 from regsweep.audit.log import read_log
 from regsweep.audit.report import run_audit
 from regsweep.cli.main import cli
 from regsweep.clock import utcnow
 from regsweep.config import JobSettings
-from regsweep.demo.generator import generate_demo
 from regsweep.errors import StoreError
 from regsweep.gc.lock import LOCK_KEY
 from regsweep.gc.quarantine import list_runs
 from regsweep.jobs import run_job
-from regsweep.storage.base import DeleteOutcome, ObjectInfo, ObjectStore
+from regsweep.storage.base import DeleteOutcome, ObjectStore
 from regsweep.storage.filesystem import FilesystemStore
-from regsweep.storage.readonly import ReadOnlyStore
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    root = tmp_path / "registry"
-    root.mkdir()
-    generate_demo(FilesystemStore(root), now=utcnow())
-    return root
 
 
 def write_config(path: Path, root: Path, **extra: object) -> Path:
@@ -258,26 +249,6 @@ def test_a_locked_store_is_a_safety_refusal(demo: Path, tmp_path: Path) -> None:
     assert by_name["scan"]["status"] == "ok" and by_name["report"]["status"] == "skipped"
     assert by_name["audit"]["status"] == "ok"
     assert json.loads(store.read(LOCK_KEY, max_bytes=4096))["run_id"] == "other-run"
-
-
-class Recording(ReadOnlyStore):
-    """A read-only store that also records any attempt to change it."""
-
-    def __init__(self, inner: ObjectStore) -> None:
-        super().__init__(inner)
-        self.attempts: list[str] = []
-
-    def write(self, key: str, data: bytes) -> ObjectInfo:
-        self.attempts.append(f"write {key}")
-        return super().write(key, data)
-
-    def delete_many(self, keys: Sequence[str]) -> list[DeleteOutcome]:
-        self.attempts.append(f"delete {list(keys)}")
-        return super().delete_many(keys)
-
-    def move(self, key: str, to_key: str) -> None:
-        self.attempts.append(f"move {key}")
-        super().move(key, to_key)
 
 
 def test_a_dry_run_never_changes_the_store(demo: Path, tmp_path: Path) -> None:
