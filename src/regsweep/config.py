@@ -26,7 +26,7 @@ from regsweep.errors import UsageError
 
 CONFIG_ENV = "REGSWEEP_CONFIG"
 ENV_PREFIX = "REGSWEEP_"
-MODES = ("quarantine", "delete")  # as gc.apply.MODES; config must not import gc
+MODES = ("quarantine", "delete")  # of gc.apply, defined here: config must not import gc
 LOG_FORMATS = ("text", "json")
 NEVER = ("never", "off", "none")
 

@@ -117,6 +117,16 @@ def _apply(
     return 1 if res.failures else 0
 
 
+# gc --apply and apply take the same --mode.
+mode_option = click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="quarantine",
+    show_default=True,
+    help="quarantine: move objects under regsweep/quarantine/<run-id>/ (restorable); delete: delete them.",
+)
+
+
 @click.command("gc")
 @config_option(GC_SETTINGS)
 @store_options
@@ -165,13 +175,7 @@ def _apply(
     "--apply", "do_apply", is_flag=True, help="Carry the plan out. Without it nothing is changed."
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default="quarantine",
-    show_default=True,
-    help="quarantine: move objects under regsweep/quarantine/<run-id>/ (restorable); delete: delete them.",
-)
+@mode_option
 @inventory_option
 @workers_option
 @click.option(
@@ -282,13 +286,7 @@ def gc_command(
     help="Open the store from the registry's config.yml.",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default="quarantine",
-    show_default=True,
-    help="quarantine: move objects under regsweep/quarantine/<run-id>/ (restorable); delete: delete them.",
-)
+@mode_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @metrics_options("gc")
 def apply_command(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regsweep.audit.log import DeletionLog
+from regsweep.config import MODES
 from regsweep.errors import ObjectNotFound, SafetyRefusal, StoreError, UsageError
 from regsweep.gc.lock import acquire_lock, release_lock
 from regsweep.gc.plan import PHASE_BLOBS, Plan
@@ -26,7 +27,6 @@ from regsweep.storage.base import IncompleteUpload, ObjectStore
 
 Progress = Callable[[str, int, int | None], None]
 QUARANTINE_PREFIX = "regsweep/quarantine/"
-MODES = ("quarantine", "delete")
 
 CACHE_WARNING = (
     "If a registry is serving this storage with a blob-descriptor cache (inmemory, the default, "
