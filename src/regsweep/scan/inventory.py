@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.errors import ObjectNotFound, StoreError, UsageError
-from regsweep.scan.listing import LISTING_SCHEMA
 from regsweep.storage.base import ObjectStore, stream_object
+from regsweep.storage.columns import LISTING_SCHEMA, NULL_STRING
 
 INVENTORY_FORMS = (
     "s3://BUCKET/PATH/manifest.json, azure://CONTAINER/PATH/<rule>-manifest.json, "
@@ -301,8 +301,7 @@ def _csv_batches(path: Path, column_names: list[str] | None, compressed: bool) -
 # percent-escapes do not decode to UTF-8), which go through the same Python code as before.
 
 _TS = LISTING_SCHEMA.field("last_modified").type  # timestamp[ms, tz=UTC]
-_NULL_TEXT = pa.nulls(1, pa.string())[0]  # not pa.scalar(None): that imports pandas
-_NULL_BOOL = pa.nulls(1, pa.bool_())[0]
+_NULL_BOOL = pa.nulls(1, pa.bool_())[0]  # as storage.columns.NULL_STRING
 _RFC1123 = "%a, %d %b %Y %H:%M:%S GMT"
 _HEX = np.full(256, -1, dtype=np.int16)
 for _i, _c in enumerate(b"0123456789abcdef"):
@@ -404,7 +403,7 @@ def _sizes(col: pa.Array) -> pa.Array:
         return pa.nulls(len(col), pa.int64())
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         s = pc.utf8_trim_whitespace(_text(col))
-        s = pc.if_else(pc.equal(s, ""), _NULL_TEXT, s)
+        s = pc.if_else(pc.equal(s, ""), NULL_STRING, s)
         try:
             return pc.cast(s, pa.int64())
         except pa.ArrowInvalid:  # "+5", "1_000", ...: Python's int() as before, or ValueError
@@ -442,7 +441,7 @@ def _parse_times(text: pa.Array) -> pa.Array:
     """ISO 8601 (with Z, an offset or none = UTC; any fraction digits) and RFC 1123 text, as
     ``_parse_time`` reads them; "" is null. Raises ValueError on unparsable text."""
     t = pc.utf8_trim_whitespace(text)
-    t = pc.if_else(pc.equal(t, ""), _NULL_TEXT, t)
+    t = pc.if_else(pc.equal(t, ""), NULL_STRING, t)
     for typ in (pa.timestamp("ns", "UTC"), pa.timestamp("ns")):  # zoned, then naive = UTC
         try:
             return _floor_ms(pc.cast(t, typ))
@@ -498,13 +497,13 @@ def _unquote_plus(keys: pa.Array) -> pa.Array:
             [None if k is None else urllib.parse.unquote_plus(k) for k in keys.to_pylist()],
             pa.string(),
         )
-    return pc.if_else(pc.is_valid(keys), text, _NULL_TEXT) if keys.null_count else text
+    return pc.if_else(pc.is_valid(keys), text, NULL_STRING) if keys.null_count else text
 
 
 def _etags(col: pa.Array) -> pa.Array:
     """Without the surrounding quotes; "" -> null."""
     s = pc.utf8_trim(_text(col), characters='"')
-    return pc.if_else(pc.equal(s, ""), _NULL_TEXT, s)
+    return pc.if_else(pc.equal(s, ""), NULL_STRING, s)
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -35,7 +35,7 @@ from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import Snapshot, TableBuilder, table_from_columns
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
-from regsweep.storage.columns import LISTING_SCHEMA
+from regsweep.storage.columns import LISTING_SCHEMA, NULL_STRING, listing_table
 
 LINK_READ_CAP = 4096  # a link is 71 bytes (sha256) or 135 (sha512); anything near this is corrupt
 DEFAULT_MANIFEST_CAP = 4 * 1024 * 1024  # Distribution's PUT limit (maxManifestBodySize)
@@ -84,7 +84,16 @@ def _col(table: pa.Table, name: str) -> pa.Array:
     return table[name].combine_chunks()
 
 
-_NO_STRING = pa.nulls(1, pa.string())[0]  # not pa.scalar(None): that imports pandas
+_BATCH = 256  # items per task handed to a pool
+
+
+def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
+    return [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
+
+
+def _md5_like(etag: pa.Array) -> pa.Array:
+    """Per row: the ETag looks like an MD5 (a single-PUT object's, on S3 and Azure)."""
+    return pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
 
 
 def _md5(text: str) -> str:
@@ -146,8 +155,7 @@ class _Scan:
         slow them down (twice the CPU time on the benchmark store)."""
         self.progress(phase, 0, len(items))
         out: list[_R] = []
-        batch = 256
-        chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
+        chunks = _chunks(items)
         if getattr(self.store, "local", False):
             for chunk in chunks:
                 out.extend(fn(x) for x in chunk)
@@ -230,14 +238,10 @@ class _Scan:
         tags = common.get(Kind.TAG_CURRENT)
         if tags is not None and tags.num_rows:
             # Tag links without an MD5 ETag (a filesystem's) must be read: read them now too.
-            etag = _col(tags, "etag")
-            md5_like = pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
-            keys = _col(tags, "key").filter(pc.invert(md5_like)).to_pylist()
-            for i in range(0, len(keys), 256):
-                chunk = keys[i : i + 256]
-                self.prefetched_links.append(
-                    self.prefetcher.submit(lambda c: [(k, self._read_link(k)) for k in c], chunk)
-                )
+            keys = _col(tags, "key").filter(pc.invert(_md5_like(_col(tags, "etag")))).to_pylist()
+            self.prefetched_links += [
+                self.prefetcher.submit(self._read_links, c) for c in _chunks(keys)
+            ]
         for row in rest.to_pylist():
             self.classify_one(
                 ObjectInfo(row["key"], row["size"], row["last_modified"], row["etag"])
@@ -281,17 +285,11 @@ class _Scan:
         """One table per kind: the column-wise parts and the keys classify decided one by one."""
         for kind in _COLUMNAR:
             odd = self.odd.pop(kind)
-            extra = pa.Table.from_pydict(
-                {
-                    "key": [o.key for _, o in odd],
-                    "size": [o.size for _, o in odd],
-                    "last_modified": [o.last_modified for _, o in odd],
-                    "etag": [o.etag for _, o in odd],
-                    "repo": [r.repo for r, _ in odd],
-                    "tag": [r.tag for r, _ in odd],
-                    "digest": [r.digest for r, _ in odd],
-                },
-                schema=_LINK_SCHEMA,
+            extra = (
+                listing_table(o for _, o in odd)
+                .append_column("repo", pa.array([r.repo for r, _ in odd], pa.string()))
+                .append_column("tag", pa.array([r.tag for r, _ in odd], pa.string()))
+                .append_column("digest", pa.array([r.digest for r, _ in odd], pa.string()))
             )
             parts = [t.cast(_LINK_SCHEMA) for t in self.parts.pop(kind)]
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
@@ -338,10 +336,9 @@ class _Scan:
             pc.fill_null(pc.starts_with(digest, "sha256:"), False),
             pc.fill_null(pc.equal(_col(links, "size"), pc.utf8_length(digest)), False),
         )
-        md5_like = pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
-        if pc.any(pc.and_(ok, md5_like)).as_py():
+        check = pc.and_(ok, _md5_like(etag))
+        if pc.any(check).as_py():
             # S3 and Azure: the ETag of a single-PUT link is the MD5 of its content.
-            check = pc.and_(ok, md5_like)
             want = pa.array([_md5(d) for d in digest.filter(check).to_pylist()], pa.string())
             agrees = pc.equal(etag.filter(check), want)
             ok = pc.replace_with_mask(ok, check, agrees)
@@ -354,10 +351,10 @@ class _Scan:
         known: dict[Kind, tuple[pa.Array, pa.Array]] = {}  # (resolved without a read, target)
         for kind in kinds[:3]:
             ok = self._path_is_enough(self.kinds[kind])
-            known[kind] = ok, pc.if_else(ok, _col(self.kinds[kind], "digest"), _NO_STRING)
+            known[kind] = ok, pc.if_else(ok, _col(self.kinds[kind], "digest"), NULL_STRING)
         tags = self.kinds[Kind.TAG_CURRENT]
         etag = _col(tags, "etag")
-        md5_like = pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
+        md5_like = _md5_like(etag)
         if self.options.verify_links or not pc.any(md5_like).as_py():
             known[Kind.TAG_CURRENT] = (
                 pa.repeat(pa.scalar(False), tags.num_rows),
@@ -399,7 +396,7 @@ class _Scan:
         at = 0
         for kind in kinds:
             table, (ok, target) = self.kinds.pop(kind), known[kind]
-            by = pc.if_else(ok, "etag" if kind is Kind.TAG_CURRENT else "path", _NO_STRING)
+            by = pc.if_else(ok, "etag" if kind is Kind.TAG_CURRENT else "path", NULL_STRING)
             problem = pa.nulls(table.num_rows, pa.string())
             unread = pc.invert(ok)
             count = table.num_rows - pc.sum(ok).as_py() if table.num_rows else 0
@@ -424,6 +421,9 @@ class _Scan:
                 .append_column("problem", problem)
             )
         return out
+
+    def _read_links(self, keys: Sequence[str]) -> list[tuple[str, tuple[str | None, str | None]]]:
+        return [(key, self._read_link(key)) for key in keys]
 
     def _read_link(self, key: str) -> tuple[str | None, str | None]:
         try:
@@ -490,10 +490,9 @@ class _Scan:
         read_manifests uses the result only if the listing then shows that blob."""
         new = [d for d in digests if d not in self.prefetching]
         self.prefetching.update(new)
-        for i in range(0, len(new), 256):
-            self.prefetched.append(self.prefetcher.submit(self._prefetch, new[i : i + 256]))
+        self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(new)]
 
-    def _prefetch(self, digests: list[str]) -> list[tuple[str, ParsedManifest | None]]:
+    def _prefetch(self, digests: Sequence[str]) -> list[tuple[str, ParsedManifest | None]]:
         out: list[tuple[str, ParsedManifest | None]] = []
         for digest in digests:
             try:

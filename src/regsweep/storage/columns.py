@@ -24,6 +24,10 @@ LISTING_SCHEMA = pa.schema(
     ]
 )
 
+# A typed null for compute kernels. Not pa.scalar(None, ...): converting a Python value makes
+# pyarrow import pandas, a third of a second of every start-up.
+NULL_STRING = pa.nulls(1, pa.string())[0]
+
 
 def listing_table(objects: Iterable[ObjectInfo]) -> pa.Table:
     """ObjectInfo records as a listing table (for backends that list record by record)."""
