@@ -98,38 +98,34 @@ def split_kinds(listing: pa.Table, root_len: int) -> tuple[dict[Kind, pa.Table],
         claimed = hit if claimed is None else pc.or_(claimed, hit)
         part_rel = rel.filter(hit)
         part = listing.filter(hit)
-        tag = pa.nulls(len(part_rel), pa.string())
-        hex_ = _slice(part_rel, -_DIGEST_END, -_LINK_END)
-        if kind is Kind.BLOB_DATA:
-            repo = tag
-            hex_ = _slice(part_rel, _BLOBS + 3, _BLOBS + 3 + 64)
-            ok = None
-        elif kind in (Kind.TAG_INDEX, Kind.TAG_CURRENT):
+        none = pa.nulls(len(part_rel), pa.string())
+        if kind is Kind.BLOB_DATA:  # every check is in the hit (the fan-out directory too)
+            out[kind] = (
+                part.append_column("repo", none)
+                .append_column("tag", none)
+                .append_column("digest", _digest(blob_hex.filter(hit)))
+            )
+            continue
+        if kind in (Kind.TAG_INDEX, Kind.TAG_CURRENT):
             # "<name>/_manifests/tags/<tag>": the tag follows the last "/_manifests/tags/".
             end = len(_CURRENT_END) if kind is Kind.TAG_CURRENT else _DIGEST_END + len(_INDEX_MID)
-            head = _slice(part_rel, _REPOS, -end)
-            pieces = pc.split_pattern(head, _TAGS, max_splits=1, reverse=True)
-            repo = pc.list_element(
-                pc.if_else(pc.equal(pc.list_value_length(pieces), 2), pieces, None), 0
+            pieces = pc.split_pattern(
+                _slice(part_rel, _REPOS, -end), _TAGS, max_splits=1, reverse=True
             )
-            tag = pc.list_element(
-                pc.if_else(pc.equal(pc.list_value_length(pieces), 2), pieces, None), 1
-            )
+            pieces = pc.if_else(pc.equal(pc.list_value_length(pieces), 2), pieces, None)
+            repo, tag = pc.list_element(pieces, 0), pc.list_element(pieces, 1)
             ok = pc.and_(pc.greater(pc.utf8_length(repo), 0), pc.match_substring_regex(tag, _TAG))
-            if kind is Kind.TAG_CURRENT:
-                hex_ = pa.nulls(len(part_rel), pa.string())
         else:
             mid = _LAYER_MID if kind is Kind.LAYER_LINK else _REVISION_MID
-            repo = _slice(part_rel, _REPOS, -(_DIGEST_END + len(mid)))
-            ok = None
-        if kind is not Kind.BLOB_DATA:
-            name_ok = pc.invert(pc.match_substring_regex(repo, _RESERVED_INSIDE))
-            ok = name_ok if ok is None else pc.and_(ok, name_ok)
-        if ok is not None:
-            ok = pc.fill_null(ok, False)
-            if not pc.all(ok).as_py():
-                bounced.append(part.filter(pc.invert(ok)))
-                part, repo, tag, hex_ = (x.filter(ok) for x in (part, repo, tag, hex_))
+            repo, tag = _slice(part_rel, _REPOS, -(_DIGEST_END + len(mid))), none
+            ok = pc.is_valid(repo)
+        hex_ = none if kind is Kind.TAG_CURRENT else _slice(part_rel, -_DIGEST_END, -_LINK_END)
+        ok = pc.fill_null(
+            pc.and_(ok, pc.invert(pc.match_substring_regex(repo, _RESERVED_INSIDE))), False
+        )
+        if not pc.all(ok).as_py():
+            bounced.append(part.filter(pc.invert(ok)))
+            part, repo, tag, hex_ = (x.filter(ok) for x in (part, repo, tag, hex_))
         out[kind] = (
             part.append_column("repo", repo)
             .append_column("tag", tag)

@@ -77,7 +77,8 @@ def list_layout(
     repos = [s for s in shards if s.startswith(root + "repositories/")]
     others = [s for s in shards if not s.startswith(root + "repositories/")]
     done: list[tuple[pa.Table, int]] = []
-    for wave, groups in enumerate((_groups(repos, cores), _groups(others, cores))):
+    # The last, empty wave only hands on the blobs.
+    for wave, groups in enumerate((_groups(repos, cores), _groups(others, cores), [])):
         running = [(executor.submit(list_table, store, g), len(g)) for g in groups if g]
         if wave == 0:
             # The loose files are converted while the first wave runs: the first Arrow array
@@ -88,9 +89,6 @@ def list_layout(
             yield table
             progress("list", n, None)
         done = [(fut.result(), n) for fut, n in running]
-    for table, n in done:
-        yield table
-        progress("list", n, None)
 
 
 def list_incomplete_uploads(store: ObjectStore, root: str) -> list[IncompleteUpload]:
