@@ -23,6 +23,7 @@ from regsweep.storage.base import (
     IncompleteUpload,
     ObjectInfo,
 )
+from regsweep.storage.columns import LISTING_SCHEMA
 
 
 def _mtime(st: os.stat_result) -> datetime:
@@ -51,8 +52,6 @@ def _gnu_find() -> str | None:
 
 
 def _find_table(output: bytes) -> pa.Table:
-    from regsweep.storage.columns import LISTING_SCHEMA
-
     # Split in Arrow: no Python object per field (about twice as fast as bytes.split).
     fields = pc.split_pattern(pa.array([output], pa.large_binary()), pattern=b"\0").flatten()
     first = np.arange((len(fields) - 1) // 3, dtype=np.int64) * 3  # the last field is empty
@@ -70,7 +69,7 @@ def _find_table(output: bytes) -> pa.Table:
     stamps = text(1)
     secs = pc.utf8_slice_codeunits(stamps, 0, -11).cast(pa.int64())
     millis = pc.utf8_slice_codeunits(stamps, -10, -7).cast(pa.int64())
-    when = pc.add(pc.multiply(secs, 1000), millis).cast(pa.timestamp("ms", tz="UTC"))
+    when = pc.add(pc.multiply(secs, 1000), millis).cast(LISTING_SCHEMA.field("last_modified").type)
     etags = pa.nulls(len(keys), pa.string())
     return pa.Table.from_arrays([keys, sizes, when, etags], schema=LISTING_SCHEMA)
 
@@ -111,9 +110,10 @@ class FilesystemStore:
         else:
             start, _, name_filter = prefix.rpartition("/")
             start = start + "/" if start else ""
-        # Plain strings, not Path objects: a store has about one directory per object (each blob
-        # and link sits in its own), so per-directory overhead is most of a listing's cost.
-        base = os.path.join(os.fspath(self.root), "")
+        # Plain strings (self._base), not Path objects: a store has about one directory per
+        # object (each blob and link sits in its own), so per-directory overhead is most of a
+        # listing's cost.
+        base = self._base
         stack = [start]
         first = True
         while stack:
