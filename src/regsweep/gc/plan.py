@@ -663,16 +663,14 @@ def _sorted_by_key(table: pa.Table) -> pa.Table:
 
 
 def _blob_activity_us(
-    snap: Snapshot, graph: Graph, only: set[str] | pa.Array | None = None, *, blobs: bool = True
+    snap: Snapshot, graph: Graph, only: pa.Array | None = None, *, blobs: bool = True
 ) -> dict[str, int]:
-    """``blob_activity`` in microseconds since the epoch, computed on integers; with ``only``,
-    of those digests only: Arrow picks the rows that can touch them (``graph`` is the
-    snapshot's, so its strong edges are the references that are not ``subject``)."""
+    """``blob_activity`` in microseconds since the epoch, computed on integers; with ``only``
+    (a string array of digests), of those digests only: Arrow picks the rows that can touch
+    them (``graph`` is the snapshot's, so its strong edges are the references that are not
+    ``subject``). Without ``blobs``, a blob's own time is left out."""
     del graph  # the same edges, read from the references table
-    if only is None or isinstance(only, pa.Array):
-        wanted = only
-    else:
-        wanted = pa.array(sorted(only), type=pa.string())
+    wanted = only
     act: dict[str, int] = {}
 
     def touch(pairs: Iterable[tuple[str, int]]) -> None:
