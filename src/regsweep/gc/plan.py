@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
 from regsweep.scan.graph import Graph, pylist
-from regsweep.scan.snapshot import Snapshot, column, rows
+from regsweep.scan.snapshot import Snapshot, rows
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
 
@@ -111,37 +111,53 @@ class Plan:
     # -- summaries ---------------------------------------------------------------------------
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Per kind: candidates (``count``), keys and bytes."""
-        out: dict[str, dict[str, int]] = {}
-        kinds = column(self.rows, "kind")
-        cands = column(self.rows, "candidate")
-        sizes = column(self.rows, "size")
-        seen: dict[str, set[int]] = defaultdict(set)
-        for k, c, s in zip(kinds, cands, sizes, strict=True):
-            e = out.setdefault(k, {"count": 0, "keys": 0, "bytes": 0})
-            e["keys"] += 1
-            e["bytes"] += s or 0
-            if c not in seen[k]:
-                seen[k].add(c)
-                e["count"] += 1
-        return out
+        """Per kind, in the order kinds first appear: candidates (``count``), keys and bytes.
+        Aggregated in Arrow: a plan can hold millions of blob rows."""
+        g = (
+            self.rows.select(["seq", "kind", "candidate", "size"])
+            .group_by("kind", use_threads=False)
+            .aggregate(
+                [
+                    ("seq", "min"),
+                    ([], "count_all"),
+                    ("size", "sum"),
+                    ("candidate", "count_distinct"),
+                ]
+            )
+            .sort_by("seq_min")
+        )
+        return {
+            k: {"count": c, "keys": n, "bytes": b or 0}
+            for k, n, b, c in zip(
+                pylist(g["kind"]),
+                pylist(g["count_all"]),
+                pylist(g["size_sum"]),
+                pylist(g["candidate_count_distinct"]),
+                strict=True,
+            )
+        }
 
     def by_repository(self) -> dict[str, dict[str, int]]:
+        rows = self.rows.select(["repository", "kind", "size"])
+        g = (
+            rows.filter(pc.is_valid(rows["repository"]))
+            .group_by(["repository", "kind"], use_threads=False)
+            .aggregate([([], "count_all"), ("size", "sum")])
+        )
         out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for repo, k, s in zip(
-            column(self.rows, "repository"),
-            column(self.rows, "kind"),
-            column(self.rows, "size"),
+        for repo, k, n, b in zip(
+            pylist(g["repository"]),
+            pylist(g["kind"]),
+            pylist(g["count_all"]),
+            pylist(g["size_sum"]),
             strict=True,
         ):
-            if repo is None:
-                continue
-            out[repo][f"{k}_keys"] += 1
-            out[repo]["bytes"] += s or 0
+            out[repo][f"{k}_keys"] += n
+            out[repo]["bytes"] += b or 0
         return {r: dict(v) for r, v in sorted(out.items())}
 
     def total_bytes(self) -> int:
-        return sum(s or 0 for s in column(self.rows, "size"))
+        return int(pc.sum(self.rows["size"]).as_py() or 0)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -303,7 +319,8 @@ class _Rows:
 
     def table(self) -> pa.Table:
         self._flush()
-        return pa.concat_tables(self.segments).combine_chunks()
+        # Not combined: the blob phase alone can be millions of rows, and a copy doubles them.
+        return pa.concat_tables(self.segments)
 
 
 class _Columns:
@@ -540,30 +557,33 @@ def make_plan(
 
     # -- phase 3: blobs ---------------------------------------------------------------------
     # Column-wise: a store can hold millions of blobs that nothing references, so no Python
-    # value per blob. The blobs the mark did not keep, sorted by key so that the plan does not
-    # depend on the snapshot's row order (same input, same bytes), as every other phase is.
+    # value per blob, and no copy of their digests or keys beyond the plan's own rows. The
+    # blobs the mark did not keep, in key order so that the plan does not depend on the
+    # snapshot's row order (same input, same bytes), as every other phase is.
     all_blobs = snap["blobs"]
     live = pa.array(sorted(marked.live_blobs), pa.string())
-    not_live = pc.invert(pc.is_in(_decode(all_blobs["digest"]), value_set=live))
-    unkept = _sorted_by_key(all_blobs.filter(not_live))
-    del not_live
-    cand_digests = _decode(unkept["digest"]).combine_chunks()
+    unkept = _sorted_by_key(all_blobs.filter(pc.invert(pc.is_in(all_blobs["digest"], live))))
     blob_candidates = (0, 0)
     if not marked.uncertain and unkept.num_rows:
         # A blob's activity: its own time, or a later one of a link or manifest that uses it.
-        used_at = _blob_activity_us(snap, graph, only=cand_digests, blobs=False)
-        at = pc.index_in(cand_digests, value_set=pa.array(list(used_at), pa.string()))
+        # Only a blob something names can have a later one: the graph holds exactly those.
+        named = pa.array(list(graph.blob_sizes), pa.string())
+        wanted = _decode(unkept["digest"].filter(pc.is_in(unkept["digest"], named)))
+        used_at = _blob_activity_us(snap, graph, only=wanted.combine_chunks(), blobs=False)
+        del named, wanted
+        at = pc.index_in(unkept["digest"], value_set=pa.array(list(used_at), pa.string()))
         touched = pc.take(pa.array(list(used_at.values()), pa.int64()), at)
         own = pc.multiply(unkept["last_modified"].cast(pa.int64()), 1000)
         last = pc.max_element_wise(own, touched, skip_nulls=True)
-        keep = pc.or_(
-            pc.fill_null(pc.greater_equal(last, cutoff_us), False),
-            pc.is_in(cand_digests, value_set=pa.array(sorted(needed_anywhere), pa.string())),
-        )
+        keep = pc.fill_null(pc.greater_equal(last, cutoff_us), False)
+        if needed_anywhere:
+            needed = pa.array(sorted(needed_anywhere), pa.string())
+            keep = pc.or_(keep, pc.is_in(unkept["digest"], value_set=needed))
+        del at, touched, own, last
         if kept := pc.sum(keep).as_py():
             protected["blob"] += kept
         go = unkept.filter(pc.invert(keep))
-        del unkept, keep, last, own, touched
+        del unkept, keep
         n = go.num_rows
         if n:
             out.extend(
@@ -580,6 +600,7 @@ def make_plan(
                 n,
             )
         blob_candidates = (n, int(pc.sum(go["size"]).as_py() or 0))
+        del go
 
     # -- phase 4: uploads -------------------------------------------------------------------
     for up in sorted(rows(snap["uploads"]), key=lambda u: (u["repository"], u["upload_id"])):
@@ -659,6 +680,10 @@ def _millis(table: pa.Table, name: str) -> list[int | None]:
 
 
 def _sorted_by_key(table: pa.Table) -> pa.Table:
+    """``table`` in key order; as it is when it comes sorted (a scan sorts its blobs so)."""
+    keys = table["key"]
+    if len(keys) < 2 or pc.all(pc.less(keys[:-1], keys[1:])).as_py():
+        return table
     return table.take(pc.sort_indices(table, [("key", "ascending")]))
 
 

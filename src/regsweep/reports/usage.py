@@ -76,12 +76,12 @@ def usage(snap: Snapshot) -> UsageSummary:
         rows["exclusive_bytes"].append(exclusive)
         rows["shared_bytes"].append(total - exclusive)
     live = set(users)
-    stored = sum(graph.blob_sizes.values())
+    stored = graph.stored_bytes
     live_bytes = sum(graph.blob_sizes[b] for b in live)
     return UsageSummary(
         repositories=pa.table(rows),
         stored_bytes=stored,
-        stored_blobs=len(graph.blob_sizes),
+        stored_blobs=graph.stored_blobs,
         live_bytes=live_bytes,
         logical_bytes=sum(rows["total_bytes"]),  # type: ignore[arg-type]
         unreferenced_bytes=stored - live_bytes,

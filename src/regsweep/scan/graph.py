@@ -21,6 +21,9 @@ from regsweep.scan.snapshot import Snapshot
 
 @dataclass
 class Graph:
+    # The sizes of the stored blobs that something in the snapshot names (a reference, a
+    # manifest, a link or a tag): the only blobs the mark and the reports look up one by one.
+    # A blob nothing names stays in Arrow, since a store can hold millions of them.
     blob_sizes: dict[str, int]
     edges: dict[str, list[tuple[str, str]]]  # parent -> [(child, kind)], strong edges only
     subjects: dict[str, str]  # referrer -> subject digest (weak edge)
@@ -28,6 +31,8 @@ class Graph:
     manifest_problem: dict[str, str]
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)  # repo -> {alias: canonical}
     url_refs: set[tuple[str, str]] = field(default_factory=set)  # (parent, child) with urls
+    stored_blobs: int = 0  # every stored blob, named or not
+    stored_bytes: int = 0
 
     def has_urls(self, parent: str, child: str) -> bool:
         """A foreign or non-distributable layer: it may legitimately be absent."""
@@ -38,6 +43,8 @@ class Graph:
         # Column by column, the rare rows (subjects, urls, alias links) picked out in Arrow
         # first: this runs on every gc plan, over every reference and link of the store.
         blobs = snap["blobs"]
+        stored = (blobs.num_rows, int(pc.sum(blobs["size"]).as_py() or 0))
+        blobs = blobs.filter(pc.is_in(blobs["digest"], value_set=_named_digests(snap)))
         sizes = dict(zip(pylist(blobs["digest"]), pylist(blobs["size"]), strict=True))
         refs = snap["references"]
         is_subject = pc.fill_null(pc.equal(_decoded(refs["kind"]), "subject"), False)
@@ -73,7 +80,7 @@ class Graph:
             pylist(ll["repository"]), pylist(ll["digest"]), pylist(ll["target"]), strict=True
         ):
             aliases[repo][digest] = target
-        return cls(sizes, edges, subjects, kinds, problems, dict(aliases), url_refs)
+        return cls(sizes, edges, subjects, kinds, problems, dict(aliases), url_refs, *stored)
 
     def canonical(self, repo: str | None, digest: str) -> str:
         """The stored blob for ``digest``: itself, or the target of the repository's alias link
@@ -112,11 +119,41 @@ def pylist(col: pa.ChunkedArray | pa.Array) -> list[Any]:
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if not pa.types.is_dictionary(col.type):
         return col.to_pylist()  # type: ignore[no-any-return]
+    if len(col.dictionary) > len(col):
+        # A filtered column keeps its whole dictionary (say, every blob of the store):
+        # decoding the rows is cheaper than converting every value.
+        return col.cast(col.type.value_type).to_pylist()  # type: ignore[no-any-return]
     vals = col.dictionary.to_pylist()
     idx = col.indices.to_pylist()
     if col.null_count:
         return [None if i is None else vals[i] for i in idx]
     return list(map(vals.__getitem__, idx))
+
+
+_NAMING = {
+    "references": ("parent", "child"),
+    "manifests": ("digest",),
+    "layer_links": ("digest", "target"),
+    "revisions": ("digest", "target"),
+    "tags": ("digest",),
+    "tag_history": ("digest",),
+}
+
+
+def _named_digests(snap: Snapshot) -> pa.Array:
+    """Every digest a table other than ``blobs`` names (a superset: a dictionary column gives
+    its dictionary, which may hold values no row uses any more)."""
+    parts = []
+    for name, columns in _NAMING.items():
+        if name not in snap.tables:
+            continue
+        for c in columns:
+            col = snap[name][c]
+            if pa.types.is_dictionary(col.type):
+                parts += [chunk.dictionary for chunk in col.chunks]
+            else:
+                parts += col.chunks
+    return pc.unique(pa.chunked_array(parts, pa.string())) if parts else pa.array([], pa.string())
 
 
 def _decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -1,0 +1,88 @@
+"""The plan's column-wise parts (issue 7: memory) against plain Python over the same rows: the
+graph keeps only the blobs something names, the summaries are aggregated in Arrow, and the blob
+phase does not depend on the order of the snapshot's blobs table."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from regsweep.clock import utcnow
+from regsweep.demo.generator import generate_demo
+from regsweep.gc.mark import mark
+from regsweep.gc.plan import GcSettings, make_plan
+from regsweep.scan.graph import Graph
+from regsweep.scan.scanner import scan
+from regsweep.scan.snapshot import Snapshot, column
+from regsweep.storage.filesystem import FilesystemStore
+
+
+@pytest.fixture(scope="module")
+def snap(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    root = tmp_path_factory.mktemp("plan-columns") / "registry"
+    root.mkdir()
+    generate_demo(FilesystemStore(root), now=utcnow() - timedelta(days=30))
+    return scan(FilesystemStore(root))
+
+
+def test_graph_keeps_only_named_blobs_and_counts_them_all(snap: Snapshot) -> None:
+    graph = Graph.from_snapshot(snap)
+    named: set[str] = set()
+    for table, columns in {
+        "references": ("parent", "child"),
+        "manifests": ("digest",),
+        "layer_links": ("digest", "target"),
+        "revisions": ("digest", "target"),
+        "tags": ("digest",),
+        "tag_history": ("digest",),
+    }.items():
+        for c in columns:
+            named |= {d for d in column(snap[table], c) if d is not None}
+    blobs = dict(zip(column(snap["blobs"], "digest"), column(snap["blobs"], "size"), strict=True))
+    assert set(blobs) - named, "the demo store should hold blobs nothing names"
+    assert graph.blob_sizes == {d: s for d, s in blobs.items() if d in named}
+    assert (graph.stored_blobs, graph.stored_bytes) == (len(blobs), sum(blobs.values()))
+
+
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_summaries_match_the_rows(snap: Snapshot, delete_untagged: bool) -> None:
+    settings = GcSettings(delete_untagged=delete_untagged, grace=timedelta(0))
+    plan = make_plan(snap, mark(snap, delete_untagged=delete_untagged), settings, utcnow())
+    rows = plan.rows.to_pylist()
+    assert {r["kind"] for r in rows} >= {"blob", "upload"}
+    summary: dict[str, dict[str, int]] = {}
+    candidates: dict[str, set[int]] = defaultdict(set)
+    by_repo: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        e = summary.setdefault(r["kind"], {"count": 0, "keys": 0, "bytes": 0})
+        e["keys"] += 1
+        e["bytes"] += r["size"] or 0
+        candidates[r["kind"]].add(r["candidate"])
+        if r["repository"] is not None:
+            by_repo[r["repository"]][f"{r['kind']}_keys"] += 1
+            by_repo[r["repository"]]["bytes"] += r["size"] or 0
+    for kind, cands in candidates.items():
+        summary[kind]["count"] = len(cands)
+    assert plan.summary() == summary
+    assert list(plan.summary()) == list(summary)  # the order kinds first appear in
+    assert plan.by_repository() == {k: dict(v) for k, v in sorted(by_repo.items())}
+    assert plan.total_bytes() == sum(r["size"] or 0 for r in rows)
+
+
+def test_blob_phase_does_not_depend_on_the_blobs_order(snap: Snapshot) -> None:
+    settings = GcSettings(grace=timedelta(0))
+    now = utcnow()
+    blobs = snap["blobs"]
+    assert pc.all(pc.less(blobs["key"][:-1], blobs["key"][1:])).as_py(), "a scan sorts blobs"
+    reversed_ = Snapshot(
+        {**snap.tables, "blobs": blobs.take(pa.array(range(blobs.num_rows - 1, -1, -1)))},
+        snap.meta,
+    )
+    expected = make_plan(snap, mark(snap), settings, now, run_id="r").rows
+    got = make_plan(reversed_, mark(reversed_), settings, now, run_id="r").rows
+    assert got.to_pylist() == expected.to_pylist()
+    assert "blob" in column(expected, "kind")
