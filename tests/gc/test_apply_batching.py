@@ -4,6 +4,7 @@ backends split larger calls) and still reports every key: bytes count only when 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from imagegen import Blob
 from regsweep.audit.log import read_log
 from regsweep.clock import utcnow
 from regsweep.demo import generate_demo
-from regsweep.gc.apply import apply_plan
+from regsweep.gc.apply import _Applier, apply_plan
 from regsweep.gc.lock import LOCK_KEY
 from regsweep.gc.mark import mark
 from regsweep.gc.plan import GcSettings, make_plan
@@ -62,4 +63,30 @@ def test_delete_mode_batches_and_reports_every_key(store: ObjectStore) -> None:
     assert sorted(r["key"] for r in log if r["action"] == "deleted") == sorted(
         plan.rows.column("key").to_pylist()
     )
+    assert_no_live_blob_lost(store)
+
+
+def test_candidates_stream_in_plan_order_whatever_the_row_order(store: ObjectStore) -> None:
+    """apply turns the plan into Python a slice at a time (a plan can hold millions of
+    blobs): the candidates, and what is removed, are the same for a plan whose rows come in
+    another order and for slices smaller than a candidate."""
+    generate_demo(store, seed=5, now=utcnow() - timedelta(days=30))
+    snap = scan(store)
+    settings = GcSettings(
+        delete_untagged=True, grace=timedelta(0), upload_grace=timedelta(0), max_delete_fraction=1
+    )
+    plan = make_plan(snap, mark(snap, delete_untagged=True), settings, utcnow())
+    rows = plan.rows.to_pylist()
+    expected: dict[int, list[dict[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: (r["phase"], r["seq"])):
+        expected.setdefault(r["candidate"], []).append(r)
+    assert any(len(rs) > 2 for rs in expected.values()), "want candidates of several keys"
+    shuffled = replace(plan, rows=plan.rows.take(list(range(plan.rows.num_rows))[::-1]))
+    for p, batch in ((plan, 1000), (shuffled, 2), (shuffled, 1000)):
+        got = list(_Applier(store, p, "delete", lambda *a: None, batch).candidates())
+        assert got == list(expected.values())
+
+    res = apply_plan(store, shuffled, mode="delete", log_batch=2)
+    assert not res.failures
+    assert sum(v["keys"] for v in res.removed.values()) == len(rows)
     assert_no_live_blob_lost(store)

@@ -11,11 +11,14 @@ Bytes count as freed only after the store confirmed the delete or move.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from regsweep.audit.log import DeletionLog
 from regsweep.config import MODES
@@ -64,6 +67,16 @@ class ApplyResult:
         }
 
 
+def _in_order(rows: pa.Table) -> bool:
+    """The plan's rows are by phase, then by seq (as make_plan writes them)."""
+    if rows.num_rows < 2:
+        return True
+    phase, seq = rows["phase"], rows["seq"]
+    a, b = phase[:-1], phase[1:]
+    later = pc.or_(pc.less(a, b), pc.and_(pc.equal(a, b), pc.less(seq[:-1], seq[1:])))
+    return bool(pc.all(later).as_py())
+
+
 def _noop(phase: str, advance: int, total: int | None) -> None:
     pass
 
@@ -89,22 +102,17 @@ class _Applier:
             e["bytes"] += row.get("size") or 0
 
     def run(self) -> ApplyResult:
-        rows = self.plan.rows.to_pylist()
-        by_cand: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            by_cand[r["candidate"]].append(r)
-        cands = sorted(by_cand.values(), key=lambda rs: (rs[0]["phase"], rs[0]["seq"]))
+        rows = self.plan.rows
         # Links the plan saw: the re-checks count them as fresh only if they changed since.
-        self.planned_links = {
-            r["key"]: r for r in rows if r["kind"] in ("revision", "tag", "tag_index")
-        }
-        self.progress("apply", 0, len(rows))
+        links = rows.filter(pc.is_in(rows["kind"], pa.array(["revision", "tag", "tag_index"])))
+        self.planned_links = {r["key"]: r for r in links.to_pylist()}
+        self.progress("apply", 0, rows.num_rows)
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="apply") as pool:
             self.pool = pool
             refs = self.current_references(pool)  # before touching links: fresh pushes
             blob_phase_checked = False
             try:
-                for window in self.windows(cands):
+                for window in self.windows(self.candidates()):
                     if window[0][0]["phase"] >= PHASE_BLOBS and not blob_phase_checked:
                         # Links are gone now; list again so a blob linked or referenced again
                         # since the scan (or since the first check) is kept.
@@ -119,7 +127,27 @@ class _Applier:
                 self.log.flush()
         return self.result
 
-    def windows(self, cands: list[list[dict[str, Any]]]) -> Iterator[list[list[dict[str, Any]]]]:
+    def candidates(self) -> Iterator[list[dict[str, Any]]]:
+        """The plan's candidates in apply order (by phase, then as planned), each as its rows.
+        Rows become Python values a slice at a time: a plan can hold millions of blobs, and
+        a dict per row for all of them at once would cost gigabytes."""
+        table = self.plan.rows
+        order = [("phase", "ascending"), ("seq", "ascending")]
+        if not _in_order(table):
+            table = table.take(pc.sort_indices(table, order))
+        current: list[dict[str, Any]] = []
+        for batch in table.to_batches(max_chunksize=self.batch):
+            for r in batch.to_pylist():
+                if current and r["candidate"] != current[0]["candidate"]:
+                    yield current
+                    current = []
+                current.append(r)
+        if current:
+            yield current
+
+    def windows(
+        self, cands: Iterable[list[dict[str, Any]]]
+    ) -> Iterator[list[list[dict[str, Any]]]]:
         """Consecutive candidates of one phase, about ``batch`` keys at a time: the unit that
         is re-checked in parallel and deleted with one batched request."""
         window: list[list[dict[str, Any]]] = []
