@@ -332,13 +332,20 @@ class _Columns:
         self.table = table
         self.num_rows = table.num_rows
         self.cols = {n: pylist(table[n]) for n in names}
-        self.keys: list[str] = pylist(table["key"])
         self.millis = _millis(table, "last_modified")
+        self._keys: list[str] | None = None
         self._sizes: list[int | None] | None = None
         self._etags: list[str | None] | None = None
 
     def __getitem__(self, name: str) -> list[Any]:
         return self.cols[name]
+
+    @property
+    def keys(self) -> list[str]:
+        # Only when a row goes into the plan: the keys of every link are long strings.
+        if self._keys is None:
+            self._keys = pylist(self.table["key"])
+        return self._keys
 
     @property
     def sizes(self) -> list[int | None]:
@@ -561,28 +568,30 @@ def make_plan(
     # blobs the mark did not keep, in key order so that the plan does not depend on the
     # snapshot's row order (same input, same bytes), as every other phase is.
     all_blobs = snap["blobs"]
-    live = pa.array(sorted(marked.live_blobs), pa.string())
-    unkept = _sorted_by_key(all_blobs.filter(pc.invert(pc.is_in(all_blobs["digest"], live))))
+    digests = all_blobs["digest"]
+    unkept = pc.invert(pc.is_in(digests, pa.array(sorted(marked.live_blobs), pa.string())))
     blob_candidates = (0, 0)
-    if not marked.uncertain and unkept.num_rows:
+    if not marked.uncertain and pc.any(unkept).as_py():
         # A blob's activity: its own time, or a later one of a link or manifest that uses it.
         # Only a blob something names can have a later one: the graph holds exactly those.
         named = pa.array(list(graph.blob_sizes), pa.string())
-        wanted = _decode(unkept["digest"].filter(pc.is_in(unkept["digest"], named)))
+        wanted = _decode(digests.filter(pc.and_(unkept, pc.is_in(digests, named))))
         used_at = _blob_activity_us(snap, graph, only=wanted.combine_chunks(), blobs=False)
         del named, wanted
-        at = pc.index_in(unkept["digest"], value_set=pa.array(list(used_at), pa.string()))
+        at = pc.index_in(digests, value_set=pa.array(list(used_at), pa.string()))
         touched = pc.take(pa.array(list(used_at.values()), pa.int64()), at)
-        own = pc.multiply(unkept["last_modified"].cast(pa.int64()), 1000)
-        last = pc.max_element_wise(own, touched, skip_nulls=True)
-        keep = pc.fill_null(pc.greater_equal(last, cutoff_us), False)
+        own = pc.multiply(all_blobs["last_modified"].cast(pa.int64()), 1000)
+        keep = pc.fill_null(
+            pc.greater_equal(pc.max_element_wise(own, touched, skip_nulls=True), cutoff_us), False
+        )
+        del at, touched, own
         if needed_anywhere:
             needed = pa.array(sorted(needed_anywhere), pa.string())
-            keep = pc.or_(keep, pc.is_in(unkept["digest"], value_set=needed))
-        del at, touched, own, last
-        if kept := pc.sum(keep).as_py():
+            keep = pc.or_(keep, pc.is_in(digests, value_set=needed))
+        if kept := pc.sum(pc.and_(unkept, keep)).as_py():
             protected["blob"] += kept
-        go = unkept.filter(pc.invert(keep))
+        # The one copy of the blobs that go, in key order.
+        go = _sorted_by_key(all_blobs.filter(pc.and_(unkept, pc.invert(keep))))
         del unkept, keep
         n = go.num_rows
         if n:

@@ -183,6 +183,9 @@ def table_from_columns(schema: pa.Schema | str, columns: dict[str, Any]) -> pa.T
             continue
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
+        if isinstance(values, pa.Array) and values.type == f.type:
+            arrays.append(values)
+            continue
         if not isinstance(values, pa.Array):
             values = pa.array(values, type=f.type.value_type if _is_dict(f) else f.type)
         if _is_dict(f):
