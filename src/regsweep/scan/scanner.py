@@ -86,10 +86,18 @@ def _col(table: pa.Table, name: str) -> pa.Array:
     return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
+def _sorted_out_of(tables: dict[Kind, pa.Table], kind: Kind, by: str) -> pa.Table:
+    """``tables[kind]`` sorted by its column ``by``, taken out of ``tables`` a column at a
+    time: each column of the unsorted table is let go once its sorted copy exists, so the peak
+    is the table and one column, not two tables (the blobs, or the ``_layers`` links, can be
+    millions of rows)."""
+    order = pc.sort_indices(tables[kind][by])
+    return _take(tables.pop(kind), order)  # no other reference: _take can let columns go
+
+
 def _take(table: pa.Table, indices: pa.Array) -> pa.Table:
-    """``table.take(indices)`` a column at a time, letting each column of ``table`` go once it
-    is taken (the caller must hold no other reference): the peak is the table and one column,
-    not two tables. The blobs table can hold millions of rows."""
+    # ``table`` must be the caller's only reference (passed straight from a ``pop``), or
+    # dropping its columns here frees nothing.
     schema, columns = table.schema, []
     for name in schema.names:
         columns.append(_col(table, name).take(indices))
@@ -221,11 +229,11 @@ class _Scan:
         self.read_manifests(links)
         tables = {
             "repositories": self.repositories_table(links),
-            # Each link table is let go once its sorted copy is built (pop), to keep the peak low.
-            "tags": self.link_table("tags", links.pop(Kind.TAG_CURRENT)),
-            "tag_history": self.link_table("tag_history", links.pop(Kind.TAG_INDEX)),
-            "revisions": self.link_table("revisions", links.pop(Kind.REVISION_LINK)),
-            "layer_links": self.link_table("layer_links", links.pop(Kind.LAYER_LINK)),
+            # Each kind's links are taken out of ``links`` as they are sorted, to keep the peak low.
+            "tags": self.link_table("tags", links, Kind.TAG_CURRENT),
+            "tag_history": self.link_table("tag_history", links, Kind.TAG_INDEX),
+            "revisions": self.link_table("revisions", links, Kind.REVISION_LINK),
+            "layer_links": self.link_table("layer_links", links, Kind.LAYER_LINK),
             "blobs": self.blobs_table(),
             "manifests": None,
             "references": None,
@@ -320,8 +328,7 @@ class _Scan:
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
             self.kinds[kind] = pa.concat_tables([*parts, extra])
             del parts
-        blobs = self.kinds.pop(Kind.BLOB_DATA)
-        self.kinds[Kind.BLOB_DATA] = _take(blobs, pc.sort_indices(blobs["digest"]))
+        self.kinds[Kind.BLOB_DATA] = _sorted_out_of(self.kinds, Kind.BLOB_DATA, "digest")
         self.blob_digests = _col(self.kinds[Kind.BLOB_DATA], "digest")
         part_of = {
             Kind.LAYER_LINK: "_layers",
@@ -620,8 +627,10 @@ class _Scan:
 
     # -- tables ------------------------------------------------------------------------------
 
-    def link_table(self, name: str, links: pa.Table) -> pa.Table:
-        links = links.take(pc.sort_indices(links["key"]))
+    def link_table(self, name: str, resolved: dict[Kind, pa.Table], kind: Kind) -> pa.Table:
+        """The snapshot table ``name`` from the resolved links of ``kind`` (taken out of
+        ``resolved``), in key order."""
+        links = _sorted_out_of(resolved, kind, "key")
         digest, target = links["digest"], links["target"]
         alg = pc.list_element(pc.split_pattern(digest, ":", max_splits=1), 0)
         target_alg = pc.list_element(pc.split_pattern(target, ":", max_splits=1), 0)
@@ -659,7 +668,8 @@ class _Scan:
                 "/data",
                 "",
             )
-            key = pc.replace_with_mask(key, unset, at)
+            # Only a store with odd blob paths (tarsum) has keys to keep: else no second copy.
+            key = at if key.null_count == len(key) else pc.replace_with_mask(key, unset, at)
         columns["key"] = key
         if len(digests) < 2 or pc.all(pc.less(digests[:-1], digests[1:])).as_py():
             # Sorted and distinct: already a dictionary of itself, no hashing needed.
