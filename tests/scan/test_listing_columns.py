@@ -79,3 +79,24 @@ def test_scan_is_the_same_without_gnu_find(
     assert listed == sum(
         1 for _ in demo.iter_objects(V2)
     )  # every key listed once, loose files included
+
+
+def test_blob_keys_are_the_listed_keys(tmp_path: Path) -> None:
+    """The scan holds no key for a blob found by the column classifier and writes it back from
+    the digest at the end; an odd blob path (registry 2.0 tarsum data) keeps its own key."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=4, now=datetime(2026, 11, 20, tzinfo=UTC))
+    hex_ = "ab" * 32
+    odd = V2 + f"blobs/tarsum/v1/sha256/{hex_[:2]}/{hex_}/data"
+    store.write(odd, b"tarsum-era layer")
+    snap = scan(store)
+    listed = {k for k in (o.key for o in store.iter_objects(V2 + "blobs/")) if k.endswith("/data")}
+    blobs = rows(snap["blobs"])
+    assert {b["key"] for b in blobs} == listed
+    assert odd in listed
+    for b in blobs:
+        if b["key"] != odd:
+            alg, h = b["digest"].split(":")
+            assert b["key"] == f"{V2}blobs/{alg}/{h[:2]}/{h}/data"
+    assert {b["digest"] for b in blobs if b["key"] == odd} == {f"tarsum.v1+sha256:{hex_}"}
