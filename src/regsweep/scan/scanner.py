@@ -141,7 +141,9 @@ class _Scan:
         self.parts: dict[Kind, list[pa.Table]] = {k: [] for k in _COLUMNAR}
         self.odd: dict[Kind, list[tuple[KeyRecord, ObjectInfo]]] = {k: [] for k in _COLUMNAR}
         self.kinds: dict[Kind, pa.Table] = {}
-        self.blob_digests = pa.array([], pa.string())  # sorted: the blobs table's digest column
+        # Sorted: the blobs table's digest column. (pa.nulls, since the first pa.array of a list
+        # imports pandas, 0.4 s better spent while the first listing runs.)
+        self.blob_digests = pa.nulls(0, pa.string())
         self.uploads: dict[tuple[str, str], _Upload] = defaultdict(_Upload)
         self.repo_parts: dict[str, set[str]] = defaultdict(set)
         self.anomalies = TableBuilder("anomalies")
