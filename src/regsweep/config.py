@@ -43,6 +43,7 @@ class JobSettings:
     store: str | None = None
     registry_config: str | None = None
     layout_root: str | None = None
+    inventory: str | None = None  # list from this inventory report instead (ScanOptions)
     policy: str | None = None
     grace: timedelta = timedelta(hours=24)
     upload_grace: timedelta = timedelta(hours=168)
@@ -159,6 +160,13 @@ SETTINGS: dict[str, Setting] = {
             path=True,
         ),
         Setting("layout_root", _text, "Where docker/registry/v2/ starts, if a store holds both."),
+        Setting(
+            "inventory",
+            _text,
+            "List the store from this S3 or Azure inventory report instead: its manifest, or "
+            "a folder ending in / for the newest report under it.",
+            path=True,
+        ),
         Setting("policy", _text, "Retention policy file (YAML or TOML).", path=True),
         Setting("grace", _duration, "Nothing touched more recently is removed (default 24h)."),
         Setting(

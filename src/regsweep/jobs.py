@@ -269,7 +269,10 @@ class _Job:
         self._need("open", self.store is not None)
         assert self.store is not None
         opts = ScanOptions(
-            workers=self.settings.workers, layout_root=self.settings.layout_root, verify_links=True
+            workers=self.settings.workers,
+            layout_root=self.settings.layout_root,
+            verify_links=True,
+            inventory=self.settings.inventory,
         )
         self.snap = scan(ReadOnlyStore(self.store), opts, progress=self.progress)
         return dict(self.snap.counts())

@@ -63,9 +63,10 @@ def inventory_option(fn: F) -> F:
         "--inventory",
         metavar="URL",
         help="List STORE from an S3 Inventory manifest.json or an Azure Blob Inventory "
-        "<rule>-manifest.json (s3://BUCKET/KEY, azure://CONTAINER/PATH or a local path) "
-        "instead of listing it; content is still read from STORE, and gc re-checks every "
-        "object against STORE before it acts.",
+        "<rule>-manifest.json (s3://BUCKET/KEY, azure://CONTAINER/PATH or a local path; a "
+        "URL ending in / or a directory: the newest report under it) instead of listing it; "
+        "content is still read from STORE, and gc re-checks every object against STORE "
+        "before it acts.",
     )(fn)
 
 

@@ -25,6 +25,7 @@ GC_SETTINGS: dict[str, str] = {
     "store": "store",
     "registry_config": "registry_config",
     "layout_root": "layout_root",
+    "inventory": "inventory",
     "policy_file": "policy",
     "grace": "grace",
     "upload_grace": "upload_grace",

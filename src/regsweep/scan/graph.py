@@ -153,7 +153,7 @@ def _named_digests(snap: Snapshot) -> pa.Array:
                 parts += [chunk.dictionary for chunk in col.chunks]
             else:
                 parts += col.chunks
-    return pc.unique(pa.chunked_array(parts, pa.string())) if parts else pa.array([], pa.string())
+    return pc.unique(pa.chunked_array(parts, pa.string())) if parts else pa.nulls(0, pa.string())
 
 
 def _decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:

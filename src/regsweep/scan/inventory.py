@@ -23,7 +23,7 @@ import json
 import re
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,12 +34,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.errors import ObjectNotFound, StoreError, UsageError
-from regsweep.storage.base import ObjectStore, stream_object
+from regsweep.storage.base import ObjectInfo, ObjectStore, stream_object
 from regsweep.storage.columns import LISTING_SCHEMA, NULL_STRING
 
 INVENTORY_FORMS = (
     "s3://BUCKET/PATH/manifest.json, azure://CONTAINER/PATH/<rule>-manifest.json, "
-    "or a local path (or file://PATH) to either manifest"
+    "or a local path (or file://PATH) to either manifest; or a folder (s3://BUCKET/PATH/, "
+    "azure://CONTAINER/PATH/ or a local directory) for the newest manifest under it"
 )
 BATCH_ROWS = 65_536  # Parquet/ORC rows read at a time (CSV: blocks of 8 MiB)
 MANIFEST_CAP = 64 * 1024 * 1024  # a manifest lists files, not objects: megabytes at most
@@ -544,13 +545,16 @@ def open_inventory(url: str) -> Inventory:
     rest = m.group(2) if m else spec
     if scheme in ("s3", "azure"):
         name, _, key = rest.partition("/")
-        if not name or not key or key.endswith("/"):
+        if not name:
             raise InventoryError(
                 f"inventory {spec!r} does not name a manifest: use {INVENTORY_FORMS}"
             )
         from regsweep.storage.open import open_store
 
         store = open_store(f"{scheme}://{name}")
+        if not key or key.endswith("/"):
+            key = _newest_manifest(spec, store.iter_objects(key))
+            spec = f"{scheme}://{name}/{key}"
         try:
             raw = store.read(key, max_bytes=MANIFEST_CAP)
         except ObjectNotFound as e:
@@ -580,6 +584,10 @@ def open_inventory(url: str) -> Inventory:
             f"unknown inventory scheme {scheme!r} in {spec!r}: use {INVENTORY_FORMS}"
         )
     path = Path(rest)
+    if path.is_dir():
+        found = (p for p in path.rglob("*manifest.json") if p.is_file())
+        path = Path(_newest_manifest(spec, (_local_info(p) for p in found)))
+        spec = str(path)
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -587,6 +595,30 @@ def open_inventory(url: str) -> Inventory:
     inv = _parse_manifest(spec, raw)
     inv.files = [ReportFile(str(_find_local(spec, path, f.path)), f.size, f.md5) for f in inv.files]
     return inv
+
+
+def _newest_manifest(spec: str, objects: Iterable[ObjectInfo]) -> str:
+    """The key of the most recently written inventory manifest among ``objects``: S3 writes a
+    report's manifest.json, and Azure its <rule>-manifest.json, once the report is complete,
+    so a folder of daily reports resolves to the newest complete one."""
+    newest: tuple[datetime, str] | None = None
+    for obj in objects:
+        name = obj.key.rsplit("/", 1)[-1]
+        if name != "manifest.json" and not name.endswith("-manifest.json"):
+            continue
+        if newest is None or (obj.last_modified, obj.key) > newest:
+            newest = (obj.last_modified, obj.key)
+    if newest is None:
+        raise InventoryError(
+            f"inventory {spec}: no manifest.json or <rule>-manifest.json under it: use "
+            f"{INVENTORY_FORMS}"
+        )
+    return newest[1]
+
+
+def _local_info(path: Path) -> ObjectInfo:
+    st = path.stat()
+    return ObjectInfo(str(path), st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), None)
 
 
 def _find_local(spec: str, manifest: Path, key: str) -> Path:
