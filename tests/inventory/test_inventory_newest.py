@@ -25,6 +25,7 @@ from inventory_builders import (
 from regsweep.cli.main import cli
 from regsweep.clock import utcnow
 from regsweep.demo.generator import generate_demo
+from regsweep.errors import StoreError
 from regsweep.layout.keys import blob_data_key
 from regsweep.scan.inventory import InventoryError, open_inventory
 from regsweep.storage.base import ObjectStore
@@ -58,6 +59,8 @@ def test_s3_folder_means_the_newest_manifest(
         assert inv.file_format == "parquet"
     with pytest.raises(InventoryError, match=r"no manifest\.json or <rule>-manifest\.json"):
         open_inventory(f"s3://{dest.bucket}/nothing/here/")
+    with pytest.raises(StoreError, match="bucket no-such-bucket does not exist"):
+        open_inventory("s3://no-such-bucket/inventories/")
 
 
 def test_azure_folder_means_the_newest_manifest(

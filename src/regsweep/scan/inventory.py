@@ -553,7 +553,10 @@ def open_inventory(url: str) -> Inventory:
 
         store = open_store(f"{scheme}://{name}")
         if not key or key.endswith("/"):
-            key = _newest_manifest(spec, store.iter_objects(key))
+            try:
+                key = _newest_manifest(spec, store.iter_objects(key))
+            except StoreError as e:
+                raise InventoryError(f"inventory {spec}: cannot list it: {e}") from e
             spec = f"{scheme}://{name}/{key}"
         try:
             raw = store.read(key, max_bytes=MANIFEST_CAP)
