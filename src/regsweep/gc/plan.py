@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
 from regsweep.scan.graph import Graph, pylist
-from regsweep.scan.snapshot import Snapshot, rows
+from regsweep.scan.snapshot import Snapshot, ascending, decoded, rows
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
 
@@ -575,7 +575,7 @@ def make_plan(
         # A blob's activity: its own time, or a later one of a link or manifest that uses it.
         # Only a blob something names can have a later one: the graph holds exactly those.
         named = pa.array(list(graph.blob_sizes), pa.string())
-        wanted = _decode(digests.filter(pc.and_(unkept, pc.is_in(digests, named))))
+        wanted = decoded(digests.filter(pc.and_(unkept, pc.is_in(digests, named))))
         used_at = _blob_activity_us(snap, graph, only=wanted.combine_chunks(), blobs=False)
         del named, wanted
         at = pc.index_in(digests, value_set=pa.array(list(used_at), pa.string()))
@@ -600,7 +600,7 @@ def make_plan(
                     "phase": pa.array(np.full(n, PHASE_BLOBS)),
                     "kind": pa.repeat(pa.scalar("blob"), n),
                     "reason": pa.repeat(pa.scalar("unreferenced"), n),
-                    "digest": _decode(go["digest"]),
+                    "digest": decoded(go["digest"]),
                     "key": go["key"],
                     "size": go["size"],
                     "last_modified": go["last_modified"],
@@ -690,8 +690,7 @@ def _millis(table: pa.Table, name: str) -> list[int | None]:
 
 def _sorted_by_key(table: pa.Table) -> pa.Table:
     """``table`` in key order; as it is when it comes sorted (a scan sorts its blobs so)."""
-    keys = table["key"]
-    if len(keys) < 2 or pc.all(pc.less(keys[:-1], keys[1:])).as_py():
+    if ascending(table["key"]):
         return table
     return table.take(pc.sort_indices(table, [("key", "ascending")]))
 
@@ -719,7 +718,7 @@ def _blob_activity_us(
         touch(_digest_times(b["digest"], b["last_modified"], wanted))
     touch(_digest_times(_link_blob(ll), ll["last_modified"], wanted))
     refs = snap["references"]
-    kind, child = _decode(refs["kind"]), _decode(refs["child"])
+    kind, child = decoded(refs["kind"]), decoded(refs["child"])
     strong = pc.invert(pc.fill_null(pc.equal(kind, "subject"), False))
     if wanted is not None:
         strong = pc.and_(strong, pc.is_in(child, value_set=wanted))
@@ -752,7 +751,7 @@ def _digest_times(
     digests: pa.ChunkedArray, times: pa.ChunkedArray, wanted: pa.Array | None
 ) -> Iterable[tuple[str, int]]:
     """(digest, epoch milliseconds) of the rows with both, and a digest in ``wanted``."""
-    d = _decode(digests)
+    d = decoded(digests)
     t = times.cast(pa.int64())
     keep = pc.and_(pc.is_valid(d), pc.is_valid(t))
     if wanted is not None:
@@ -762,13 +761,9 @@ def _digest_times(
 
 def _link_blob(ll: pa.Table) -> pa.ChunkedArray:
     """The blob each ``_layers`` link touches: its target, else (null or empty) its digest."""
-    target = _decode(ll["target"])
+    target = decoded(ll["target"])
     unset = pc.fill_null(pc.equal(target, ""), True)
-    return pc.if_else(unset, _decode(ll["digest"]), target)
-
-
-def _decode(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+    return pc.if_else(unset, decoded(ll["digest"]), target)
 
 
 def brakes(

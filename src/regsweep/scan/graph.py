@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regsweep.scan.snapshot import Snapshot
+from regsweep.scan.snapshot import Snapshot, decoded, one_array
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Graph:
         blobs = blobs.filter(pc.is_in(blobs["digest"], value_set=_named_digests(snap)))
         sizes = dict(zip(pylist(blobs["digest"]), pylist(blobs["size"]), strict=True))
         refs = snap["references"]
-        is_subject = pc.fill_null(pc.equal(_decoded(refs["kind"]), "subject"), False)
+        is_subject = pc.fill_null(pc.equal(decoded(refs["kind"]), "subject"), False)
         subj = refs.filter(is_subject)
         subjects = dict(zip(pylist(subj["parent"]), pylist(subj["child"]), strict=True))
         with_urls = refs.filter(pc.fill_null(refs["has_urls"], False))
@@ -73,7 +73,7 @@ class Graph:
         }
         aliases: dict[str, dict[str, str]] = defaultdict(dict)
         ll = snap["layer_links"]
-        digest, target = _decoded(ll["digest"]), _decoded(ll["target"])
+        digest, target = decoded(ll["digest"]), decoded(ll["target"])
         differ = pc.or_(pc.is_null(digest), pc.fill_null(pc.not_equal(digest, target), False))
         ll = ll.filter(pc.and_(pc.is_valid(target), differ))
         for repo, digest, target in zip(
@@ -116,7 +116,7 @@ def pylist(col: pa.ChunkedArray | pa.Array) -> list[Any]:
     every row shares that string object: much cheaper than decoding row by row, and hashing a
     shared string is cached (digests are looked up in sets and dicts over and over)."""
     if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        col = one_array(col)
     if not pa.types.is_dictionary(col.type):
         return col.to_pylist()  # type: ignore[no-any-return]
     if len(col.dictionary) > len(col):
@@ -154,10 +154,6 @@ def _named_digests(snap: Snapshot) -> pa.Array:
             else:
                 parts += col.chunks
     return pc.unique(pa.chunked_array(parts, pa.string())) if parts else pa.nulls(0, pa.string())
-
-
-def _decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
 
 
 _first = itemgetter(0)

@@ -34,7 +34,7 @@ from regsweep.layout.manifest import (
 from regsweep.layout.root import find_layout_root
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
-from regsweep.scan.snapshot import Snapshot, TableBuilder, table_from_columns
+from regsweep.scan.snapshot import Snapshot, TableBuilder, ascending, one_array, table_from_columns
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
 from regsweep.storage.columns import LISTING_SCHEMA, NULL_STRING, listing_table
 
@@ -82,8 +82,7 @@ class _Upload:
 
 def _col(table: pa.Table, name: str) -> pa.Array:
     """One column as a single Array (compute kernels such as replace_with_mask want one)."""
-    col = table[name]
-    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return one_array(table[name])
 
 
 def _sorted_out_of(tables: dict[Kind, pa.Table], kind: Kind, by: str) -> pa.Table:
@@ -673,7 +672,7 @@ class _Scan:
             # Only a store with odd blob paths (tarsum) has keys to keep: else no second copy.
             key = at if key.null_count == len(key) else pc.replace_with_mask(key, unset, at)
         columns["key"] = key
-        if len(digests) < 2 or pc.all(pc.less(digests[:-1], digests[1:])).as_py():
+        if ascending(digests):
             # Sorted and distinct: already a dictionary of itself, no hashing needed.
             indices = pa.array(np.arange(len(digests), dtype=np.int32))
             columns["digest"] = pa.DictionaryArray.from_arrays(indices, digests)

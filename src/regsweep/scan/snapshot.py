@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
@@ -249,6 +250,22 @@ def column(table: pa.Table, name: str) -> list[Any]:
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     return col.to_pylist()  # type: ignore[no-any-return]
+
+
+def decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary column as its plain values (computed in Arrow); any other as it is."""
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def one_array(col: pa.ChunkedArray) -> pa.Array:
+    """A column as a single Array (some kernels want one), without a copy when it has one
+    chunk."""
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
+def ascending(col: pa.Array | pa.ChunkedArray) -> bool:
+    """Every value is greater than the one before it: sorted, and no value twice."""
+    return len(col) < 2 or bool(pc.all(pc.less(col[:-1], col[1:])).as_py())
 
 
 def rows(table: pa.Table) -> list[dict[str, Any]]:
