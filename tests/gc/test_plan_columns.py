@@ -4,17 +4,20 @@ phase does not depend on the order of the snapshot's blobs table."""
 
 from __future__ import annotations
 
+import pathlib
 from collections import defaultdict
 from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from regsweep.clock import utcnow
 from regsweep.demo.generator import generate_demo
 from regsweep.gc.mark import mark
-from regsweep.gc.plan import GcSettings, make_plan
+from regsweep.gc.plan import PLAN_SCHEMA, GcSettings, Plan, make_plan
+from regsweep.reports.dataset import load_plan
 from regsweep.scan.graph import Graph
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, column
@@ -86,3 +89,43 @@ def test_blob_phase_does_not_depend_on_the_blobs_order(snap: Snapshot) -> None:
     got = make_plan(reversed_, mark(reversed_), settings, now, run_id="r").rows
     assert got.to_pylist() == expected.to_pylist()
     assert "blob" in column(expected, "kind")
+
+
+def test_blob_rows_share_the_snapshot_strings(snap: Snapshot) -> None:
+    """The blob phase's keys and digests are dictionaries over the snapshot's own columns
+    (4 bytes a row), not copies of the strings; by value they are the blobs that go."""
+    plan = make_plan(snap, mark(snap), GcSettings(grace=timedelta(0)), utcnow())
+    blob_rows = plan.rows.filter(pc.equal(plan.rows["kind"], "blob"))
+    assert blob_rows.num_rows
+    blobs = snap["blobs"]
+
+    def data(a: pa.Array) -> int:
+        return int(a.buffers()[2].address)
+
+    stored_keys = {data(c) for c in blobs["key"].chunks}
+    stored_digests = {data(c.dictionary) for c in blobs["digest"].chunks}
+    for chunk in blob_rows["key"].chunks:
+        assert data(chunk.dictionary) in stored_keys
+    for chunk in blob_rows["digest"].chunks:
+        assert data(chunk.dictionary) in stored_digests
+    by_digest = dict(zip(column(blobs, "digest"), column(blobs, "key"), strict=True))
+    assert column(blob_rows, "key") == [by_digest[d] for d in column(blob_rows, "digest")]
+
+
+def test_plan_file_holds_plain_strings_and_reads_back_equal(
+    snap: Snapshot, tmp_path: pathlib.Path
+) -> None:
+    """A plan file stays what it was (plain string columns, one row group per slice) and
+    ``Plan.read`` gives back the same rows, whatever the in-memory encoding."""
+    settings = GcSettings(delete_untagged=True, grace=timedelta(0), max_delete_fraction=1)
+    plan = make_plan(snap, mark(snap, delete_untagged=True), settings, utcnow())
+    path = tmp_path / "plan.parquet"
+    plan.write(path)
+    schema = pq.read_schema(path)
+    assert all(not pa.types.is_dictionary(f.type) for f in schema)
+    assert schema.field("key").type == pa.string()
+    back = Plan.read(path)
+    assert back.rows.schema == PLAN_SCHEMA
+    assert back.rows.to_pylist() == plan.rows.to_pylist()
+    assert back.summary() == plan.summary()
+    assert load_plan(path)["key"].tolist() == column(plan.rows, "key")

@@ -32,30 +32,41 @@ import pyarrow.parquet as pq
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
 from regsweep.scan.graph import Graph, pylist
-from regsweep.scan.snapshot import Snapshot, ascending, decoded, rows
+from regsweep.scan.snapshot import Snapshot, ascending, by_value, decoded, rows
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
 
+# In memory, the text columns that repeat or that name blobs are dictionary-encoded. The blob
+# phase's key, digest and ETag are dictionaries over the snapshot's own blobs columns, so a
+# plan of millions of blobs adds 4 bytes per value instead of a copy of each string. A plan
+# file holds them as plain strings (PLAN_FILE_SCHEMA): a dictionary over every blob of the
+# store would be written whole.
+_DICT = pa.dictionary(pa.int32(), pa.string())
 PLAN_SCHEMA = pa.schema(
     [
         ("seq", pa.int64()),
         ("phase", pa.int8()),
         ("candidate", pa.int64()),  # rows of one candidate (a tag, a manifest, an upload) share it
         # blob | layer_link | revision | tag | tag_index | upload | multipart_upload | tmp
-        ("kind", pa.string()),
-        ("reason", pa.string()),
+        ("kind", _DICT),
+        ("reason", _DICT),
         ("rule", pa.string()),  # retention rule that decided it, when one did
         ("decided_by", pa.string()),  # rule | protect | guard | default (retention), else null
         ("rank", pa.int64()),  # the tag's rank position in the rule that decided it
-        ("repository", pa.string()),
-        ("digest", pa.string()),
+        ("repository", _DICT),
+        ("digest", _DICT),
         ("tag", pa.string()),
-        ("key", pa.string()),
+        ("key", _DICT),
         ("size", pa.int64()),
         ("last_modified", pa.timestamp("ms", tz="UTC")),
-        ("etag", pa.string()),  # for multipart uploads: the upload id
+        ("etag", _DICT),  # for multipart uploads: the upload id
     ]
 )
+PLAN_FILE_SCHEMA = pa.schema(
+    [pa.field(f.name, f.type.value_type) if f.type == _DICT else f for f in PLAN_SCHEMA]
+)
+_ENCODED = [f.name for f in PLAN_SCHEMA if f.type == _DICT]
+_WRITE_ROWS = 1 << 18  # rows decoded at a time when a plan is written
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ class Plan:
         Aggregated in Arrow: a plan can hold millions of blob rows."""
         g = (
             self.rows.select(["seq", "kind", "candidate", "size"])
+            .unify_dictionaries()  # each chunk of rows has its own
             .group_by("kind", use_threads=False)
             .aggregate(
                 [
@@ -138,7 +150,7 @@ class Plan:
         }
 
     def by_repository(self) -> dict[str, dict[str, int]]:
-        rows = self.rows.select(["repository", "kind", "size"])
+        rows = self.rows.select(["repository", "kind", "size"]).unify_dictionaries()
         g = (
             rows.filter(pc.is_valid(rows["repository"]))
             .group_by(["repository", "kind"], use_threads=False)
@@ -186,13 +198,19 @@ class Plan:
             "unsafe_repos": self.unsafe_repos,
             "snapshot_dir": self.snapshot_dir,
         }
-        table = self.rows.replace_schema_metadata({"regsweep.plan": json.dumps(meta)})
-        pq.write_table(table, str(path))
+        schema = PLAN_FILE_SCHEMA.with_metadata({"regsweep.plan": json.dumps(meta)})
+        with pq.ParquetWriter(str(path), schema) as out:
+            for start in range(0, max(self.rows.num_rows, 1), _WRITE_ROWS):
+                out.write_table(self.rows.slice(start, _WRITE_ROWS).cast(schema))
+
+    def decoded_rows(self) -> pa.Table:
+        """The rows with plain string columns, as a plan file holds them."""
+        return self.rows.cast(PLAN_FILE_SCHEMA)
 
     @classmethod
     def read(cls, path: str | Path) -> Plan:
         try:
-            table = pq.read_table(str(path))
+            table = pq.read_table(str(path), read_dictionary=_ENCODED)
         except (OSError, pa.ArrowInvalid) as e:
             raise UsageError(f"{path}: cannot read plan file ({e})") from e
         raw = (table.schema.metadata or {}).get(b"regsweep.plan")
@@ -299,11 +317,7 @@ class _Rows:
         self.candidate += n
         self.segments.append(
             pa.Table.from_arrays(
-                [
-                    columns[f.name].cast(f.type) if f.name in columns else pa.nulls(n, f.type)
-                    for f in PLAN_SCHEMA
-                ],
-                schema=PLAN_SCHEMA,
+                [_chunked(columns.get(f.name), f.type, n) for f in PLAN_SCHEMA], schema=PLAN_SCHEMA
             )
         )
 
@@ -569,16 +583,20 @@ def make_plan(
     # snapshot's row order (same input, same bytes), as every other phase is.
     all_blobs = snap["blobs"]
     digests = all_blobs["digest"]
-    unkept = pc.invert(pc.is_in(digests, pa.array(sorted(marked.live_blobs), pa.string())))
+    # Lookups by_value: once per digest of the blobs' dictionary, not on a decoded copy.
+    live = pa.array(sorted(marked.live_blobs), pa.string())
+    unkept = pc.invert(by_value(digests, lambda v: pc.is_in(v, value_set=live)))
     blob_candidates = (0, 0)
     if not marked.uncertain and pc.any(unkept).as_py():
         # A blob's activity: its own time, or a later one of a link or manifest that uses it.
         # Only a blob something names can have a later one: the graph holds exactly those.
         named = pa.array(list(graph.blob_sizes), pa.string())
-        wanted = decoded(digests.filter(pc.and_(unkept, pc.is_in(digests, named))))
+        is_named = by_value(digests, lambda v: pc.is_in(v, value_set=named))
+        wanted = decoded(digests.filter(pc.and_(unkept, is_named)))
         used_at = _blob_activity_us(snap, graph, only=wanted.combine_chunks(), blobs=False)
-        del named, wanted
-        at = pc.index_in(digests, value_set=pa.array(list(used_at), pa.string()))
+        del named, is_named, wanted
+        used = pa.array(list(used_at), pa.string())
+        at = by_value(digests, lambda v: pc.index_in(v, value_set=used))
         touched = pc.take(pa.array(list(used_at.values()), pa.int64()), at)
         own = pc.multiply(all_blobs["last_modified"].cast(pa.int64()), 1000)
         keep = pc.fill_null(
@@ -587,29 +605,26 @@ def make_plan(
         del at, touched, own
         if needed_anywhere:
             needed = pa.array(sorted(needed_anywhere), pa.string())
-            keep = pc.or_(keep, pc.is_in(digests, value_set=needed))
+            keep = pc.or_(keep, by_value(digests, lambda v: pc.is_in(v, value_set=needed)))
         if kept := pc.sum(pc.and_(unkept, keep)).as_py():
             protected["blob"] += kept
-        # The one copy of the blobs that go, in key order.
-        go = _sorted_by_key(all_blobs.filter(pc.and_(unkept, pc.invert(keep))))
+        go = pc.and_(unkept, pc.invert(keep))
         del unkept, keep
-        n = go.num_rows
+        blobs = _rows_of(all_blobs, go, ["digest", "key", "etag", "size", "last_modified"])
+        del go
+        n = len(blobs["key"])
         if n:
             out.extend(
                 {
                     "phase": pa.array(np.full(n, PHASE_BLOBS)),
-                    "kind": pa.repeat(pa.scalar("blob"), n),
-                    "reason": pa.repeat(pa.scalar("unreferenced"), n),
-                    "digest": decoded(go["digest"]),
-                    "key": go["key"],
-                    "size": go["size"],
-                    "last_modified": go["last_modified"],
-                    "etag": go["etag"],
+                    "kind": _constant("blob", n),
+                    "reason": _constant("unreferenced", n),
+                    **blobs,
                 },
                 n,
             )
-        blob_candidates = (n, int(pc.sum(go["size"]).as_py() or 0))
-        del go
+        blob_candidates = (n, int(pc.sum(blobs["size"]).as_py() or 0))
+        del blobs
 
     # -- phase 4: uploads -------------------------------------------------------------------
     for up in sorted(rows(snap["uploads"]), key=lambda u: (u["repository"], u["upload_id"])):
@@ -693,6 +708,56 @@ def _sorted_by_key(table: pa.Table) -> pa.Table:
     if ascending(table["key"]):
         return table
     return table.take(pc.sort_indices(table, [("key", "ascending")]))
+
+
+def _rows_of(table: pa.Table, picked: pa.ChunkedArray, names: list[str]) -> dict[str, Any]:
+    """Columns ``names`` of the rows of ``table`` where ``picked`` is true, in key order. Text
+    columns come as dictionaries over ``table``'s own values (see PLAN_SCHEMA), so only their
+    indices are new; other columns are copied."""
+    if not ascending(table["key"]):
+        # A snapshot that was not sorted by the scan (read from elsewhere): copy the rows.
+        table = _sorted_by_key(table.filter(picked))
+        picked = pa.chunked_array([np.ones(table.num_rows, dtype=bool)])
+    rows = np.flatnonzero(picked.to_numpy(zero_copy_only=False))
+    parts: dict[str, list[pa.Array]] = {name: [] for name in names}
+    start = 0
+    for batch in table.select(names).to_batches():
+        lo, hi = np.searchsorted(rows, [start, start + batch.num_rows])
+        at = pa.array(rows[lo:hi] - start, pa.int32())
+        start += batch.num_rows
+        for name, col in zip(names, batch.columns, strict=True):
+            parts[name].append(_take_shared(col, at))
+    return {
+        name: pa.chunked_array(chunks, type=PLAN_SCHEMA.field(name).type)
+        for name, chunks in parts.items()
+    }
+
+
+def _take_shared(col: pa.Array, at: pa.Array) -> pa.Array:
+    """``col.take(at)``, as a dictionary over ``col``'s values when they are text."""
+    if pa.types.is_dictionary(col.type):
+        return pa.DictionaryArray.from_arrays(col.indices.take(at), col.dictionary)
+    if not pa.types.is_string(col.type):
+        return col.take(at)
+    if col.null_count:
+        # Arrow cannot combine dictionaries that hold nulls (a take across chunks does), so
+        # a column with nulls (a filesystem's ETags: all null) is copied.
+        return col.take(at).dictionary_encode()
+    return pa.DictionaryArray.from_arrays(at, col)
+
+
+def _chunked(values: pa.Array | pa.ChunkedArray | None, type_: pa.DataType, n: int) -> Any:
+    """``values`` (``n`` nulls when None) as a ChunkedArray of ``type_``."""
+    if values is None:
+        values = pa.nulls(n, type_)
+    if isinstance(values, pa.Array):
+        values = pa.chunked_array([values])
+    return values.cast(type_)
+
+
+def _constant(value: str, n: int) -> pa.DictionaryArray:
+    """``value`` ``n`` times, as a dictionary: 4 bytes a row."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
 
 
 def _blob_activity_us(

@@ -138,7 +138,7 @@ def load_plan(path: str | Path) -> pd.DataFrame:
     from regsweep.gc.plan import Plan
 
     plan = Plan.read(path)
-    df: pd.DataFrame = plan.rows.to_pandas()
+    df: pd.DataFrame = plan.decoded_rows().to_pandas()
     attrs: dict[str, Any] = {
         "run_id": plan.run_id,
         "store": plan.store,

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regsweep.scan.snapshot import Snapshot, decoded, one_array
+from regsweep.scan.snapshot import Snapshot, by_value, decoded, one_array
 
 
 @dataclass
@@ -44,7 +44,8 @@ class Graph:
         # first: this runs on every gc plan, over every reference and link of the store.
         blobs = snap["blobs"]
         stored = (blobs.num_rows, int(pc.sum(blobs["size"]).as_py() or 0))
-        blobs = blobs.filter(pc.is_in(blobs["digest"], value_set=_named_digests(snap)))
+        named = _named_digests(snap)
+        blobs = blobs.filter(by_value(blobs["digest"], lambda v: pc.is_in(v, value_set=named)))
         sizes = dict(zip(pylist(blobs["digest"]), pylist(blobs["size"]), strict=True))
         refs = snap["references"]
         is_subject = pc.fill_null(pc.equal(decoded(refs["kind"]), "subject"), False)

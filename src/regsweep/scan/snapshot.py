@@ -8,6 +8,7 @@ stored once however many rows mention it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -255,6 +256,18 @@ def column(table: pa.Table, name: str) -> list[Any]:
 def decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """A dictionary column as its plain values (computed in Arrow); any other as it is."""
     return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def by_value(
+    col: pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array | pa.ChunkedArray]
+) -> pa.ChunkedArray:
+    """``fn`` (an element-wise kernel, such as ``is_in``) of every row of ``col``; of a
+    dictionary column, computed once per dictionary value and spread to the rows by their
+    indices (a null row gives null). Arrow's kernels decode a dictionary column first: a copy
+    of every string, about 150 MB for the digests of 2M blobs."""
+    if not pa.types.is_dictionary(col.type):
+        return pa.chunked_array([fn(col)])
+    return pa.chunked_array([fn(c.dictionary).take(c.indices) for c in col.chunks])
 
 
 def one_array(col: pa.ChunkedArray) -> pa.Array:
