@@ -781,7 +781,10 @@ def _blob_activity_us(
     ll = snap["layer_links"]
     if blobs:  # without: only the times of links and manifests that use a blob
         touch(_digest_times(b["digest"], b["last_modified"], wanted))
-    touch(_digest_times(_link_blob(ll), ll["last_modified"], wanted))
+    # A _layers link touches its target, else (null or empty) the digest of its path.
+    by_target = pc.fill_null(by_value(ll["target"], lambda v: pc.not_equal(v, "")), False)
+    touch(_digest_times(ll["target"], ll["last_modified"], wanted, by_target))
+    touch(_digest_times(ll["digest"], ll["last_modified"], wanted, pc.invert(by_target)))
     refs = snap["references"]
     kind, child = decoded(refs["kind"]), decoded(refs["child"])
     strong = pc.invert(pc.fill_null(pc.equal(kind, "subject"), False))
@@ -813,22 +816,21 @@ def _blob_activity_us(
 
 
 def _digest_times(
-    digests: pa.ChunkedArray, times: pa.ChunkedArray, wanted: pa.Array | None
+    digests: pa.ChunkedArray,
+    times: pa.ChunkedArray,
+    wanted: pa.Array | None,
+    rows: pa.ChunkedArray | None = None,
 ) -> Iterable[tuple[str, int]]:
-    """(digest, epoch milliseconds) of the rows with both, and a digest in ``wanted``."""
-    d = decoded(digests)
+    """(digest, epoch milliseconds) of the rows (of those ``rows`` picks) with both, and a
+    digest in ``wanted``. Only those rows are decoded: a store can hold millions of links."""
     t = times.cast(pa.int64())
-    keep = pc.and_(pc.is_valid(d), pc.is_valid(t))
+    keep = pc.and_(pc.is_valid(digests), pc.is_valid(t))
+    if rows is not None:
+        keep = pc.and_(keep, rows)
     if wanted is not None:
-        keep = pc.and_(keep, pc.is_in(d, value_set=wanted))
-    return zip(pylist(d.filter(keep)), pylist(t.filter(keep)), strict=True)
-
-
-def _link_blob(ll: pa.Table) -> pa.ChunkedArray:
-    """The blob each ``_layers`` link touches: its target, else (null or empty) its digest."""
-    target = decoded(ll["target"])
-    unset = pc.fill_null(pc.equal(target, ""), True)
-    return pc.if_else(unset, decoded(ll["digest"]), target)
+        member = by_value(digests, lambda v: pc.is_in(v, value_set=wanted))
+        keep = pc.and_(keep, pc.fill_null(member, False))
+    return zip(pylist(digests.filter(keep)), pylist(t.filter(keep)), strict=True)
 
 
 def brakes(
