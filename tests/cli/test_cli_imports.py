@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,20 @@ def test_option_defaults_match_the_library() -> None:
     assert common.FINDINGS_FILE == FINDINGS_FILE
     assert sorted(policy.IMPORTER_NAMES) == sorted(IMPORTERS)
     assert MODES == APPLY_MODES
+
+
+def _memory_pool(env: dict[str, str]) -> str:
+    probe = "import regsweep.cli, pyarrow\nprint(pyarrow.default_memory_pool().backend_name)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=env
+    )
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="jemalloc is the default on Linux only")
+def test_cli_picks_jemalloc_unless_the_environment_says_otherwise() -> None:
+    """The command line uses jemalloc (a lower peak RSS: bench/RESULTS.md); an operator's
+    ARROW_DEFAULT_MEMORY_POOL wins."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    assert _memory_pool(env) == "jemalloc"
+    assert _memory_pool({**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
