@@ -15,6 +15,7 @@ import pytest
 
 from regsweep.clock import utcnow
 from regsweep.demo.generator import generate_demo
+from regsweep.gc import plan as plan_module
 from regsweep.gc.mark import mark
 from regsweep.gc.plan import PLAN_SCHEMA, GcSettings, Plan, make_plan
 from regsweep.reports.dataset import load_plan
@@ -129,3 +130,17 @@ def test_plan_file_holds_plain_strings_and_reads_back_equal(
     assert back.rows.to_pylist() == plan.rows.to_pylist()
     assert back.summary() == plan.summary()
     assert load_plan(path)["key"].tolist() == column(plan.rows, "key")
+
+
+def test_link_phase_is_the_same_a_slice_at_a_time(
+    snap: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """_layers links become Python values a slice at a time; slices of two rows give the same
+    plan as one slice of every link."""
+    settings = GcSettings(delete_untagged=True, grace=timedelta(0), max_delete_fraction=1)
+    marked = mark(snap, delete_untagged=True)
+    now = utcnow()
+    expected = make_plan(snap, marked, settings, now, run_id="r").rows.to_pylist()
+    assert sum(r["kind"] == "layer_link" for r in expected) > 2, "want several link rows"
+    monkeypatch.setattr(plan_module, "_SLICE_ROWS", 2)
+    assert make_plan(snap, marked, settings, now, run_id="r").rows.to_pylist() == expected

@@ -67,6 +67,7 @@ PLAN_FILE_SCHEMA = pa.schema(
 )
 _ENCODED = [f.name for f in PLAN_SCHEMA if f.type == _DICT]
 _WRITE_ROWS = 1 << 18  # rows decoded at a time when a plan is written
+_SLICE_ROWS = 1 << 16  # _layers links turned into Python values at a time
 
 
 @dataclass(frozen=True)
@@ -539,42 +540,44 @@ def make_plan(
         out.add_row(cand, PHASE_MANIFESTS, "revision", reason, rv, r, repository=repo, digest=d)
 
     # -- phase 2: _layers links -------------------------------------------------------------
-    # Column by column: no row becomes a dict.
-    ll = _Columns(_sorted_by_key(snap["layer_links"]), "repository", "digest", "target")
+    # Column by column, a slice of rows at a time: no row becomes a dict, and a store's
+    # millions of links never all become Python values at once.
     no_links: set[str] = set()
-    for i, (repo, digest, target, present, t_ms) in enumerate(
-        zip(
-            ll["repository"],
-            ll["digest"],
-            ll["target"],
-            pylist(ll.table["blob_present"]),
-            ll.millis,
-            strict=True,
-        )
-    ):
-        if repo in marked.unsafe_repos:
-            continue
-        if not present and target is not None:
-            reason = "dangling-link"
-        elif digest in marked.needed_links.get(repo, no_links):
-            continue
-        else:
-            reason = "unneeded-link"
-        if (t_ms is not None and t_ms * 1000 >= cutoff_us) or (
-            reason == "unneeded-link" and {digest, target} & needed_after.get(repo, no_links)
+    for batch in _sorted_by_key(snap["layer_links"]).to_batches(max_chunksize=_SLICE_ROWS):
+        ll = _Columns(pa.Table.from_batches([batch]), "repository", "digest", "target")
+        for i, (repo, digest, target, present, t_ms) in enumerate(
+            zip(
+                ll["repository"],
+                ll["digest"],
+                ll["target"],
+                pylist(ll.table["blob_present"]),
+                ll.millis,
+                strict=True,
+            )
         ):
-            protected["layer_link"] += 1
-            continue
-        out.add_row(
-            out.new_candidate(),
-            PHASE_LINKS,
-            "layer_link",
-            reason,
-            ll,
-            i,
-            repository=repo,
-            digest=digest,
-        )
+            if repo in marked.unsafe_repos:
+                continue
+            if not present and target is not None:
+                reason = "dangling-link"
+            elif digest in marked.needed_links.get(repo, no_links):
+                continue
+            else:
+                reason = "unneeded-link"
+            if (t_ms is not None and t_ms * 1000 >= cutoff_us) or (
+                reason == "unneeded-link" and {digest, target} & needed_after.get(repo, no_links)
+            ):
+                protected["layer_link"] += 1
+                continue
+            out.add_row(
+                out.new_candidate(),
+                PHASE_LINKS,
+                "layer_link",
+                reason,
+                ll,
+                i,
+                repository=repo,
+                digest=digest,
+            )
 
     # -- phase 3: blobs ---------------------------------------------------------------------
     # Column-wise: a store can hold millions of blobs that nothing references, so no Python
