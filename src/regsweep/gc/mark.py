@@ -37,6 +37,9 @@ def referrer_tag_subject(tag: str) -> str | None:
     return f"{m['alg']}:{m['hex']}" if m else None
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class MissingBlob:
     repository: str
@@ -49,7 +52,6 @@ class MissingBlob:
 class MarkResult:
     live_blobs: set[str]
     live_manifests: dict[str, set[str]]  # repo -> manifest digests kept in that repo
-    needed_links: dict[str, set[str]]  # repo -> _layers path digests to keep
     kept_tags: dict[str, set[str]]
     removed_tags: dict[str, dict[str, str]]  # repo -> {tag: reason}
     unsafe_repos: dict[str, str]  # repo -> why it is kept whole
@@ -58,6 +60,15 @@ class MarkResult:
     uncertain: list[str] = field(default_factory=list)  # reasons no blob may be swept
     # The reference graph of the marked snapshot, so that make_plan need not build it again.
     graph: Graph | None = field(default=None, repr=False, compare=False)
+
+    def needs_link(self, repo: str, digest: str, target: str | None) -> bool:
+        """A ``_layers`` link of ``repo`` (its path's digest, its content's) is needed: its
+        repository is kept whole, or a kept manifest of it needs the blob. Asked per link
+        rather than stored as sets: a store can hold millions of links."""
+        if repo in self.unsafe_repos:
+            return True
+        reach = self.reach.get(repo, _NOTHING)
+        return digest in reach or (target is not None and target in reach)
 
 
 @dataclass
@@ -283,7 +294,6 @@ def mark(
             absent[m] = gone
 
     live_blobs: set[str] = set()
-    needed: dict[str, set[str]] = {}
     live_manifests: dict[str, set[str]] = {}
     missing: list[MissingBlob] = []
     for repo in repos.values():
@@ -292,14 +302,9 @@ def mark(
         live_blobs |= closure & graph.blob_sizes.keys()
         live_manifests[repo.name] = closure & revs
         if repo.name in unsafe:
-            needed[repo.name] = set(repo.links)
             live_blobs |= {t for t in repo.links.values() if t is not None}
             live_blobs |= {d for d in repo.links if d in graph.blob_sizes}
             live_manifests[repo.name] = set(revs)
-        else:
-            needed[repo.name] = {
-                d for d, t in repo.links.items() if d in closure or (t is not None and t in closure)
-            }
         for m in filter(absent.__contains__, closure):
             for child, kind in absent[m]:
                 if graph.canonical(repo.name, child) not in graph.blob_sizes:
@@ -308,7 +313,6 @@ def mark(
     return MarkResult(
         live_blobs=live_blobs,
         live_manifests=live_manifests,
-        needed_links=needed,
         kept_tags=dict(kept_tags),
         removed_tags={k: v for k, v in removed_tags.items() if v},
         unsafe_repos=unsafe,

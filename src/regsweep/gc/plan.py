@@ -412,18 +412,11 @@ def make_plan(
     protected: dict[str, int] = defaultdict(int)
 
     # Tags, tag history and revisions are read column by column, indexed by row number; only
-    # the rows that go into the plan become dicts (converting whole tables was a hot spot).
+    # the rows that go into the plan become dicts (converting whole tables was a hot spot),
+    # and only the rows of candidates are indexed (a store can hold millions of tags).
     tg = _Columns(snap["tags"], "repository", "tag", "digest")
     hs = _Columns(snap["tag_history"], "repository", "tag", "digest")
     rv = _Columns(snap["revisions"], "repository", "digest", "target", "blob_present")
-    tags: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, key in enumerate(zip(tg["repository"], tg["tag"], strict=True)):
-        tags[key].append(i)
-    history: dict[tuple[str, str], list[int]] = defaultdict(list)
-    history_by_digest: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, (repo, tag, d) in enumerate(zip(hs["repository"], hs["tag"], hs["digest"], strict=True)):
-        history[(repo, tag)].append(i)
-        history_by_digest[(repo, d)].append(i)
 
     def young(ms: list[int | None], idx: list[int]) -> bool:
         return any((t := ms[i]) is not None and t * 1000 >= cutoff_us for i in idx)
@@ -438,6 +431,17 @@ def make_plan(
             continue
         for tag, removal in tmap2.items():
             removed_tags.setdefault((repo, tag), removal)
+    tags: dict[tuple[str, str], list[int]] = defaultdict(list)  # of the removed tags
+    still_tagged: set[tuple[str, str | None]] = set()  # (repo, digest) of the tags that stay
+    for i, (repo, tag, d) in enumerate(zip(tg["repository"], tg["tag"], tg["digest"], strict=True)):
+        if (repo, tag) in removed_tags:
+            tags[(repo, tag)].append(i)
+        else:
+            still_tagged.add((repo, d))
+    history: dict[tuple[str, str], list[int]] = defaultdict(list)  # of the removed tags
+    for i, key in enumerate(zip(hs["repository"], hs["tag"], strict=True)):
+        if key in removed_tags:
+            history[key].append(i)
     for (repo, tag), removal in sorted(removed_tags.items()):
         reason, rule = removal.reason, removal.rule
         extra = {"rule": rule, "decided_by": removal.decided_by, "rank": removal.rank}
@@ -475,38 +479,42 @@ def make_plan(
                 digest=tg["digest"][i],
                 **extra,
             )
+    del tags, history
 
     # -- phase 1: manifests (revision links) ------------------------------------------------
-    still_tagged = {
-        (repo, tg["digest"][idx[0]])
-        for (repo, tag), idx in tags.items()
-        if (repo, tag) not in removed_tags
-    }
     rev_repo, rev_digest, rev_target = rv["repository"], rv["digest"], rv["target"]
     rev_present = rv["blob_present"]
-    rev_cands: list[tuple[str, str, str, int, list[int]]] = []
+    untagged: list[tuple[str, str, str, int]] = []
     no_manifests: set[str] = set()
-    for r in sorted(range(rv.num_rows), key=rv.keys.__getitem__):
-        repo, d = rev_repo[r], rev_digest[r]
+    for r, (repo, d) in enumerate(zip(rev_repo, rev_digest, strict=True)):
         if repo in marked.unsafe_repos:
             continue
         live_here = marked.live_manifests.get(repo, no_manifests)
         kept = d in live_here or rev_target[r] in live_here
         if kept and rev_present[r]:
             continue
-        reason = "untagged" if rev_present[r] else "dangling-revision"
-        if kept and not rev_present[r]:
-            reason = "dangling-revision"
-        entries = history_by_digest.get((repo, d), [])
-        # Tag-index entries of tags being removed are already in the plan.
-        entries = [e for e in entries if (repo, hs["tag"][e]) not in removed_tags]
         # A tag that still exists and points here keeps it (it is not untagged after all).
         if (repo, d) in still_tagged:
             continue
+        reason = "untagged" if rev_present[r] and not kept else "dangling-revision"
+        untagged.append((repo, d, reason, r))
+    del still_tagged
+    # The tag-index entries that name them, but for those of tags being removed (already in
+    # the plan); in key order, as every phase.
+    wanted = {(repo, d) for repo, d, _, _ in untagged}
+    history_by_digest: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, (repo, tag, d) in enumerate(zip(hs["repository"], hs["tag"], hs["digest"], strict=True)):
+        if (repo, d) in wanted and (repo, tag) not in removed_tags:
+            history_by_digest[(repo, d)].append(i)
+    del wanted
+    rev_cands: list[tuple[str, str, str, int, list[int]]] = []
+    for repo, d, reason, r in sorted(untagged, key=lambda c: rv.keys[c[3]]):
+        entries = history_by_digest.get((repo, d), [])
         if young(rv.millis, [r]) or young(hs.millis, entries):
             protected["revision"] += 1
             continue
         rev_cands.append((repo, d, reason, r, entries))
+    del untagged, history_by_digest
 
     # Every manifest that stays (kept by the mark, or only by the grace period) keeps what it
     # needs in its repository: its children's revision links, its _layers links, its blobs.
@@ -559,7 +567,7 @@ def make_plan(
                 continue
             if not present and target is not None:
                 reason = "dangling-link"
-            elif digest in marked.needed_links.get(repo, no_links):
+            elif marked.needs_link(repo, digest, target):
                 continue
             else:
                 reason = "unneeded-link"
