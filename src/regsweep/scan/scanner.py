@@ -99,8 +99,10 @@ def _take(table: pa.Table, indices: pa.Array) -> pa.Table:
     # dropping its columns here frees nothing.
     schema, columns = table.schema, []
     for name in schema.names:
-        columns.append(_col(table, name).take(indices))
-        table = table.drop_columns([name])
+        col = _col(table, name)  # one chunk: a copy when the listing gave several
+        table = table.drop_columns([name])  # so that the chunks go before the take copies
+        columns.append(col.take(indices))
+        del col
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -383,8 +385,16 @@ class _Scan:
         kinds = (Kind.REVISION_LINK, Kind.TAG_INDEX, Kind.LAYER_LINK, Kind.TAG_CURRENT)
         known: dict[Kind, tuple[pa.Array, pa.Array]] = {}  # (resolved without a read, target)
         for kind in kinds[:3]:
-            ok = self._path_is_enough(self.kinds[kind])
-            known[kind] = ok, pc.if_else(ok, _col(self.kinds[kind], "digest"), NULL_STRING)
+            # The digest column as one chunk, in the table too (the listed chunks can go);
+            # when every path tells, the targets are that same array, not a copy of it.
+            table = self.kinds.pop(kind)
+            digest = _col(table, "digest")
+            table = table.set_column(table.schema.get_field_index("digest"), "digest", digest)
+            self.kinds[kind] = table
+            ok = self._path_is_enough(table)
+            every = pc.all(ok).as_py() is not False
+            known[kind] = ok, digest if every else pc.if_else(ok, digest, NULL_STRING)
+            del table, digest
         tags = self.kinds[Kind.TAG_CURRENT]
         etag = _col(tags, "etag")
         md5_like = _md5_like(etag)
