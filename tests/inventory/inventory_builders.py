@@ -12,6 +12,7 @@ Azure: ``YYYY/MM/DD/HH-MM-SS/<rule>/<rule>_<n>.csv|parquet`` and ``<rule>-manife
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import hashlib
@@ -48,7 +49,15 @@ S3_PARQUET_SCHEMA = (
     "optional int64 size; optional int64 last_modified_date (TIMESTAMP_MILLIS); "
     "optional binary e_tag (UTF8); optional boolean is_multipart_uploaded; }"
 )
-AZURE_FIELDS = ["Name", "Creation-Time", "Last-Modified", "Etag", "Content-Length", "BlobType"]
+AZURE_FIELDS = [
+    "Name",
+    "Creation-Time",
+    "Last-Modified",
+    "Etag",
+    "Content-Length",
+    "Content-MD5",
+    "BlobType",
+]
 
 
 @dataclass(frozen=True)
@@ -62,17 +71,22 @@ class Row:
     version_id: str | None = None
     is_latest: bool = True
     is_delete_marker: bool = False
+    content_md5: str | None = None  # hex, as ObjectInfo (Azure writes it in base64)
 
 
 def rows_of(store: ObjectStore, full_prefix: str = "") -> list[Row]:
     """The store's objects (its whole listing) as rows keyed as in the bucket/container."""
     return [
-        Row(full_prefix + o.key, o.size, o.last_modified, o.etag) for o in store.iter_objects("")
+        Row(full_prefix + o.key, o.size, o.last_modified, o.etag, content_md5=o.content_md5)
+        for o in store.iter_objects("")
     ]
 
 
 def rows_from(objs: Sequence[ObjectInfo], full_prefix: str = "") -> list[Row]:
-    return [Row(full_prefix + o.key, o.size, o.last_modified, o.etag) for o in objs]
+    return [
+        Row(full_prefix + o.key, o.size, o.last_modified, o.etag, content_md5=o.content_md5)
+        for o in objs
+    ]
 
 
 def put_into(store: ObjectStore) -> Put:
@@ -199,6 +213,11 @@ def _azure_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}0Z"
 
 
+def _base64_md5(r: Row) -> str:
+    """Content-MD5 as Azure's report writes it: base64 of the 16 bytes, or empty."""
+    return base64.b64encode(bytes.fromhex(r.content_md5)).decode() if r.content_md5 else ""
+
+
 def write_azure_inventory(
     rows: list[Row],
     put: Put,
@@ -221,7 +240,7 @@ def write_azure_inventory(
             w.writerow(AZURE_FIELDS)
             for name, r in zip(names, chunk, strict=True):
                 t = _azure_time(r.last_modified)
-                w.writerow([name, t, t, r.etag or "", r.size, "BlockBlob"])
+                w.writerow([name, t, t, r.etag or "", r.size, _base64_md5(r), "BlockBlob"])
             data = buf.getvalue().encode()
         else:
             times = pa.array([r.last_modified for r in chunk], pa.timestamp("ms", tz="UTC"))
@@ -232,6 +251,7 @@ def write_azure_inventory(
                     "Last-Modified": times,
                     "Etag": pa.array([r.etag for r in chunk], pa.string()),
                     "Content-Length": pa.array([r.size for r in chunk], pa.int64()),
+                    "Content-MD5": pa.array([_base64_md5(r) or None for r in chunk], pa.string()),
                     "BlobType": pa.array(["BlockBlob"] * len(chunk), pa.string()),
                 }
             )

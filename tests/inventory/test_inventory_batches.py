@@ -4,6 +4,7 @@ store is only asked where it is)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import hashlib
@@ -31,6 +32,7 @@ from inventory_builders import (
 
 from regsweep.scan.inventory import (
     InventoryError,
+    _md5_hex,
     _parse_time,
     _parse_times,
     _unquote_plus,
@@ -400,3 +402,29 @@ def test_parse_times_matches_parse_time() -> None:
     assert mixed == [ms(_parse_time(t)) for t in texts]
     with pytest.raises(ValueError, match="unparsable time 'soon'"):
         _parse_times(pa.array(["2026-10-01T12:30:15Z", "soon"]))
+
+
+def test_azure_content_md5_decodes_to_hex_and_leaves_the_rest_null() -> None:
+    """Content-MD5 is base64 in an Azure report: the listing holds it as hex, as a live Azure
+    listing does, on the rows that want it; a malformed value is null (the link is read)."""
+    digests = [hashlib.md5(str(i).encode()).digest() for i in range(300)]
+    cells = [base64.b64encode(d).decode() for d in digests]
+    cells += [
+        None,
+        "",
+        "abc",
+        "!" * 22 + "==",
+        "A" * 21 + "===",
+        base64.b64encode(b"x" * 17).decode(),
+    ]
+    expected = [d.hex() for d in digests] + [None] * 6
+    got = _md5_hex(pa.array(cells), pa.array([True] * len(cells)))
+    assert got.to_pylist() == expected
+    assert (
+        _md5_hex(pa.array(cells).slice(7), pa.array([True] * (len(cells) - 7))).to_pylist()
+        == (expected[7:])
+    )
+    every_other = pa.array([i % 2 == 0 for i in range(len(cells))])
+    assert _md5_hex(pa.array(cells), every_other).to_pylist() == [
+        e if i % 2 == 0 else None for i, e in enumerate(expected)
+    ]

@@ -350,9 +350,10 @@ def expected_references(manifests: Any) -> list[tuple[str, str, str, str | None]
 
 
 def test_links_written_by_the_registry_need_no_reads(run: Run) -> None:
-    """Distribution writes every link with one PutObject, so on S3 a tag's current/link is
-    resolved from its ETag (md5 of the content) and the other links from their paths."""
-    expected = {"fs": "read", "azure": "read", "s3": "etag"}
+    """Distribution writes every link with one PutObject (one Put Blob on Azure), so a tag's
+    current/link is resolved from the MD5 of its content, its ETag on S3 and its Content-MD5
+    on Azure, and the other links from their paths."""
+    expected = {"fs": "read", "azure": "content-md5", "s3": "etag"}
     for kind, snap in run.snaps.items():
         assert {r["resolved_by"] for r in snap["tags"].to_pylist()} == {expected[kind]}, kind
         for name in ("revisions", "layer_links"):

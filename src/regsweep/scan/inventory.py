@@ -17,6 +17,7 @@ naming the file, never a partial listing.
 
 from __future__ import annotations
 
+import binascii
 import csv
 import hashlib
 import json
@@ -259,6 +260,7 @@ _USED = {
     "Content-Length",
     "Last-Modified",
     "Etag",
+    "Content-MD5",
     "Deleted",
     "IsCurrentVersion",
     "Snapshot",
@@ -346,7 +348,8 @@ def _listing(
         if snapshot is not None:
             keep = pc.and_(keep, pc.invert(_truthy(snapshot)))
         size, when, etag = cols["Content-Length"], cols["Last-Modified"], cols.get("Etag")
-    parts = [full, size, when] + ([etag] if etag is not None else [])
+    md5 = cols.get("Content-MD5") if vendor == "azure" else None
+    parts = [full, size, when, etag if etag is not None else full, md5 if md5 is not None else full]
     kept = pa.RecordBatch.from_arrays(parts, names=[str(i) for i in range(len(parts))])
     kept = kept.filter(keep)
     n = kept.num_rows
@@ -356,10 +359,15 @@ def _listing(
     sizes = _sizes(kept.column(1))
     times = _times(kept.column(2))
     etags = _etags(kept.column(3)) if etag is not None else pa.nulls(n, pa.string())
+    md5s = (
+        _md5_hex(kept.column(4), pc.ends_with(keys, "/link"))
+        if md5 is not None
+        else pa.nulls(n, pa.string())
+    )
     if sizes.null_count or times.null_count:
         bad = pc.indices_nonzero(pc.or_(pc.is_null(sizes), pc.is_null(times)))[0].as_py()
         raise ValueError(f"row for {keys[bad].as_py()} has no size or no last-modified time")
-    return pa.Table.from_arrays([keys, sizes, times, etags], schema=LISTING_SCHEMA)
+    return pa.Table.from_arrays([keys, sizes, times, etags, md5s], schema=LISTING_SCHEMA)
 
 
 def _text(col: pa.Array) -> pa.Array:
@@ -505,6 +513,42 @@ def _etags(col: pa.Array) -> pa.Array:
     """Without the surrounding quotes; "" -> null."""
     s = pc.utf8_trim(_text(col), characters='"')
     return pc.if_else(pc.equal(s, ""), NULL_STRING, s)
+
+
+_B64 = np.full(256, 255, dtype=np.uint8)  # 255: not a base64 digit
+_B64[
+    np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", np.uint8)
+] = np.arange(64, dtype=np.uint8)
+
+
+def _md5_hex(col: pa.Array, rows: pa.Array) -> pa.Array:
+    """Azure's Content-MD5 (base64 of 16 bytes: 22 characters and "==") as 32 hex digits, on
+    the ``rows`` that want it (the scan uses the MD5 of links only); null elsewhere and where
+    malformed. Decoded in numpy: a report can list millions of links."""
+    text = _text(col)
+    n = len(text)
+    ok = pc.fill_null(
+        pc.and_(rows, pc.and_(pc.equal(pc.binary_length(text), 24), pc.ends_with(text, "=="))),
+        False,
+    )
+    good = pa.concat_arrays([text.filter(ok)])  # its own buffers
+    m = len(good)
+    if m == 0:
+        return pa.nulls(n, pa.string())
+    start = int(np.frombuffer(good.buffers()[1], dtype=np.int32)[good.offset])
+    chars = np.frombuffer(good.buffers()[2], dtype=np.uint8)[start : start + 24 * m]
+    chars = chars.reshape(m, 24).copy()
+    valid = (_B64[chars[:, :22]] != 255).all(axis=1)
+    chars[~valid] = ord("A")
+    # "==" -> "AA": each value becomes 18 bytes of unpadded base64 (16 and two zero bytes),
+    # so the whole column decodes in one call.
+    chars[:, 22:] = ord("A")
+    raw = np.frombuffer(binascii.a2b_base64(chars.tobytes()), dtype=np.uint8)
+    hexes = raw.reshape(m, 18)[:, :16].tobytes().hex().encode()
+    offsets = pa.py_buffer(np.arange(0, 32 * (m + 1), 32, dtype=np.int32))
+    decoded = pa.Array.from_buffers(pa.string(), m, [None, offsets, pa.py_buffer(hexes)])
+    decoded = pc.if_else(pa.array(valid), decoded, NULL_STRING)
+    return pc.replace_with_mask(pa.nulls(n, pa.string()), ok, decoded)
 
 
 def _parse_time(text: str | None) -> datetime | None:

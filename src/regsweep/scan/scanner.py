@@ -121,8 +121,17 @@ def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
 
 
 def _md5_like(etag: pa.Array) -> pa.Array:
-    """Per row: the ETag looks like an MD5 (a single-PUT object's, on S3 and Azure)."""
+    """Per row: the ETag looks like an MD5 (a single-PUT object's, on S3)."""
     return pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
+
+
+def _known_md5(table: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Per row: the MD5 of the content as the listing tells it (null where it does not), and
+    whether it is the ETag. On S3 a single-PUT object's ETag is its MD5; on Azure the ETag
+    is not, but a single Put Blob sets Content-MD5."""
+    etag = _col(table, "etag")
+    from_etag = _md5_like(etag)
+    return pc.if_else(from_etag, etag, _col(table, "content_md5")), from_etag
 
 
 def _md5(text: str) -> str:
@@ -263,9 +272,11 @@ class _Scan:
         for kind, table in common.items():
             if kind is Kind.BLOB_DATA:
                 # A blob's key follows from its digest (blobs_table writes it back): not
-                # holding it saves about 100 bytes per blob for the rest of the scan.
-                at = table.schema.get_field_index("key")
-                table = table.set_column(at, "key", pa.nulls(table.num_rows, pa.string()))
+                # holding it (or an MD5 nothing uses) saves about 100 bytes per blob for the
+                # rest of the scan.
+                for name in ("key", "content_md5"):
+                    at = table.schema.get_field_index(name)
+                    table = table.set_column(at, name, pa.nulls(table.num_rows, pa.string()))
             if table.num_rows:
                 self.parts[kind].append(table)
         revisions = common.get(Kind.REVISION_LINK)
@@ -273,8 +284,8 @@ class _Scan:
             self.prefetch(pc.unique(revisions["digest"]).to_pylist())
         tags = common.get(Kind.TAG_CURRENT)
         if tags is not None and tags.num_rows:
-            # Tag links without an MD5 ETag (a filesystem's) must be read: read them now too.
-            keys = _col(tags, "key").filter(pc.invert(_md5_like(_col(tags, "etag")))).to_pylist()
+            # Tag links whose listing tells no MD5 (a filesystem's) must be read: read them now.
+            keys = _col(tags, "key").filter(pc.is_null(_known_md5(tags)[0])).to_pylist()
             self.prefetched_links += [
                 self.prefetcher.submit(self._read_links, c) for c in _chunks(keys)
             ]
@@ -366,16 +377,16 @@ class _Scan:
         n = links.num_rows
         if self.options.verify_links or n == 0:
             return pa.repeat(pa.scalar(False), n)
-        digest, etag = _col(links, "digest"), _col(links, "etag")
+        digest, (md5, _) = _col(links, "digest"), _known_md5(links)
         ok = pc.and_(
             pc.fill_null(pc.starts_with(digest, "sha256:"), False),
             pc.fill_null(pc.equal(_col(links, "size"), pc.utf8_length(digest)), False),
         )
-        check = pc.and_(ok, _md5_like(etag))
+        check = pc.and_(ok, pc.is_valid(md5))
         if pc.any(check).as_py():
-            # S3 and Azure: the ETag of a single-PUT link is the MD5 of its content.
+            # The MD5 the listing tells (S3's ETag, Azure's Content-MD5) must be the path's.
             want = pa.array([_md5(d) for d in digest.filter(check).to_pylist()], pa.string())
-            agrees = pc.equal(etag.filter(check), want)
+            agrees = pc.equal(md5.filter(check), want)
             ok = pc.replace_with_mask(ok, check, agrees)
         return ok
 
@@ -396,17 +407,17 @@ class _Scan:
             known[kind] = ok, digest if every else pc.if_else(ok, digest, NULL_STRING)
             del table, digest
         tags = self.kinds[Kind.TAG_CURRENT]
-        etag = _col(tags, "etag")
-        md5_like = _md5_like(etag)
-        if self.options.verify_links or not pc.any(md5_like).as_py():
+        md5, from_etag = _known_md5(tags)
+        tag_source = pc.if_else(from_etag, "etag", "content-md5")
+        if self.options.verify_links or md5.null_count == len(md5):
             known[Kind.TAG_CURRENT] = (
                 pa.repeat(pa.scalar(False), tags.num_rows),
                 pa.nulls(tags.num_rows, pa.string()),
             )
         else:
-            # ETag of a single-PUT link == md5("sha256:<hex>") (storage-layout.md §6.3). A tag
-            # names a manifest, which has revision and index links; a tag whose ETag matches
-            # none of their digests is read.
+            # A single-PUT link's MD5 (S3's ETag, Azure's Content-MD5) is md5("sha256:<hex>")
+            # (storage-layout.md §6.3). A tag names a manifest, which has revision and index
+            # links; a tag whose MD5 matches none of their digests is read.
             candidates = pc.unique(
                 pa.chunked_array(
                     [
@@ -417,13 +428,7 @@ class _Scan:
                 )
             ).drop_null()
             by_md5 = {_md5(d): d for d in candidates.to_pylist()}
-            target = pa.array(
-                [
-                    by_md5.get(e) if m else None
-                    for e, m in zip(etag.to_pylist(), md5_like.to_pylist(), strict=True)
-                ],
-                pa.string(),
-            )
+            target = pa.array([by_md5.get(m) for m in md5.to_pylist()], pa.string())
             known[Kind.TAG_CURRENT] = pc.is_valid(target), target
 
         to_read = [
@@ -439,7 +444,7 @@ class _Scan:
         at = 0
         for kind in kinds:
             table, (ok, target) = self.kinds.pop(kind), known[kind]
-            by = pc.if_else(ok, "etag" if kind is Kind.TAG_CURRENT else "path", NULL_STRING)
+            by = pc.if_else(ok, tag_source if kind is Kind.TAG_CURRENT else "path", NULL_STRING)
             problem = pa.nulls(table.num_rows, pa.string())
             unread = pc.invert(ok)
             count = table.num_rows - pc.sum(ok).as_py() if table.num_rows else 0
@@ -487,7 +492,7 @@ class _Scan:
         unreadable content, and a path that disagrees with the content."""
         path_digest = row["digest"]
         resolved_by = "read"
-        if problem is None and row["etag"] == EMPTY_MD5:
+        if problem is None and EMPTY_MD5 in (row["etag"], row["content_md5"]):
             problem = "empty"
         if target is None:
             if path_digest is not None and is_valid_digest(path_digest):

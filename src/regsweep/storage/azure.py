@@ -295,6 +295,13 @@ class AzureStore:
     def _etag(etag: str | None) -> str | None:
         return etag.strip('"') if etag else None
 
+    @staticmethod
+    def _md5(settings: ContentSettings | None) -> str | None:
+        """Content-MD5 as hex: set by the service on a single Put Blob (how Distribution
+        writes links and manifests), absent on a blob committed from blocks."""
+        md5 = settings.content_md5 if settings is not None else None
+        return bytes(md5).hex() if md5 else None
+
     # -- protocol --------------------------------------------------------------------------
 
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -308,6 +315,7 @@ class AzureStore:
                     size=int(b.size),
                     last_modified=b.last_modified.astimezone(UTC),
                     etag=self._etag(b.etag),
+                    content_md5=self._md5(b.content_settings),
                 )
         except AzureError as e:
             self._fail(e, f"listing {prefix or '/'}")
@@ -336,6 +344,7 @@ class AzureStore:
                     size=int(item.size),
                     last_modified=item.last_modified.astimezone(UTC),
                     etag=self._etag(item.etag),
+                    content_md5=self._md5(item.content_settings),
                 )
         except AzureError as e:
             self._fail(e, f"listing {prefix or '/'}")
@@ -410,6 +419,7 @@ class AzureStore:
             size=int(p.size),
             last_modified=p.last_modified.astimezone(UTC),
             etag=self._etag(p.etag),
+            content_md5=self._md5(p.content_settings),
         )
 
     def write(self, key: str, data: bytes) -> ObjectInfo:

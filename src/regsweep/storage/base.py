@@ -32,6 +32,9 @@ class ObjectInfo:
     size: int
     last_modified: datetime
     etag: str | None = None  # S3 ETag without quotes, Azure ETag, or None on a filesystem
+    # The hex MD5 of the content where the service keeps one apart from the ETag (Azure's
+    # Content-MD5, which a single Put Blob sets); None elsewhere.
+    content_md5: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

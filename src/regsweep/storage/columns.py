@@ -21,6 +21,7 @@ LISTING_SCHEMA = pa.schema(
         ("size", pa.int64()),
         ("last_modified", pa.timestamp("ms", tz="UTC")),
         ("etag", pa.string()),  # S3/Azure ETag without quotes; null on a filesystem
+        ("content_md5", pa.string()),  # hex; Azure's Content-MD5 where set, else null
     ]
 )
 
@@ -38,6 +39,7 @@ def listing_table(objects: Iterable[ObjectInfo]) -> pa.Table:
             pa.array([o.size for o in objs], pa.int64()),
             pa.array([o.last_modified for o in objs], LISTING_SCHEMA.field("last_modified").type),
             pa.array([o.etag for o in objs], pa.string()),
+            pa.array([o.content_md5 for o in objs], pa.string()),
         ],
         schema=LISTING_SCHEMA,
     )

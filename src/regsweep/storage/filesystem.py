@@ -70,8 +70,8 @@ def _find_table(output: bytes) -> pa.Table:
     secs = pc.utf8_slice_codeunits(stamps, 0, -11).cast(pa.int64())
     millis = pc.utf8_slice_codeunits(stamps, -10, -7).cast(pa.int64())
     when = pc.add(pc.multiply(secs, 1000), millis).cast(LISTING_SCHEMA.field("last_modified").type)
-    etags = pa.nulls(len(keys), pa.string())
-    return pa.Table.from_arrays([keys, sizes, when, etags], schema=LISTING_SCHEMA)
+    none = pa.nulls(len(keys), pa.string())  # no ETag, no Content-MD5
+    return pa.Table.from_arrays([keys, sizes, when, none, none], schema=LISTING_SCHEMA)
 
 
 class FilesystemStore:
