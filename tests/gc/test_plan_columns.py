@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pathlib
 from collections import defaultdict
+from dataclasses import replace
 from datetime import timedelta
 
 import pyarrow as pa
@@ -144,3 +145,13 @@ def test_link_phase_is_the_same_a_slice_at_a_time(
     assert sum(r["kind"] == "layer_link" for r in expected) > 2, "want several link rows"
     monkeypatch.setattr(plan_module, "_SLICE_ROWS", 2)
     assert make_plan(snap, marked, settings, now, run_id="r").rows.to_pylist() == expected
+
+
+def test_summary_is_the_same_whatever_the_row_order(snap: Snapshot) -> None:
+    """Candidates are counted where the candidate changes when the rows are in seq order, and
+    with a distinct count otherwise: both give the same summary."""
+    settings = GcSettings(delete_untagged=True, grace=timedelta(0), max_delete_fraction=1)
+    plan = make_plan(snap, mark(snap, delete_untagged=True), settings, utcnow())
+    assert any(c["count"] < c["keys"] for c in plan.summary().values()), "want multi-key ones"
+    shuffled = replace(plan, rows=plan.rows.take(pa.array(range(plan.rows.num_rows - 1, -1, -1))))
+    assert shuffled.summary() == plan.summary()
