@@ -100,6 +100,7 @@ def test_column_classifier_agrees_with_classify() -> None:
             "size": list(range(len(keys))),
             "last_modified": [datetime(2024, 1, 1, tzinfo=UTC)] * len(keys),
             "etag": [None] * len(keys),
+            "content_md5": [None] * len(keys),
         },
         schema=LISTING_SCHEMA,
     )
