@@ -349,6 +349,7 @@ def _listing(
             keep = pc.and_(keep, pc.invert(_truthy(snapshot)))
         size, when, etag = cols["Content-Length"], cols["Last-Modified"], cols.get("Etag")
     md5 = cols.get("Content-MD5") if vendor == "azure" else None
+    # ``full`` stands in for a column the report does not have (its rows are not read).
     parts = [full, size, when, etag if etag is not None else full, md5 if md5 is not None else full]
     kept = pa.RecordBatch.from_arrays(parts, names=[str(i) for i in range(len(parts))])
     kept = kept.filter(keep)
