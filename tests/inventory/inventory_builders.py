@@ -22,7 +22,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 
+from regsweep.clock import utcnow
 from regsweep.scan.snapshot import Snapshot, rows
 from regsweep.storage.base import ObjectInfo, ObjectStore
 
@@ -58,6 +59,15 @@ AZURE_FIELDS = [
     "Content-MD5",
     "BlobType",
 ]
+
+
+DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # the demo store's "now"
+
+
+def later(minutes: int = 0) -> datetime:
+    """An inventory's creation time: after every write so far (service times are whole
+    seconds), ``minutes`` more."""
+    return (utcnow() + timedelta(seconds=2, minutes=minutes)).replace(microsecond=0)
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from inventory_builders import Row, put_into, rows_of, write_s3_inventory
+from inventory_builders import DEMO_NOW, Row, later, put_into, rows_of, write_s3_inventory
 
 from regsweep.audit.report import run_audit
 from regsweep.cli.main import cli
@@ -29,7 +29,6 @@ from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.scan.snapshot import rows
 from regsweep.storage.base import ObjectStore
 
-DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 EVERYTHING = GcSettings(delete_untagged=True, grace=timedelta(0), max_delete_fraction=1.0)
 
 
@@ -54,7 +53,7 @@ def registry(
 
 
 def inventory(store: Any, dest: Any, inv_rows: list[Row] | None = None) -> tuple[str, datetime]:
-    created = (utcnow() + timedelta(seconds=2)).replace(microsecond=0)
+    created = later()
     key = write_s3_inventory(
         inv_rows if inv_rows is not None else rows_of(store, "pfx/"),
         put_into(dest),

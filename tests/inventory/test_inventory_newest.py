@@ -8,13 +8,14 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from inventory_builders import (
+    DEMO_NOW,
+    later,
     put_into,
     put_into_dir,
     rows_of,
@@ -23,18 +24,11 @@ from inventory_builders import (
 )
 
 from regsweep.cli.main import cli
-from regsweep.clock import utcnow
 from regsweep.demo.generator import generate_demo
 from regsweep.errors import StoreError
 from regsweep.layout.keys import blob_data_key
 from regsweep.scan.inventory import InventoryError, open_inventory
 from regsweep.storage.base import ObjectStore
-
-DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def later(minutes: int = 0) -> datetime:
-    return (utcnow() + timedelta(seconds=2, minutes=minutes)).replace(microsecond=0)
 
 
 def test_s3_folder_means_the_newest_manifest(

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from inventory_builders import (
+    DEMO_NOW,
     Row,
     assert_same_snapshot,
+    later,
     put_into,
     put_into_dir,
     rows_of,
@@ -21,7 +23,6 @@ from inventory_builders import (
     write_s3_inventory,
 )
 
-from regsweep.clock import utcnow
 from regsweep.demo.generator import generate_demo
 from regsweep.layout.keys import blob_data_key, layer_link_key
 from regsweep.scan.inventory import InventoryError, inventory_time
@@ -29,14 +30,6 @@ from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.scan.snapshot import rows
 from regsweep.storage.base import ObjectStore
 from services import start_multipart_upload
-
-DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def later() -> datetime:
-    """An inventory's creation time: after every write so far (service times are seconds)."""
-    return (utcnow() + timedelta(seconds=2)).replace(microsecond=0)
-
 
 # -- S3 ------------------------------------------------------------------------------------
 
