@@ -19,10 +19,11 @@ from regsweep.demo.generator import generate_demo
 from regsweep.gc import plan as plan_module
 from regsweep.gc.mark import mark
 from regsweep.gc.plan import PLAN_SCHEMA, GcSettings, Plan, make_plan
+from regsweep.layout.keys import blob_data_key
 from regsweep.reports.dataset import load_plan
 from regsweep.scan.graph import Graph
 from regsweep.scan.scanner import scan
-from regsweep.scan.snapshot import Snapshot, column
+from regsweep.scan.snapshot import Snapshot, ascending, column
 from regsweep.storage.filesystem import FilesystemStore
 
 
@@ -82,7 +83,7 @@ def test_blob_phase_does_not_depend_on_the_blobs_order(snap: Snapshot) -> None:
     settings = GcSettings(grace=timedelta(0))
     now = utcnow()
     blobs = snap["blobs"]
-    assert pc.all(pc.less(blobs["key"][:-1], blobs["key"][1:])).as_py(), "a scan sorts blobs"
+    assert ascending(blobs["digest"]), "a scan sorts blobs"
     reversed_ = Snapshot(
         {**snap.tables, "blobs": blobs.take(pa.array(range(blobs.num_rows - 1, -1, -1)))},
         snap.meta,
@@ -94,8 +95,9 @@ def test_blob_phase_does_not_depend_on_the_blobs_order(snap: Snapshot) -> None:
 
 
 def test_blob_rows_share_the_snapshot_strings(snap: Snapshot) -> None:
-    """The blob phase's keys and digests are dictionaries over the snapshot's own columns
-    (4 bytes a row), not copies of the strings; by value they are the blobs that go."""
+    """The blob phase's digests are dictionaries over the snapshot's own column (4 bytes a
+    row), not copies of the strings, and it holds no key the digest tells; by value they are
+    the blobs that go."""
     plan = make_plan(snap, mark(snap), GcSettings(grace=timedelta(0)), utcnow())
     blob_rows = plan.rows.filter(pc.equal(plan.rows["kind"], "blob"))
     assert blob_rows.num_rows
@@ -104,14 +106,13 @@ def test_blob_rows_share_the_snapshot_strings(snap: Snapshot) -> None:
     def data(a: pa.Array) -> int:
         return int(a.buffers()[2].address)
 
-    stored_keys = {data(c) for c in blobs["key"].chunks}
     stored_digests = {data(c.dictionary) for c in blobs["digest"].chunks}
-    for chunk in blob_rows["key"].chunks:
-        assert data(chunk.dictionary) in stored_keys
     for chunk in blob_rows["digest"].chunks:
         assert data(chunk.dictionary) in stored_digests
-    by_digest = dict(zip(column(blobs, "digest"), column(blobs, "key"), strict=True))
-    assert column(blob_rows, "key") == [by_digest[d] for d in column(blob_rows, "digest")]
+    assert blobs["key"].null_count == blobs.num_rows
+    assert blob_rows["key"].null_count == blob_rows.num_rows
+    full = plan.decoded_rows(blob_rows)
+    assert column(full, "key") == [blob_data_key(d) for d in column(full, "digest")]
 
 
 def test_plan_file_holds_plain_strings_and_reads_back_equal(
@@ -128,9 +129,11 @@ def test_plan_file_holds_plain_strings_and_reads_back_equal(
     assert schema.field("key").type == pa.string()
     back = Plan.read(path)
     assert back.rows.schema == PLAN_SCHEMA
-    assert back.rows.to_pylist() == plan.rows.to_pylist()
+    assert back.decoded_rows().to_pylist() == plan.decoded_rows().to_pylist()
     assert back.summary() == plan.summary()
-    assert load_plan(path)["key"].tolist() == column(plan.rows, "key")
+    keys = column(plan.decoded_rows(), "key")
+    assert None not in keys
+    assert load_plan(path)["key"].tolist() == keys
 
 
 def test_link_phase_is_the_same_a_slice_at_a_time(

@@ -77,7 +77,7 @@ def test_plan_now_is_never_later_than_the_inventory(registry: tuple[Any, Any, An
     plan = make_plan(snap, mark(snap, delete_untagged=True), settings, much_later)
     assert plan.now == created
     assert plan.rows.num_rows == 0 or all(
-        r["kind"] in ("upload", "multipart_upload") for r in rows(plan.rows)
+        r["kind"] in ("upload", "multipart_upload") for r in rows(plan.decoded_rows())
     )
     assert plan.protected.get("blob", 0) > 0
 
@@ -111,7 +111,7 @@ def test_apply_acts_only_on_what_is_unchanged_since_the_inventory(
     snap = scan(store, ScanOptions(inventory=url))
     plan = make_plan(snap, mark(snap, delete_untagged=True), EVERYTHING, created + timedelta(1))
     assert plan.now == created
-    planned = {r["key"]: r for r in rows(plan.rows)}
+    planned = {r["key"]: r for r in rows(plan.decoded_rows())}
     assert blob_data_key(deleted_orphan) in planned
     assert blob_data_key(changed_orphan) in planned
     assert repushed_link in planned
@@ -120,7 +120,7 @@ def test_apply_acts_only_on_what_is_unchanged_since_the_inventory(
     manifests = {r["digest"] for r in rows(snap["manifests"])}
     relinked = next(
         r["digest"]
-        for r in rows(plan.rows)
+        for r in rows(plan.decoded_rows())
         if r["kind"] == "blob"
         and r["digest"] not in manifests
         and r["digest"] not in demo.orphan_blobs

@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from regsweep.demo.generator import generate_demo
 from regsweep.scan.listing import list_layout
 from regsweep.scan.scanner import scan
-from regsweep.scan.snapshot import rows
+from regsweep.scan.snapshot import Snapshot, column, rows
 from regsweep.storage import filesystem
 from regsweep.storage.columns import LISTING_SCHEMA, list_table, listing_table
 from regsweep.storage.filesystem import FilesystemStore
@@ -82,8 +83,9 @@ def test_scan_is_the_same_without_gnu_find(
 
 
 def test_blob_keys_are_the_listed_keys(tmp_path: Path) -> None:
-    """The scan holds no key for a blob found by the column classifier and writes it back from
-    the digest at the end; an odd blob path (registry 2.0 tarsum data) keeps its own key."""
+    """The scan holds no key for a blob or ``_layers`` link found by the column classifier
+    (null in memory); ``with_keys`` and a written snapshot give them back from the digest and
+    repository, and an odd blob path (registry 2.0 tarsum data) keeps its own key."""
     (tmp_path / "reg").mkdir()
     store = FilesystemStore(tmp_path / "reg")
     generate_demo(store, seed=4, now=datetime(2026, 11, 20, tzinfo=UTC))
@@ -91,12 +93,22 @@ def test_blob_keys_are_the_listed_keys(tmp_path: Path) -> None:
     odd = V2 + f"blobs/tarsum/v1/sha256/{hex_[:2]}/{hex_}/data"
     store.write(odd, b"tarsum-era layer")
     snap = scan(store)
+    assert snap["blobs"]["key"].to_pylist().count(None) == snap["blobs"].num_rows - 1
+    assert snap["layer_links"]["key"].null_count == snap["layer_links"].num_rows
     listed = {k for k in (o.key for o in store.iter_objects(V2 + "blobs/")) if k.endswith("/data")}
-    blobs = rows(snap["blobs"])
+    blobs = rows(snap.with_keys("blobs"))
     assert {b["key"] for b in blobs} == listed
     assert odd in listed
     for b in blobs:
         if b["key"] != odd:
             alg, h = b["digest"].split(":")
             assert b["key"] == f"{V2}blobs/{alg}/{h[:2]}/{h}/data"
+    links = {o.key for o in store.iter_objects(V2 + "repositories/") if "/_layers/" in o.key}
+    assert set(column(snap.with_keys("layer_links"), "key")) == links
+    snap.write(tmp_path / "snap")
+    for name in ("blobs", "layer_links"):
+        on_disk = pq.read_table(tmp_path / "snap" / f"{name}.parquet")
+        assert on_disk["key"].null_count == 0
+        assert on_disk["key"].to_pylist() == column(snap.with_keys(name), "key")
+        assert Snapshot.read(tmp_path / "snap")[name].equals(snap[name]), "read: null again"
     assert {b["digest"] for b in blobs if b["key"] == odd} == {f"tarsum.v1+sha256:{hex_}"}

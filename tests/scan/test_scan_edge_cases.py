@@ -39,13 +39,13 @@ STARTED = datetime(2026, 11, 20, 8, 30, 0, tzinfo=UTC)
 
 
 def rows(snap: Snapshot, table: str, *cols: str) -> list[tuple[Any, ...]]:
-    """The rows of ``table`` restricted to ``cols``, sorted (None-safe)."""
-    out = [tuple(r[c] for c in cols) for r in snap[table].to_pylist()]
+    """The rows of ``table`` (with every key) restricted to ``cols``, sorted (None-safe)."""
+    out = [tuple(r[c] for c in cols) for r in snap.with_keys(table).to_pylist()]
     return sorted(out, key=repr)
 
 
 def by(snap: Snapshot, table: str, col: str, value: Any) -> list[dict[str, Any]]:
-    return [r for r in snap[table].to_pylist() if r[col] == value]
+    return [r for r in snap.with_keys(table).to_pylist() if r[col] == value]
 
 
 def anomalies(snap: Snapshot, kind: str | None = None) -> list[dict[str, Any]]:

@@ -124,7 +124,7 @@ class _Index:
         for r in rows(snap["tags"]):
             tags[r["repository"]][r["tag"]] = r
         links: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for r in rows(snap["layer_links"]):
+        for r in rows(snap.with_keys("layer_links")):
             links[r["repository"]][r["digest"]] = r
         refs: dict[str, list[_Ref]] = defaultdict(list)
         rt = snap["references"]
@@ -164,7 +164,8 @@ def check_links(ix: _Index, snap: Snapshot) -> list[Finding]:
     """Malformed link files (storage-layout.md §1.4, §7.8): Distribution cannot read them."""
     out: list[Finding] = []
     for table, what in _LINK_WHAT.items():
-        for r in rows(snap[table]):
+        t = snap[table]
+        for r in rows(snap.with_keys(table, t.filter(pc.is_valid(t["problem"])))):
             problem = r["problem"]
             if problem is None or problem == "vanished during the scan":
                 continue

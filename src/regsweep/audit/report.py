@@ -227,7 +227,10 @@ def audit_snapshot(
     )
     scrubbed: ScrubResult | None = None
     if scrub_opts is not None:
-        blobs = [BlobToCheck(r["digest"], r["key"], int(r["size"])) for r in rows(snap["blobs"])]
+        blobs = [
+            BlobToCheck(r["digest"], r["key"], int(r["size"]))
+            for r in rows(snap.with_keys("blobs"))
+        ]
         scrubbed = scrub(
             ro,
             blobs,

@@ -137,7 +137,7 @@ class _Applier:
             table = table.take(pc.sort_indices(table, order))
         current: list[dict[str, Any]] = []
         for batch in table.to_batches(max_chunksize=self.batch):
-            for r in batch.to_pylist():
+            for r in self.plan.decoded_rows(pa.Table.from_batches([batch])).to_pylist():
                 if current and r["candidate"] != current[0]["candidate"]:
                     yield current
                     current = []

@@ -31,8 +31,9 @@ import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
+from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
 from regsweep.scan.graph import Graph, pylist
-from regsweep.scan.snapshot import Snapshot, ascending, by_value, decoded, rows
+from regsweep.scan.snapshot import Snapshot, ascending, by_value, decoded, one_array, rows
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
 
@@ -200,11 +201,14 @@ class Plan:
         schema = PLAN_FILE_SCHEMA.with_metadata({"regsweep.plan": json.dumps(meta)})
         with pq.ParquetWriter(str(path), schema) as out:
             for start in range(0, max(self.rows.num_rows, 1), _WRITE_ROWS):
-                out.write_table(self.rows.slice(start, _WRITE_ROWS).cast(schema))
+                out.write_table(self.decoded_rows(self.rows.slice(start, _WRITE_ROWS)))
 
-    def decoded_rows(self) -> pa.Table:
-        """The rows with plain string columns, as a plan file holds them."""
-        return self.rows.cast(PLAN_FILE_SCHEMA)
+    def decoded_rows(self, rows: pa.Table | None = None) -> pa.Table:
+        """The rows (or ``rows``, some of them) as a plan file holds them: plain string
+        columns, and every key. In memory, the key of a blob or ``_layers`` link in the common
+        shape is null, as in the snapshot (see ``snapshot.DERIVED_KEYS``)."""
+        plain = (self.rows if rows is None else rows).cast(PLAN_FILE_SCHEMA)
+        return _with_keys(plain, self.layout_root)
 
     @classmethod
     def read(cls, path: str | Path) -> Plan:
@@ -549,7 +553,8 @@ def make_plan(
     # Column by column, a slice of rows at a time: no row becomes a dict, and a store's
     # millions of links never all become Python values at once.
     no_links: set[str] = set()
-    for batch in _sorted_by_key(snap["layer_links"]).to_batches(max_chunksize=_SLICE_ROWS):
+    # In the snapshot's order: a scan writes them by repository and digest.
+    for batch in snap["layer_links"].to_batches(max_chunksize=_SLICE_ROWS):
         ll = _Columns(pa.Table.from_batches([batch]), "repository", "digest", "target")
         for i, (repo, digest, target, present, t_ms) in enumerate(
             zip(
@@ -588,8 +593,8 @@ def make_plan(
     # -- phase 3: blobs ---------------------------------------------------------------------
     # Column-wise: a store can hold millions of blobs that nothing references, so no Python
     # value per blob, and no copy of their digests or keys beyond the plan's own rows. The
-    # blobs the mark did not keep, in key order so that the plan does not depend on the
-    # snapshot's row order (same input, same bytes), as every other phase is.
+    # blobs the mark did not keep, in digest order so that the plan does not depend on the
+    # snapshot's row order (same input, same bytes).
     all_blobs = snap["blobs"]
     digests = all_blobs["digest"]
     # Lookups by_value: once per digest of the blobs' dictionary, not on a decoded copy.
@@ -712,20 +717,14 @@ def _millis(table: pa.Table, name: str) -> list[int | None]:
     return table.column(name).cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
 
 
-def _sorted_by_key(table: pa.Table) -> pa.Table:
-    """``table`` in key order; as it is when it comes sorted (a scan sorts its blobs so)."""
-    if ascending(table["key"]):
-        return table
-    return table.take(pc.sort_indices(table, [("key", "ascending")]))
-
-
 def _rows_of(table: pa.Table, picked: pa.ChunkedArray, names: list[str]) -> dict[str, Any]:
-    """Columns ``names`` of the rows of ``table`` where ``picked`` is true, in key order. Text
-    columns come as dictionaries over ``table``'s own values (see PLAN_SCHEMA), so only their
-    indices are new; other columns are copied."""
-    if not ascending(table["key"]):
-        # A snapshot that was not sorted by the scan (read from elsewhere): copy the rows.
-        table = _sorted_by_key(table.filter(picked))
+    """Columns ``names`` of the rows of ``table`` (blobs) where ``picked`` is true, in digest
+    order. Text columns come as dictionaries over ``table``'s own values (see PLAN_SCHEMA), so
+    only their indices are new; other columns are copied."""
+    if not ascending(table["digest"]):
+        # A snapshot that was not sorted by the scan (built elsewhere): copy the rows.
+        table = table.filter(picked)
+        table = table.take(pc.sort_indices(decoded(table["digest"])))
         picked = pa.chunked_array([np.ones(table.num_rows, dtype=bool)])
     rows = np.flatnonzero(picked.to_numpy(zero_copy_only=False))
     parts: dict[str, list[pa.Array]] = {name: [] for name in names}
@@ -753,6 +752,24 @@ def _take_shared(col: pa.Array, at: pa.Array) -> pa.Array:
         # a column with nulls (a filesystem's ETags: all null) is copied.
         return col.take(at).dictionary_encode()
     return pa.DictionaryArray.from_arrays(at, col)
+
+
+def _with_keys(rows: pa.Table, root: str) -> pa.Table:
+    """Plan rows (plain strings) with the keys the plan left null built: a blob's from its
+    digest, a ``_layers`` link's from its repository and digest."""
+    key = one_array(rows["key"])
+    if not key.null_count:
+        return rows
+    kind, digest = one_array(rows["kind"]), one_array(rows["digest"])
+    missing = pc.is_null(key)
+    blob = pc.and_(missing, pc.fill_null(pc.equal(kind, "blob"), False))
+    link = pc.and_(missing, pc.fill_null(pc.equal(kind, "layer_link"), False))
+    if pc.any(blob).as_py():
+        key = pc.if_else(blob, blob_data_keys(root, digest), key)
+    if pc.any(link).as_py():
+        repository = one_array(rows["repository"])
+        key = pc.if_else(link, layer_link_keys(root, repository, digest), key)
+    return rows.set_column(rows.schema.get_field_index("key"), "key", key)
 
 
 def _candidate_starts(rows: pa.Table) -> pa.ChunkedArray | None:

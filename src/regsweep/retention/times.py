@@ -76,7 +76,7 @@ class BlobReader:
     def __init__(self, snap: Snapshot, store: ObjectStore | None, cap: int = MAX_CONFIG_BYTES):
         self.store = store
         self.cap = cap
-        b = snap["blobs"]
+        b = snap.with_keys("blobs")
         self.keys: dict[str, str] = dict(zip(column(b, "digest"), column(b, "key"), strict=True))
         self.configs: dict[str, str] = {}
         r = snap["references"]

@@ -34,7 +34,14 @@ from regsweep.layout.manifest import (
 from regsweep.layout.root import find_layout_root
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
-from regsweep.scan.snapshot import Snapshot, TableBuilder, ascending, one_array, table_from_columns
+from regsweep.scan.snapshot import (
+    Snapshot,
+    TableBuilder,
+    ascending,
+    one_array,
+    table_from_columns,
+    with_keys,
+)
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
 from regsweep.storage.columns import LISTING_SCHEMA, NULL_STRING, listing_table
 
@@ -72,6 +79,10 @@ _COLUMNAR = (Kind.BLOB_DATA, Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_CURRE
 _LINK_SCHEMA = pa.schema(
     [*LISTING_SCHEMA, ("repo", pa.string()), ("tag", pa.string()), ("digest", pa.string())]
 )
+# The columns the scan drops from the column-wise rows of a kind, and what names the
+# repository of such a row's key (the key is built from it and the digest when needed).
+_DROPPED = {Kind.BLOB_DATA: ("key", "content_md5"), Kind.LAYER_LINK: ("key",)}
+_KEY_REPO = {Kind.BLOB_DATA: None, Kind.LAYER_LINK: "repo"}
 
 
 @dataclass
@@ -85,12 +96,18 @@ def _col(table: pa.Table, name: str) -> pa.Array:
     return one_array(table[name])
 
 
-def _sorted_out_of(tables: dict[Kind, pa.Table], kind: Kind, by: str) -> pa.Table:
-    """``tables[kind]`` sorted by its column ``by``, taken out of ``tables`` a column at a
+def _sorted_out_of(tables: dict[Kind, pa.Table], kind: Kind, *by: str) -> pa.Table:
+    """``tables[kind]`` sorted by its columns ``by``, taken out of ``tables`` a column at a
     time: each column of the unsorted table is let go once its sorted copy exists, so the peak
     is the table and one column, not two tables (the blobs, or the ``_layers`` links, can be
     millions of rows)."""
-    order = pc.sort_indices(tables[kind][by])
+    table = tables[kind]
+    order = (
+        pc.sort_indices(table[by[0]])
+        if len(by) == 1
+        else pc.sort_indices(table, [(name, "ascending") for name in by])
+    )
+    del table
     return _take(tables.pop(kind), order)  # no other reference: _take can let columns go
 
 
@@ -270,13 +287,12 @@ class _Scan:
         """Sort one listing batch by kind: the common shapes column-wise, the rest one by one."""
         common, rest = split_kinds(batch, len(self.root.encode()))
         for kind, table in common.items():
-            if kind is Kind.BLOB_DATA:
-                # A blob's key follows from its digest (blobs_table writes it back): not
-                # holding it (or an MD5 nothing uses) saves about 100 bytes per blob for the
-                # rest of the scan.
-                for name in ("key", "content_md5"):
-                    at = table.schema.get_field_index(name)
-                    table = table.set_column(at, name, pa.nulls(table.num_rows, pa.string()))
+            # A blob's or _layers link's key follows from its digest and repository
+            # (layout/key_columns.py): not holding it saves 100-140 bytes per row, in the scan
+            # and in the snapshot. Nor a blob's MD5, which nothing uses.
+            for name in _DROPPED.get(kind, ()):
+                at = table.schema.get_field_index(name)
+                table = table.set_column(at, name, pa.nulls(table.num_rows, pa.string()))
             if table.num_rows:
                 self.parts[kind].append(table)
         revisions = common.get(Kind.REVISION_LINK)
@@ -434,7 +450,9 @@ class _Scan:
         to_read = [
             (kind, key)
             for kind in kinds
-            for key in self.kinds[kind]["key"].filter(pc.invert(known[kind][0])).to_pylist()
+            for key in self._keyed(kind, self.kinds[kind].filter(pc.invert(known[kind][0])))[
+                "key"
+            ].to_pylist()
         ]
         # Links read while the listing ran are not read again.
         pending = [key for _, key in to_read if key not in self.link_contents]
@@ -450,7 +468,7 @@ class _Scan:
             count = table.num_rows - pc.sum(ok).as_py() if table.num_rows else 0
             if count:
                 mine = read[at : at + count]
-                rows = table.filter(unread).to_pylist()
+                rows = self._keyed(kind, table.filter(unread)).to_pylist()
                 judged = [
                     self._judge_link(kind, row, t, p)
                     for row, (t, p) in zip(rows, mine, strict=True)
@@ -469,6 +487,10 @@ class _Scan:
                 .append_column("problem", problem)
             )
         return out
+
+    def _keyed(self, kind: Kind, table: pa.Table) -> pa.Table:
+        """Rows of ``kind`` with their keys, also those the scan does not hold."""
+        return with_keys(table, self.root, _KEY_REPO[kind]) if kind in _KEY_REPO else table
 
     def _read_links(self, keys: Sequence[str]) -> list[tuple[str, tuple[str | None, str | None]]]:
         return [(key, self._read_link(key)) for key in keys]
@@ -646,7 +668,9 @@ class _Scan:
     def link_table(self, name: str, resolved: dict[Kind, pa.Table], kind: Kind) -> pa.Table:
         """The snapshot table ``name`` from the resolved links of ``kind`` (taken out of
         ``resolved``), in key order."""
-        links = _sorted_out_of(resolved, kind, "key")
+        # In key order; _layers links (which hold no key) by repository and digest.
+        by = ["repo", "digest"] if kind is Kind.LAYER_LINK else ["key"]
+        links = _sorted_out_of(resolved, kind, *by)
         digest, target = links["digest"], links["target"]
         alg = pc.list_element(pc.split_pattern(digest, ":", max_splits=1), 0)
         target_alg = pc.list_element(pc.split_pattern(target, ":", max_splits=1), 0)
@@ -672,21 +696,9 @@ class _Scan:
         blobs = self.kinds.pop(Kind.BLOB_DATA)
         digests = self.blob_digests  # sorted
         columns: dict[str, Any] = {name: blobs[name] for name in ("size", "last_modified", "etag")}
-        key = _col(blobs, "key")
-        unset = pc.is_null(key)
-        if pc.any(unset).as_py():  # the blobs classify_columns found: "<root>blobs/sha256/..."
-            hex_ = pc.utf8_slice_codeunits(digests.filter(unset), len("sha256:"))
-            at = pc.binary_join_element_wise(
-                f"{self.root}blobs/sha256/",
-                pc.utf8_slice_codeunits(hex_, 0, 2),
-                "/",
-                hex_,
-                "/data",
-                "",
-            )
-            # Only a store with odd blob paths (tarsum) has keys to keep: else no second copy.
-            key = at if key.null_count == len(key) else pc.replace_with_mask(key, unset, at)
-        columns["key"] = key
+        # Null for the blobs classify_columns found (see DERIVED_KEYS); odd paths (tarsum)
+        # keep their own.
+        columns["key"] = blobs["key"]
         if ascending(digests):
             # Sorted and distinct: already a dictionary of itself, no hashing needed.
             indices = pa.array(np.arange(len(digests), dtype=np.int32))

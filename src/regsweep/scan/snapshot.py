@@ -3,10 +3,15 @@
 Column names and types are a stable interface (gc, audit and reports read them; so do users'
 notebooks). Digest and repository columns are dictionary-encoded, so each distinct value is
 stored once however many rows mention it.
+
+In memory, the ``key`` of a blob or ``_layers`` link in the common shape is null: it follows
+from the digest and repository (layout/key_columns.py), and at millions of rows the keys were
+the largest part of a snapshot. ``Snapshot.with_keys`` builds them; files hold every key.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
+from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 _TS = pa.timestamp("ms", tz="UTC")
@@ -151,6 +157,11 @@ SCHEMAS: dict[str, pa.Schema] = {
 
 TABLES = tuple(SCHEMAS)
 
+# The tables whose keys are null in memory where the layout tells them, and the column naming
+# the repository of a row's key (None: a blob's key needs only its digest).
+DERIVED_KEYS: dict[str, str | None] = {"blobs": None, "layer_links": "repository"}
+_WRITE_ROWS = 1 << 18  # rows whose keys are built at a time when a table is written
+
 
 class TableBuilder:
     """Collects rows column by column (cheaper than a dict per row) for one schema."""
@@ -214,14 +225,34 @@ class Snapshot:
     def scanned_at(self) -> datetime:
         return datetime.fromisoformat(self.meta["scanned_at"])
 
+    @property
+    def layout_root(self) -> str:
+        return str(self.meta.get("layout_root", ""))
+
+    def with_keys(self, name: str, table: pa.Table | None = None) -> pa.Table:
+        """Table ``name`` (or ``table``, some of its rows) with every key, also those left
+        null in memory (``DERIVED_KEYS``)."""
+        if table is None:
+            table = self.tables[name]
+        if name not in DERIVED_KEYS:
+            return table
+        return with_keys(table, self.layout_root, DERIVED_KEYS[name])
+
     def write(self, directory: str | Path) -> list[Path]:
-        """Write ``<table>.parquet`` for every table plus ``meta.json``; returns the paths."""
+        """Write ``<table>.parquet`` for every table plus ``meta.json``; returns the paths.
+        Every key is written: the files are what notebooks read."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         for name, table in self.tables.items():
             p = out / f"{name}.parquet"
-            pq.write_table(table, p)
+            if name in DERIVED_KEYS:
+                with pq.ParquetWriter(str(p), table.schema) as w:
+                    for start in range(0, max(table.num_rows, 1), _WRITE_ROWS):
+                        part = table.slice(start, _WRITE_ROWS)
+                        w.write_table(with_keys(part, self.layout_root, DERIVED_KEYS[name]))
+            else:
+                pq.write_table(table, p)
             paths.append(p)
         meta = out / "meta.json"
         meta.write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
@@ -238,10 +269,47 @@ class Snapshot:
             for name in TABLES
             if (d / f"{name}.parquet").is_file()
         }
-        return cls(tables, json.loads((d / "meta.json").read_text()))
+        meta = json.loads((d / "meta.json").read_text())
+        root = str(meta.get("layout_root", ""))
+        for name, repository in DERIVED_KEYS.items():
+            if name in tables:
+                tables[name] = without_derived_keys(tables[name], root, repository)
+        return cls(tables, meta)
 
     def counts(self) -> dict[str, int]:
         return {name: t.num_rows for name, t in self.tables.items()}
+
+
+def _derived(table: pa.Table, root: str, repository: str | None) -> pa.Array:
+    digests = decoded(table["digest"])
+    if repository is None:
+        return one_array(blob_data_keys(root, digests))
+    return one_array(layer_link_keys(root, decoded(table[repository]), digests))
+
+
+def with_keys(table: pa.Table, root: str, repository: str | None) -> pa.Table:
+    """``table`` with its null keys built: each the blob data of its ``digest``, or (given the
+    ``repository`` column) the ``_layers`` link of its ``digest`` in that repository. Only the
+    missing keys are built."""
+    key = one_array(table["key"])
+    missing = pc.is_null(key)
+    if not key.null_count:
+        return table
+    built = _derived(table.filter(missing), root, repository)
+    key = built if key.null_count == len(key) else pc.replace_with_mask(key, missing, built)
+    return table.set_column(table.schema.get_field_index("key"), "key", key)
+
+
+def without_derived_keys(table: pa.Table, root: str, repository: str | None) -> pa.Table:
+    """``table`` with the keys ``with_keys`` would build set to null, as a scan leaves them."""
+    if table.num_rows == 0:
+        return table
+    key = one_array(table["key"])
+    same = pc.fill_null(pc.equal(key, _derived(table, root, repository)), False)
+    if not pc.any(same).as_py():
+        return table
+    key = pc.if_else(same, pa.nulls(1, pa.string())[0], key)
+    return table.set_column(table.schema.get_field_index("key"), "key", key)
 
 
 def column(table: pa.Table, name: str) -> list[Any]:
@@ -277,7 +345,18 @@ def one_array(col: pa.ChunkedArray) -> pa.Array:
 
 
 def ascending(col: pa.Array | pa.ChunkedArray) -> bool:
-    """Every value is greater than the one before it: sorted, and no value twice."""
+    """Every value is greater than the one before it: sorted, no value twice and no null. A
+    dictionary column is checked on its indices and dictionaries, without a decoded copy."""
+    if col.null_count:
+        return False
+    if isinstance(col, pa.ChunkedArray):
+        chunks = [c for c in col.chunks if len(c)]
+        return all(ascending(c) for c in chunks) and all(
+            a[len(a) - 1].as_py() < b[0].as_py() for a, b in itertools.pairwise(chunks)
+        )
+    if pa.types.is_dictionary(col.type):
+        # Rising indices into a rising dictionary: rising values.
+        return ascending(col.indices) and ascending(col.dictionary)
     return len(col) < 2 or bool(pc.all(pc.less(col[:-1], col[1:])).as_py())
 
 
