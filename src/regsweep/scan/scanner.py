@@ -35,6 +35,7 @@ from regsweep.layout.root import find_layout_root
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import (
+    SCHEMAS,
     Snapshot,
     TableBuilder,
     ascending,
@@ -102,6 +103,9 @@ def _sorted_out_of(tables: dict[Kind, pa.Table], kind: Kind, *by: str) -> pa.Tab
     is the table and one column, not two tables (the blobs, or the ``_layers`` links, can be
     millions of rows)."""
     table = tables[kind]
+    if len(by) == 1 and ascending(table[by[0]]):
+        # It came sorted (an inventory lists in key order): no sort, and no copy.
+        return tables.pop(kind)
     order = (
         pc.sort_indices(table[by[0]])
         if len(by) == 1
@@ -359,7 +363,8 @@ class _Scan:
             self.kinds[kind] = pa.concat_tables([*parts, extra])
             del parts
         self.kinds[Kind.BLOB_DATA] = _sorted_out_of(self.kinds, Kind.BLOB_DATA, "digest")
-        self.blob_digests = _col(self.kinds[Kind.BLOB_DATA], "digest")
+        # As the table holds it (chunks, when it came sorted), not a combined copy.
+        self.blob_digests = self.kinds[Kind.BLOB_DATA]["digest"]
         part_of = {
             Kind.LAYER_LINK: "_layers",
             Kind.REVISION_LINK: "_manifests",
@@ -700,9 +705,15 @@ class _Scan:
         # keep their own.
         columns["key"] = blobs["key"]
         if ascending(digests):
-            # Sorted and distinct: already a dictionary of itself, no hashing needed.
-            indices = pa.array(np.arange(len(digests), dtype=np.int32))
-            columns["digest"] = pa.DictionaryArray.from_arrays(indices, digests)
+            # Sorted and distinct: each chunk is already a dictionary of itself, no hashing
+            # needed (and no copy to give the chunks one dictionary).
+            columns["digest"] = pa.chunked_array(
+                [
+                    pa.DictionaryArray.from_arrays(pa.array(np.arange(len(c), dtype=np.int32)), c)
+                    for c in digests.chunks
+                ],
+                SCHEMAS["blobs"].field("digest").type,
+            )
         else:
             columns["digest"] = digests
         return table_from_columns("blobs", columns)

@@ -195,6 +195,9 @@ def table_from_columns(schema: pa.Schema | str, columns: dict[str, Any]) -> pa.T
             arrays.append(pa.nulls(n, type=f.type))
             continue
         if isinstance(values, pa.ChunkedArray):
+            if values.type == f.type:
+                arrays.append(values)  # as it is: a combined copy can be a gigabyte
+                continue
             values = values.combine_chunks()
         if isinstance(values, pa.Array) and values.type == f.type:
             arrays.append(values)
