@@ -45,9 +45,15 @@ def blob_key(hex_: str) -> str:
     return f"{V2}blobs/sha256/{hex_[:2]}/{hex_}/data"
 
 
+_SPREAD = 0x9E3779B97F4A7C15F39CC0605CEDC8341082276BF3A27251F86C6A11D0C18E95  # odd
+
+
 def fake_hex(kind: int, i: int) -> str:
-    """A 64-hex-digit digest that no real content has (the scan never hashes layers)."""
-    return f"{kind:08x}{i:056x}"
+    """A 64-hex-digit digest that no real content has (the scan never hashes layers). Its
+    leading digits are spread as a real digest's are (a registry's blobs fill the 256
+    ``blobs/sha256/<h2>/`` directories evenly): ``i`` times an odd number modulo 2**224 is a
+    different number for every ``i``, and ``kind`` is the last 8 digits."""
+    return f"{(i * _SPREAD) % 2**224:056x}{kind:08x}"
 
 
 def md5(text: str) -> str:

@@ -83,6 +83,8 @@ _LINK_SCHEMA = pa.schema(
 # The columns the scan drops from the column-wise rows of a kind, and what names the
 # repository of such a row's key (the key is built from it and the digest when needed).
 _DROPPED = {Kind.BLOB_DATA: ("key", "content_md5"), Kind.LAYER_LINK: ("key",)}
+_SHA256 = len("sha256:")
+_HEX_DIGITS = "0123456789abcdef"
 _KEY_REPO = {Kind.BLOB_DATA: None, Kind.LAYER_LINK: "repo"}
 
 
@@ -135,6 +137,7 @@ def _among(values: pa.Array, haystack: pa.Array) -> pa.Array:
 
 
 _BATCH = 256  # items per task handed to a pool
+_SLICE = 1 << 16  # rows turned into Python values at a time
 
 
 def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
@@ -170,6 +173,7 @@ class _Scan:
         self.root = ""
         # Per kind of key, the listing's rows of that kind (tables, then one table each).
         self.parts: dict[Kind, list[pa.Table]] = {k: [] for k in _COLUMNAR}
+        self.blob_parts: dict[str, list[pa.Table]] = defaultdict(list)  # see add_blobs
         self.odd: dict[Kind, list[tuple[KeyRecord, ObjectInfo]]] = {k: [] for k in _COLUMNAR}
         self.kinds: dict[Kind, pa.Table] = {}
         # Sorted: the blobs table's digest column. (pa.nulls, since the first pa.array of a list
@@ -297,7 +301,9 @@ class _Scan:
             for name in _DROPPED.get(kind, ()):
                 at = table.schema.get_field_index(name)
                 table = table.set_column(at, name, pa.nulls(table.num_rows, pa.string()))
-            if table.num_rows:
+            if kind is Kind.BLOB_DATA:
+                self.add_blobs(table)
+            elif table.num_rows:
                 self.parts[kind].append(table)
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
@@ -313,6 +319,18 @@ class _Scan:
             self.classify_one(
                 ObjectInfo(row["key"], row["size"], row["last_modified"], row["etag"])
             )
+
+    def add_blobs(self, table: pa.Table) -> None:
+        """Keep the column-wise blob rows in sixteen parts, by the first hex digit of their
+        digest, so that gather sorts them a sixteenth at a time: the digests of millions of
+        blobs are the scan's largest column, and sorting it whole held a second copy of it."""
+        if not table.num_rows:
+            return
+        first = pc.utf8_slice_codeunits(table["digest"], _SHA256, _SHA256 + 1)
+        for h in _HEX_DIGITS:
+            part = table.filter(pc.equal(first, h))
+            if part.num_rows:
+                self.blob_parts[h].append(part)
 
     def classify_one(self, obj: ObjectInfo) -> None:
         rel = obj.key[len(self.root) :]
@@ -358,11 +376,13 @@ class _Scan:
                 .append_column("tag", pa.array([r.tag for r, _ in odd], pa.string()))
                 .append_column("digest", pa.array([r.digest for r, _ in odd], pa.string()))
             )
+            if kind is Kind.BLOB_DATA:
+                self.kinds[kind] = self.sorted_blobs(extra)
+                continue
             parts = [t.cast(_LINK_SCHEMA) for t in self.parts.pop(kind)]
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
             self.kinds[kind] = pa.concat_tables([*parts, extra])
             del parts
-        self.kinds[Kind.BLOB_DATA] = _sorted_out_of(self.kinds, Kind.BLOB_DATA, "digest")
         # As the table holds it (chunks, when it came sorted), not a combined copy.
         self.blob_digests = self.kinds[Kind.BLOB_DATA]["digest"]
         part_of = {
@@ -374,6 +394,19 @@ class _Scan:
         for kind, part in part_of.items():
             for repo in pc.unique(self.kinds[kind]["repo"]).to_pylist():
                 self.repo_parts[repo or ""].add(part)
+
+    def sorted_blobs(self, odd: pa.Table) -> pa.Table:
+        """The blobs in digest order: each sixteenth of add_blobs sorted on its own (and let
+        go once sorted), then the odd ones (other algorithms, tarsum), which sort after
+        ``sha256:``; a store whose odd digests do not is sorted again whole."""
+        done = []
+        for h in sorted(self.blob_parts):
+            part = pa.concat_tables([t.cast(_LINK_SCHEMA) for t in self.blob_parts.pop(h)])
+            done.append(_sorted_out_of({Kind.BLOB_DATA: part}, Kind.BLOB_DATA, "digest"))
+            del part
+        whole = {Kind.BLOB_DATA: pa.concat_tables([*done, odd])}
+        del done
+        return _sorted_out_of(whole, Kind.BLOB_DATA, "digest")
 
     def add_multipart(self, mpu: IncompleteUpload) -> None:
         rec = classify(mpu.key[len(self.root) :]) if mpu.key.startswith(self.root) else None
@@ -406,8 +439,16 @@ class _Scan:
         check = pc.and_(ok, pc.is_valid(md5))
         if pc.any(check).as_py():
             # The MD5 the listing tells (S3's ETag, Azure's Content-MD5) must be the path's.
-            want = pa.array([_md5(d) for d in digest.filter(check).to_pylist()], pa.string())
-            agrees = pc.equal(md5.filter(check), want)
+            # Hashed a slice at a time: millions of digests as Python strings cost gigabytes.
+            paths = digest.filter(check)
+            want = pa.chunked_array(
+                [
+                    pa.array([_md5(d) for d in paths.slice(i, _SLICE).to_pylist()], pa.string())
+                    for i in range(0, len(paths), _SLICE)
+                ],
+                pa.string(),
+            )
+            agrees = one_array(pc.equal(md5.filter(check), want))
             ok = pc.replace_with_mask(ok, check, agrees)
         return ok
 
