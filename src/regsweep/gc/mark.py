@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from regsweep.scan.graph import Graph, pylist
-from regsweep.scan.snapshot import Snapshot
+from regsweep.scan.snapshot import Snapshot, by_value
 
 # cosign: [prefix]sha256-<hex>.sig|.att|.sbom ; OCI referrers fallback: sha256-<hex>
 REFERRER_TAG = re.compile(
@@ -81,7 +86,6 @@ class RepoView:
     revision_blob: dict[str, bool] = field(default_factory=dict)
     tags: dict[str, str | None] = field(default_factory=dict)  # tag -> target (None: unreadable)
     history: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    links: dict[str, str | None] = field(default_factory=dict)  # path digest -> target
 
     def revision_digests(self) -> set[str]:
         """Every digest a revision link names, by path or by content."""
@@ -94,8 +98,9 @@ class RepoView:
 
 
 def repo_views(snap: Snapshot) -> dict[str, RepoView]:
-    """Every repository of the snapshot with its revisions, tags, tag history and links,
-    sorted by name."""
+    """Every repository of the snapshot with its revisions, tags and tag history, sorted by
+    name. Its ``_layers`` links are not held per repository (a store can hold millions):
+    ``_links_where`` reads the few that mark asks about."""
     repos: dict[str, RepoView] = {}
 
     def get(name: str) -> RepoView:
@@ -127,12 +132,23 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
         pylist(h["repository"]), pylist(h["tag"]), pylist(h["digest"]), strict=True
     ):
         (repos.get(name) or get(name)).history[tag].add(d)
+    for name in pylist(pc.unique(snap["layer_links"]["repository"])):
+        get(name)
+    return dict(sorted(repos.items()))
+
+
+def _links_where(
+    snap: Snapshot, keep: Callable[[pa.Table], Any]
+) -> dict[str, list[tuple[str, str | None]]]:
+    """(path digest, target) of the ``_layers`` links ``keep`` picks, by repository."""
     ll = snap["layer_links"]
+    ll = ll.filter(keep(ll))
+    out: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     for name, d, target in zip(
         pylist(ll["repository"]), pylist(ll["digest"]), pylist(ll["target"]), strict=True
     ):
-        (repos.get(name) or get(name)).links[d] = target
-    return dict(sorted(repos.items()))
+        out[name].append((d, target))
+    return out
 
 
 def mark(
@@ -163,6 +179,7 @@ def mark(
             return "manifest blob was not read"
         return graph.manifest_problem.get(d)
 
+    unresolved = _links_where(snap, lambda ll: pc.is_null(ll["target"]))
     # Fail-closed checks that do not depend on the roots.
     for repo in repos.values():
         if not repo.valid:
@@ -181,10 +198,9 @@ def mark(
                 unsafe[repo.name] = f"tag {tag}: current/link cannot be read and has no history"
             elif target is not None and (p := manifest_problem(target)) is not None:
                 unsafe[repo.name] = f"manifest {target} of tag {tag}: {p}"
-        for d, target in repo.links.items():
-            if target is None:
-                # We cannot tell which blob this link protects: no blob may be swept.
-                uncertain.append(f"{repo.name}: _layers link {d} cannot be resolved")
+        for d, _ in unresolved.get(repo.name, ()):
+            # We cannot tell which blob this link protects: no blob may be swept.
+            uncertain.append(f"{repo.name}: _layers link {d} cannot be resolved")
 
     revision_digests = {name: repo.revision_digests() for name, repo in repos.items()}
     live: dict[str, set[str]] = {}  # repo -> closure (digests, canonicalised)
@@ -293,6 +309,15 @@ def mark(
         if gone:
             absent[m] = gone
 
+    unsafe_names = pa.array(sorted(unsafe), pa.string())
+    unsafe_links = (
+        _links_where(
+            snap,
+            lambda ll: by_value(ll["repository"], lambda v: pc.is_in(v, value_set=unsafe_names)),
+        )
+        if unsafe
+        else {}
+    )
     live_blobs: set[str] = set()
     live_manifests: dict[str, set[str]] = {}
     missing: list[MissingBlob] = []
@@ -302,8 +327,9 @@ def mark(
         live_blobs |= closure & graph.blob_sizes.keys()
         live_manifests[repo.name] = closure & revs
         if repo.name in unsafe:
-            live_blobs |= {t for t in repo.links.values() if t is not None}
-            live_blobs |= {d for d in repo.links if d in graph.blob_sizes}
+            links = unsafe_links.get(repo.name, [])
+            live_blobs |= {t for _, t in links if t is not None}
+            live_blobs |= {d for d, _ in links if d in graph.blob_sizes}
             live_manifests[repo.name] = set(revs)
         for m in filter(absent.__contains__, closure):
             for child, kind in absent[m]:
