@@ -39,6 +39,7 @@ from regsweep.scan.snapshot import (
     Snapshot,
     TableBuilder,
     ascending,
+    by_value,
     one_array,
     table_from_columns,
     with_keys,
@@ -99,34 +100,55 @@ def _col(table: pa.Table, name: str) -> pa.Array:
     return one_array(table[name])
 
 
-def _sorted_out_of(tables: dict[Kind, pa.Table], kind: Kind, *by: str) -> pa.Table:
+def _sorted_out_of(
+    tables: dict[Kind, pa.Table], kind: Kind, *by: str, encode: Sequence[str] = ()
+) -> pa.Table:
     """``tables[kind]`` sorted by its columns ``by``, taken out of ``tables`` a column at a
     time: each column of the unsorted table is let go once its sorted copy exists, so the peak
     is the table and one column, not two tables (the blobs, or the ``_layers`` links, can be
-    millions of rows)."""
+    millions of rows). The columns ``encode`` are dictionary-encoded first, so that the take
+    copies 4-byte indices rather than strings (millions of ``_layers`` links name a few
+    thousand layers); a column equal to one already encoded shares its encoding."""
     table = tables[kind]
     if len(by) == 1 and ascending(table[by[0]]):
-        # It came sorted (an inventory lists in key order): no sort, and no copy.
-        return tables.pop(kind)
-    order = (
-        pc.sort_indices(table[by[0]])
-        if len(by) == 1
-        else pc.sort_indices(table, [(name, "ascending") for name in by])
-    )
+        order = None  # it came sorted (an inventory lists in key order)
+    elif len(by) == 1:
+        order = pc.sort_indices(table[by[0]])
+    else:
+        order = pc.sort_indices(table, [(name, "ascending") for name in by])
     del table
-    return _take(tables.pop(kind), order)  # no other reference: _take can let columns go
+    if order is None and not encode:
+        return tables.pop(kind)  # no sort, and no copy
+    return _take(tables.pop(kind), order, encode)  # no other reference: _take lets columns go
 
 
-def _take(table: pa.Table, indices: pa.Array) -> pa.Table:
+def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ()) -> pa.Table:
     # ``table`` must be the caller's only reference (passed straight from a ``pop``), or
     # dropping its columns here frees nothing.
     schema, columns = table.schema, []
+    encoded: list[tuple[pa.Array, pa.Array]] = []  # (plain, encoded)
     for name in schema.names:
         col = _col(table, name)  # one chunk: a copy when the listing gave several
         table = table.drop_columns([name])  # so that the chunks go before the take copies
-        columns.append(col.take(indices))
+        if name in encode:
+            plain = col
+            col = (
+                next((e for p, e in encoded if p.equals(plain)), None) or plain.dictionary_encode()
+            )
+            encoded.append((plain, col))
+            if name == encode[-1]:
+                encoded.clear()  # the plain strings can go
+            del plain
+        columns.append(col if indices is None else col.take(indices))
         del col
-    return pa.Table.from_arrays(columns, schema=schema)
+    fields = [
+        pa.field(c.name, columns[i].type) if c.name in encode else c for i, c in enumerate(schema)
+    ]
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _algorithm(digests: pa.Array) -> pa.Array:
+    return pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
 
 
 def _among(values: pa.Array, haystack: pa.Array) -> pa.Array:
@@ -155,6 +177,8 @@ def _known_md5(table: pa.Table) -> tuple[pa.Array, pa.Array]:
     is not, but a single Put Blob sets Content-MD5."""
     etag = _col(table, "etag")
     from_etag = _md5_like(etag)
+    if from_etag.false_count == 0:  # S3: no copy of millions of ETags
+        return etag, from_etag
     return pc.if_else(from_etag, etag, _col(table, "content_md5")), from_etag
 
 
@@ -439,17 +463,20 @@ class _Scan:
         check = pc.and_(ok, pc.is_valid(md5))
         if pc.any(check).as_py():
             # The MD5 the listing tells (S3's ETag, Azure's Content-MD5) must be the path's.
-            # Hashed a slice at a time: millions of digests as Python strings cost gigabytes.
-            paths = digest.filter(check)
-            want = pa.chunked_array(
-                [
-                    pa.array([_md5(d) for d in paths.slice(i, _SLICE).to_pylist()], pa.string())
-                    for i in range(0, len(paths), _SLICE)
-                ],
-                pa.string(),
-            )
-            agrees = one_array(pc.equal(md5.filter(check), want))
-            ok = pc.replace_with_mask(ok, check, agrees)
+            # A slice at a time: millions of digests as Python strings (or a filtered copy
+            # of them) cost gigabytes.
+            agrees = []
+            for at in range(0, n, _SLICE):
+                paths, checked = digest.slice(at, _SLICE), check.slice(at, _SLICE)
+                want = pa.array(
+                    [
+                        _md5(d) if c else None
+                        for d, c in zip(paths.to_pylist(), checked.to_pylist(), strict=True)
+                    ],
+                    pa.string(),
+                )
+                agrees.append(pc.fill_null(pc.equal(md5.slice(at, _SLICE), want), False))
+            ok = pc.if_else(check, pa.concat_arrays(agrees), ok)
         return ok
 
     def resolve_links(self) -> dict[Kind, pa.Table]:
@@ -713,13 +740,14 @@ class _Scan:
 
     def link_table(self, name: str, resolved: dict[Kind, pa.Table], kind: Kind) -> pa.Table:
         """The snapshot table ``name`` from the resolved links of ``kind`` (taken out of
-        ``resolved``), in key order."""
-        # In key order; _layers links (which hold no key) by repository and digest.
+        ``resolved``), in key order; ``_layers`` links (which hold no key) by repository and
+        digest."""
         by = ["repo", "digest"] if kind is Kind.LAYER_LINK else ["key"]
-        links = _sorted_out_of(resolved, kind, *by)
+        links = _sorted_out_of(resolved, kind, *by, encode=("repo", "digest", "target"))
         digest, target = links["digest"], links["target"]
-        alg = pc.list_element(pc.split_pattern(digest, ":", max_splits=1), 0)
-        target_alg = pc.list_element(pc.split_pattern(target, ":", max_splits=1), 0)
+        alg = by_value(digest, _algorithm)
+        target_alg = by_value(target, _algorithm)
+        present = by_value(target, lambda v: _among(v, self.blob_digests))
         return table_from_columns(
             name,
             {
@@ -732,7 +760,7 @@ class _Scan:
                 "last_modified": links["last_modified"],
                 "etag": links["etag"],
                 "alias": pc.fill_null(pc.not_equal(alg, target_alg), False),
-                "blob_present": pc.fill_null(_among(target, self.blob_digests), False),
+                "blob_present": pc.fill_null(present, False),
                 "resolved_by": links["resolved_by"],
                 "problem": links["problem"],
             },
