@@ -36,6 +36,7 @@ from regsweep.scan.graph import Graph, pylist
 from regsweep.scan.snapshot import Snapshot, ascending, by_value, decoded, one_array, rows
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
+_NOTHING: frozenset[str] = frozenset()
 
 # In memory, the text columns that repeat or that name blobs are dictionary-encoded. The blob
 # phase's key, digest and ETag are dictionaries over the snapshot's own blobs columns, so a
@@ -527,7 +528,16 @@ def make_plan(
     for repo, d, target in zip(rev_repo, rev_digest, rev_target, strict=True):
         if (repo, d) not in leaving:
             staying[repo] |= {d, target} - {None}
-    needed_after = {repo: graph.closure(repo, roots) for repo, roots in staying.items()}
+    # Only where it can differ from the mark's: when every root that stays is in the mark's
+    # closure of the repository, so is its closure, and the checks below that use it (links
+    # and blobs the mark did not keep) learn nothing from it. A repository with revisions
+    # that go still needs its own, to protect those that what stays needs.
+    leaving_repos = {repo for repo, _ in leaving}
+    needed_after = {
+        repo: graph.closure(repo, roots)
+        for repo, roots in staying.items()
+        if repo in leaving_repos or not roots <= marked.reach.get(repo, _NOTHING)
+    }
     needed_anywhere = set().union(*needed_after.values()) if needed_after else set()
 
     for repo, d, reason, r, entries in rev_cands:
