@@ -563,8 +563,7 @@ def make_plan(
     # Column by column, a slice of rows at a time: no row becomes a dict, and a store's
     # millions of links never all become Python values at once.
     no_links: set[str] = set()
-    # In the snapshot's order: a scan writes them by repository and digest.
-    for batch in snap["layer_links"].to_batches(max_chunksize=_SLICE_ROWS):
+    for batch in _in_link_order(snap["layer_links"]):
         ll = _Columns(pa.Table.from_batches([batch]), "repository", "digest", "target")
         for i, (repo, digest, target, present, t_ms) in enumerate(
             zip(
@@ -727,6 +726,35 @@ def _micros(t: datetime) -> int:
 def _millis(table: pa.Table, name: str) -> list[int | None]:
     """A timestamp[ms] column as integers: converting to datetime objects costs ten times more."""
     return table.column(name).cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
+
+
+def _in_link_order(links: pa.Table) -> Iterable[pa.RecordBatch]:
+    """``_layers`` links, ``_SLICE_ROWS`` at a time, by repository and digest (as a scan writes
+    them), so that the plan does not depend on the snapshot's row order. Arrow cannot sort a
+    table by dictionary columns: rows are ordered by the ranks of their values instead, and
+    only when they are not in order already."""
+    ranks = [_ranks(links[name]) for name in ("repository", "digest")]
+    repo, digest = ranks
+    later = (repo[1:] > repo[:-1]) | ((repo[1:] == repo[:-1]) & (digest[1:] > digest[:-1]))
+    if later.all():
+        yield from links.to_batches(max_chunksize=_SLICE_ROWS)
+        return
+    order = np.lexsort((digest, repo))  # stable: equal rows keep their order
+    del ranks, repo, digest, later
+    for start in range(0, len(order), _SLICE_ROWS):
+        yield from links.take(order[start : start + _SLICE_ROWS]).to_batches()
+
+
+def _ranks(col: pa.ChunkedArray) -> np.ndarray:
+    """Per row, the rank of its value among the column's values (a null ranks last)."""
+    if not pa.types.is_dictionary(col.type):
+        col = col.dictionary_encode()
+    chunks = pa.table({"c": col}).unify_dictionaries()["c"].chunks
+    if not chunks:
+        return np.zeros(0, np.uint64)
+    rank = pc.rank(chunks[0].dictionary, sort_keys="ascending", tiebreaker="dense")
+    last = pa.scalar(len(rank) + 1, pa.uint64())
+    return np.concatenate([pc.fill_null(pc.take(rank, c.indices), last).to_numpy() for c in chunks])
 
 
 def _rows_of(table: pa.Table, picked: pa.ChunkedArray, names: list[str]) -> dict[str, Any]:
