@@ -39,10 +39,11 @@ PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4
 _NOTHING: frozenset[str] = frozenset()
 
 # In memory, the text columns that repeat or that name blobs are dictionary-encoded. The blob
-# phase's key, digest and ETag are dictionaries over the snapshot's own blobs columns, so a
-# plan of millions of blobs adds 4 bytes per value instead of a copy of each string. A plan
-# file holds them as plain strings (PLAN_FILE_SCHEMA): a dictionary over every blob of the
-# store would be written whole.
+# phase's digest and ETag are dictionaries over the snapshot's own blobs columns, so a plan of
+# millions of blobs adds 4 bytes per value instead of a copy of each string; as in the
+# snapshot, the key of a blob or _layers link in the standard shape is null (``_with_keys``
+# builds it). A plan file holds plain strings and every key (PLAN_FILE_SCHEMA): a dictionary
+# over every blob of the store would be written whole.
 _DICT = pa.dictionary(pa.int32(), pa.string())
 PLAN_SCHEMA = pa.schema(
     [

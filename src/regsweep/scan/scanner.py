@@ -84,9 +84,9 @@ _LINK_SCHEMA = pa.schema(
 # The columns the scan drops from the column-wise rows of a kind, and what names the
 # repository of such a row's key (the key is built from it and the digest when needed).
 _DROPPED = {Kind.BLOB_DATA: ("key", "content_md5"), Kind.LAYER_LINK: ("key",)}
+_KEY_REPO = {Kind.BLOB_DATA: None, Kind.LAYER_LINK: "repo"}
 _SHA256 = len("sha256:")
 _HEX_DIGITS = "0123456789abcdef"
-_KEY_REPO = {Kind.BLOB_DATA: None, Kind.LAYER_LINK: "repo"}
 
 
 @dataclass
@@ -111,7 +111,7 @@ def _sorted_out_of(
     thousand layers); a column equal to one already encoded shares its encoding."""
     table = tables[kind]
     if len(by) == 1 and ascending(table[by[0]]):
-        order = None  # it came sorted (an inventory lists in key order)
+        order = None  # it came sorted
     elif len(by) == 1:
         order = pc.sort_indices(table[by[0]])
     else:
@@ -131,14 +131,11 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
         col = _col(table, name)  # one chunk: a copy when the listing gave several
         table = table.drop_columns([name])  # so that the chunks go before the take copies
         if name in encode:
-            plain = col
-            col = (
-                next((e for p, e in encoded if p.equals(plain)), None) or plain.dictionary_encode()
-            )
-            encoded.append((plain, col))
+            same = [e for plain, e in encoded if plain.equals(col)]
+            encoded.append((col, same[0] if same else col.dictionary_encode()))
+            col = encoded[-1][1]
             if name == encode[-1]:
                 encoded.clear()  # the plain strings can go
-            del plain
         columns.append(col if indices is None else col.take(indices))
         del col
     fields = [
