@@ -89,6 +89,30 @@ _SHA256 = len("sha256:")
 _HEX_DIGITS = "0123456789abcdef"
 
 
+class _Parts:
+    """The rows of one kind as classify finds them, a table per listing batch, merged sixteen
+    at a time into one table (and those sixteen at a time, and so on: each row is copied once
+    per level). Thousands of small per-batch buffers fragmented the allocator: at 10M objects
+    the scan held ~500 MiB of RSS beyond what Arrow had allocated."""
+
+    _FAN_IN = 16
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+        self.levels: list[int] = []
+
+    def add(self, table: pa.Table) -> None:
+        self.tables.append(table)
+        self.levels.append(0)
+        n = self._FAN_IN
+        while len(self.levels) >= n and len(set(self.levels[-n:])) == 1:
+            merged = pa.concat_tables(self.tables[-n:]).combine_chunks()
+            level = self.levels[-1] + 1
+            del self.tables[-n:], self.levels[-n:]
+            self.tables.append(merged)
+            self.levels.append(level)
+
+
 @dataclass
 class _Upload:
     files: list[tuple[KeyRecord, ObjectInfo]] = field(default_factory=list)
@@ -193,8 +217,8 @@ class _Scan:
         self.progress = progress
         self.root = ""
         # Per kind of key, the listing's rows of that kind (tables, then one table each).
-        self.parts: dict[Kind, list[pa.Table]] = {k: [] for k in _COLUMNAR}
-        self.blob_parts: dict[str, list[pa.Table]] = defaultdict(list)  # see add_blobs
+        self.parts: dict[Kind, _Parts] = {k: _Parts() for k in _COLUMNAR}
+        self.blob_parts: dict[str, _Parts] = defaultdict(_Parts)  # see add_blobs
         self.odd: dict[Kind, list[tuple[KeyRecord, ObjectInfo]]] = {k: [] for k in _COLUMNAR}
         self.kinds: dict[Kind, pa.Table] = {}
         # Sorted: the blobs table's digest column. (pa.nulls, since the first pa.array of a list
@@ -325,7 +349,7 @@ class _Scan:
             if kind is Kind.BLOB_DATA:
                 self.add_blobs(table)
             elif table.num_rows:
-                self.parts[kind].append(table)
+                self.parts[kind].add(table)
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
             self.prefetch(pc.unique(revisions["digest"]).to_pylist())
@@ -351,7 +375,7 @@ class _Scan:
         for h in _HEX_DIGITS:
             part = table.filter(pc.equal(first, h))
             if part.num_rows:
-                self.blob_parts[h].append(part)
+                self.blob_parts[h].add(part)
 
     def classify_one(self, obj: ObjectInfo) -> None:
         rel = obj.key[len(self.root) :]
@@ -400,7 +424,7 @@ class _Scan:
             if kind is Kind.BLOB_DATA:
                 self.kinds[kind] = self.sorted_blobs(extra)
                 continue
-            parts = [t.cast(_LINK_SCHEMA) for t in self.parts.pop(kind)]
+            parts = [t.cast(_LINK_SCHEMA) for t in self.parts.pop(kind).tables]
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
             self.kinds[kind] = pa.concat_tables([*parts, extra])
             del parts
@@ -422,7 +446,7 @@ class _Scan:
         ``sha256:``; a store whose odd digests do not is sorted again whole."""
         done = []
         for h in sorted(self.blob_parts):
-            part = pa.concat_tables([t.cast(_LINK_SCHEMA) for t in self.blob_parts.pop(h)])
+            part = pa.concat_tables([t.cast(_LINK_SCHEMA) for t in self.blob_parts.pop(h).tables])
             done.append(_sorted_out_of({Kind.BLOB_DATA: part}, Kind.BLOB_DATA, "digest"))
             del part
         whole = {Kind.BLOB_DATA: pa.concat_tables([*done, odd])}
