@@ -512,13 +512,14 @@ def make_plan(
             history_by_digest[(repo, d)].append(i)
     del wanted
     rev_cands: list[tuple[str, str, str, int, list[int]]] = []
-    for repo, d, reason, r in sorted(untagged, key=lambda c: rv.keys[c[3]]):
+    in_key_order = sorted(((rv.keys[c[3]], c) for c in untagged), key=lambda kc: kc[0])
+    for _, (repo, d, reason, r) in in_key_order:
         entries = history_by_digest.get((repo, d), [])
         if young(rv.millis, [r]) or young(hs.millis, entries):
             protected["revision"] += 1
             continue
         rev_cands.append((repo, d, reason, r, entries))
-    del untagged, history_by_digest
+    del untagged, history_by_digest, in_key_order
 
     # Every manifest that stays (kept by the mark, or only by the grace period) keeps what it
     # needs in its repository: its children's revision links, its _layers links, its blobs.
@@ -559,6 +560,9 @@ def make_plan(
                 digest=d,
             )
         out.add_row(cand, PHASE_MANIFESTS, "revision", reason, rv, r, repository=repo, digest=d)
+    # Phase 1's Python values of every tag, history entry and revision can go before the
+    # phases that hold millions of rows.
+    del tg, hs, rv, rev_repo, rev_digest, rev_target, rev_present, rev_cands, leaving, staying
 
     # -- phase 2: _layers links -------------------------------------------------------------
     # Column by column, a slice of rows at a time: no row becomes a dict, and a store's
