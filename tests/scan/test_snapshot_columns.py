@@ -29,3 +29,24 @@ def test_by_value_of_a_plain_column_is_the_kernel() -> None:
     col = pa.chunked_array([pa.array(["x", None]), pa.array(["y"])])
     got = by_value(col, lambda v: pc.is_in(v, value_set=pa.array(["y"])))
     assert got.to_pylist() == [False, False, True]
+
+
+def test_by_value_runs_the_kernel_once_over_every_distinct_dictionary() -> None:
+    """Chunks that share a dictionary are computed once; the kernel sees every distinct
+    dictionary in one call (a value set is built once, not once per chunk)."""
+    shared = pa.array(["sha256:a", "sha256:b"]).dictionary_encode()
+    other = pa.array(["sha256:c", "sha256:b"]).dictionary_encode()
+    col = pa.chunked_array([shared, shared.slice(1), other, pa.array([], shared.type)])
+    calls: list[int] = []
+
+    def member(v: pa.ChunkedArray) -> pa.ChunkedArray:
+        calls.append(len(v))
+        return pc.is_in(v, value_set=pa.array(["sha256:b", "sha256:c"]))
+
+    got = by_value(col, member)
+    assert (
+        got.to_pylist()
+        == pc.is_in(decoded(col), value_set=pa.array(["sha256:b", "sha256:c"])).to_pylist()
+    )
+    assert got.to_pylist() == [False, True, True, True, True]
+    assert calls == [4]  # a, b once (shared), c, b of the other; the empty chunk adds nothing

@@ -330,15 +330,34 @@ def decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def by_value(
-    col: pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array | pa.ChunkedArray]
+    col: pa.ChunkedArray, fn: Callable[[Any], pa.Array | pa.ChunkedArray]
 ) -> pa.ChunkedArray:
-    """``fn`` (an element-wise kernel, such as ``is_in``) of every row of ``col``; of a
-    dictionary column, computed once per dictionary value and spread to the rows by their
-    indices (a null row gives null). Arrow's kernels decode a dictionary column first: a copy
-    of every string, about 150 MB for the digests of 2M blobs."""
+    """``fn`` (an element-wise kernel, such as ``is_in``, of an Array or ChunkedArray) of every
+    row of ``col``; of a dictionary column, computed once per dictionary value and spread to
+    the rows by their indices (a null row gives null). Arrow's kernels decode a dictionary
+    column first: a copy of every string, about 150 MB for the digests of 2M blobs. ``fn``
+    runs once over the chunks' distinct dictionaries together: a kernel such as ``is_in``
+    builds its value set once per call, and the blobs' digests come in sixteen chunks."""
     if not pa.types.is_dictionary(col.type):
         return pa.chunked_array([fn(col)])
-    return pa.chunked_array([fn(c.dictionary).take(c.indices) for c in col.chunks])
+    at: dict[tuple[int, ...], int] = {}  # a dictionary's buffers -> where its values start
+    dictionaries: list[pa.Array] = []
+    for c in col.chunks:
+        d = c.dictionary
+        same = (d.offset, len(d), *(b.address for b in d.buffers() if b is not None))
+        if same not in at:
+            at[same] = sum(len(x) for x in dictionaries)
+            dictionaries.append(d)
+    if not dictionaries:
+        return pa.chunked_array([fn(pa.array([], col.type.value_type))])
+    values = fn(pa.chunked_array(dictionaries, col.type.value_type))
+    values = one_array(values) if isinstance(values, pa.ChunkedArray) else values
+    out = []
+    for c in col.chunks:
+        d = c.dictionary
+        start = at[(d.offset, len(d), *(b.address for b in d.buffers() if b is not None))]
+        out.append(values.slice(start, len(d)).take(c.indices))
+    return pa.chunked_array(out, values.type)
 
 
 def one_array(col: pa.ChunkedArray) -> pa.Array:
