@@ -641,12 +641,11 @@ class _Scan:
             return {}
         wanted = pa.array(digests, pa.string())
         found = pc.is_in(self.blob_digests, value_set=wanted)  # the wanted blob rows, in order
-        rows = self.kinds[Kind.BLOB_DATA].filter(found)
+        rows = self._keyed(Kind.BLOB_DATA, self.kinds[Kind.BLOB_DATA].filter(found))
         names = rows["digest"].to_pylist()
         rows = rows.select(["key", "size", "last_modified"]).to_pylist()
         return {
-            d: (r["key"] or blob_data_key(d, self.root), r["size"], r["last_modified"])
-            for d, r in zip(names, rows, strict=True)
+            d: (r["key"], r["size"], r["last_modified"]) for d, r in zip(names, rows, strict=True)
         }
 
     def prefetch(self, digests: list[str]) -> None:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
 from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
+from regsweep.storage.columns import NULL_STRING
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 _TS = pa.timestamp("ms", tz="UTC")
@@ -295,9 +296,9 @@ def with_keys(table: pa.Table, root: str, repository: str | None) -> pa.Table:
     ``repository`` column) the ``_layers`` link of its ``digest`` in that repository. Only the
     missing keys are built."""
     key = one_array(table["key"])
-    missing = pc.is_null(key)
     if not key.null_count:
         return table
+    missing = pc.is_null(key)
     built = _derived(table.filter(missing), root, repository)
     key = built if key.null_count == len(key) else pc.replace_with_mask(key, missing, built)
     return table.set_column(table.schema.get_field_index("key"), "key", key)
@@ -311,7 +312,7 @@ def without_derived_keys(table: pa.Table, root: str, repository: str | None) -> 
     same = pc.fill_null(pc.equal(key, _derived(table, root, repository)), False)
     if not pc.any(same).as_py():
         return table
-    key = pc.if_else(same, pa.nulls(1, pa.string())[0], key)
+    key = pc.if_else(same, NULL_STRING, key)
     return table.set_column(table.schema.get_field_index("key"), "key", key)
 
 
@@ -343,21 +344,23 @@ def by_value(
     at: dict[tuple[int, ...], int] = {}  # a dictionary's buffers -> where its values start
     dictionaries: list[pa.Array] = []
     for c in col.chunks:
-        d = c.dictionary
-        same = (d.offset, len(d), *(b.address for b in d.buffers() if b is not None))
-        if same not in at:
+        if (same := _identity(c.dictionary)) not in at:
             at[same] = sum(len(x) for x in dictionaries)
-            dictionaries.append(d)
+            dictionaries.append(c.dictionary)
     if not dictionaries:
         return pa.chunked_array([fn(pa.array([], col.type.value_type))])
     values = fn(pa.chunked_array(dictionaries, col.type.value_type))
     values = one_array(values) if isinstance(values, pa.ChunkedArray) else values
-    out = []
-    for c in col.chunks:
-        d = c.dictionary
-        start = at[(d.offset, len(d), *(b.address for b in d.buffers() if b is not None))]
-        out.append(values.slice(start, len(d)).take(c.indices))
+    out = [
+        values.slice(at[_identity(c.dictionary)], len(c.dictionary)).take(c.indices)
+        for c in col.chunks
+    ]
     return pa.chunked_array(out, values.type)
+
+
+def _identity(array: pa.Array) -> tuple[int, ...]:
+    """Where ``array``'s values live: equal for chunks that share one dictionary."""
+    return (array.offset, len(array), *(b.address for b in array.buffers() if b is not None))
 
 
 def one_array(col: pa.ChunkedArray) -> pa.Array:
