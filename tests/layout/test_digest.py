@@ -36,3 +36,8 @@ def test_digest_grammar():
     assert not is_valid_digest("sha256:" + "A" * 64)
     assert not is_valid_digest("sha256:" + "a" * 63)
     assert not is_valid_digest("md5:" + "a" * 32)
+    # A trailing newline is not hex, even where it makes the length right.
+    assert not is_valid_digest("sha256:" + "a" * 63 + "\n")
+    assert not is_valid_digest("sha512:" + "b" * 127 + "\n")
+    got = parse_link(("sha256:" + "a" * 63 + "\n").encode())
+    assert got.digest is None and got.problem == "invalid"

@@ -13,19 +13,25 @@ from dataclasses import dataclass
 HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 _DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
-_HEX_RE = re.compile(r"^[a-f0-9]+$")
+_HEX_RE = re.compile(r"[a-f0-9]+")
+# Nearly every digest a registry holds: one call into the regex engine decides it (a scan checks
+# every descriptor of every manifest).
+_SHA256_RE = re.compile(r"sha256:[a-f0-9]{64}")
 
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
 def is_valid_digest(value: str) -> bool:
     """True if ``value`` is a digest Distribution accepts: registered algorithm, lower-case hex."""
+    if _SHA256_RE.fullmatch(value):
+        return True
     alg, sep, hex_ = value.partition(":")
-    return bool(sep) and HEX_LENGTH.get(alg) == len(hex_) and bool(_HEX_RE.match(hex_))
+    return bool(sep) and is_valid_hex(alg, hex_)
 
 
 def is_valid_hex(alg: str, hex_: str) -> bool:
-    return HEX_LENGTH.get(alg) == len(hex_) and bool(_HEX_RE.match(hex_))
+    # fullmatch, not ``^...$``: "$" also matches before a trailing newline.
+    return HEX_LENGTH.get(alg) == len(hex_) and bool(_HEX_RE.fullmatch(hex_))
 
 
 def algorithm_from_path(components: list[str]) -> str:

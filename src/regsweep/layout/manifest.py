@@ -44,7 +44,9 @@ REF_BLOB = "blob"  # artifact blobs[], or a non-manifest descriptor inside an in
 REF_SUBJECT = "subject"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a scan makes one per descriptor of every manifest, and a frozen dataclass's
+# __init__ costs about three times as much. Nothing changes a Reference after parsing.
+@dataclass(slots=True)
 class Reference:
     digest: str
     kind: str
@@ -83,31 +85,43 @@ class _Collector:
         self.refs: list[Reference] = []
         self.problems: list[str] = []
 
-    def descriptor(self, d: Any, kind: str, where: str, *, allow_platform: bool = False) -> None:
+    def descriptor(
+        self,
+        d: Any,
+        kind: str,
+        where: str,
+        index: int | None = None,
+        *,
+        allow_platform: bool = False,
+    ) -> None:
+        """Record the descriptor ``d`` found at ``where`` (``where[index]`` in a list). A scan
+        calls this for every descriptor of every manifest: the common case does a few dict
+        lookups, and the problem texts are only built for a problem."""
         if not isinstance(d, dict):
-            self.problems.append(f"{where} is not a descriptor")
+            self.problems.append(f"{_at(where, index)} is not a descriptor")
             return
         digest = d.get("digest")
         if not isinstance(digest, str) or not is_valid_digest(digest):
-            self.problems.append(f"{where} has an invalid digest {digest!r}")
+            self.problems.append(f"{_at(where, index)} has an invalid digest {digest!r}")
             return
-        mt = d.get("mediaType") if isinstance(d.get("mediaType"), str) else None
-        if kind == REF_MANIFEST and mt is not None and mt not in MANIFEST_MEDIA_TYPES:
+        mt = d.get("mediaType")
+        if not isinstance(mt, str):
+            mt = None
+        elif kind == REF_MANIFEST and mt not in MANIFEST_MEDIA_TYPES:
             # An index may list non-manifest descriptors; they are plain blob references.
             kind = REF_BLOB
-        size = d.get("size") if isinstance(d.get("size"), int) else None
+        size = d.get("size")
         urls = d.get("urls")
+        artifact_type = d.get("artifactType")
         self.refs.append(
             Reference(
-                digest=digest,
-                kind=kind,
-                media_type=mt,
-                size=size,
-                platform=_platform(d.get("platform")) if allow_platform else None,
-                has_urls=isinstance(urls, list) and len(urls) > 0,
-                artifact_type=d.get("artifactType")
-                if isinstance(d.get("artifactType"), str)
-                else None,
+                digest,
+                kind,
+                mt,
+                size if isinstance(size, int) else None,
+                _platform(d.get("platform")) if allow_platform else None,
+                isinstance(urls, list) and len(urls) > 0,
+                artifact_type if isinstance(artifact_type, str) else None,
             )
         )
 
@@ -118,7 +132,11 @@ class _Collector:
             self.problems.append(f"{where} is not a list")
             return
         for i, d in enumerate(items):
-            self.descriptor(d, kind, f"{where}[{i}]", **kw)
+            self.descriptor(d, kind, where, i, **kw)
+
+
+def _at(where: str, index: int | None) -> str:
+    return where if index is None else f"{where}[{index}]"
 
 
 def parse_manifest(data: bytes) -> ParsedManifest:

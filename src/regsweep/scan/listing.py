@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import pyarrow as pa
 
@@ -55,15 +55,22 @@ def _groups(shards: list[str], n: int) -> list[list[str]]:
     return [shards[i::n] for i in range(n)]
 
 
+# Groups of shards per core on a filesystem. Several per core, so that the first repositories
+# are classified (and their manifests read) while the rest are still being listed; not many
+# more, since each group is one ``find`` process.
+_GROUPS_PER_CORE = 4
+
+
 def list_layout(
     store: ObjectStore, root: str, executor: Executor, progress: Progress = no_progress
 ) -> Iterator[pa.Table]:
     """Yield the objects under ``root`` as listing tables, listing shards in parallel.
 
     An object store lists one shard per request stream, all at once. A filesystem store lists
-    a group of shards with one ``find`` process (so both cores work, which Python threads
-    cannot), one group per core at a time: first the repositories, then the blobs, so the scan
-    can start reading the manifests that revision links name while the blobs are listed."""
+    a group of shards with one ``find`` process, one process per core at a time (so both cores
+    work, which Python threads cannot): first the repositories, then the blobs. Each group is
+    handed on as soon as it and those before it are listed, so the scan reads the manifests
+    that the first revision links name while the rest is still being listed."""
     shards, loose = plan_shards(store, root)
     progress("list", 0, len(shards))
     if getattr(store, "list_table", None) is None:
@@ -76,19 +83,17 @@ def list_layout(
     cores = os.cpu_count() or 2
     repos = [s for s in shards if s.startswith(root + "repositories/")]
     others = [s for s in shards if not s.startswith(root + "repositories/")]
-    done: list[tuple[pa.Table, int]] = []
-    # The last, empty wave only hands on the blobs.
-    for wave, groups in enumerate((_groups(repos, cores), _groups(others, cores), [])):
-        running = [(executor.submit(list_table, store, g), len(g)) for g in groups if g]
-        if wave == 0:
-            # The loose files are converted while the first wave runs: the first Arrow array
-            # built from Python values makes pyarrow import pandas (a third of a second).
-            done = [(listing_table(loose), 0)]
-        # Hand on the previous wave only once this one runs, so its work overlaps the listing.
-        for table, n in done:
-            yield table
+    groups = [g for part in (repos, others) for g in _groups(part, cores * _GROUPS_PER_CORE) if g]
+    # Its own pool, one thread per core, so the groups run in order and no more than ``cores``
+    # ``find`` processes at once (the scan's pool has more threads than cores).
+    with ThreadPoolExecutor(max_workers=cores, thread_name_prefix="find") as finds:
+        running = [(finds.submit(list_table, store, g), len(g)) for g in groups]
+        # The loose files are converted while the first groups are listed: the first Arrow
+        # array built from Python values makes pyarrow import pandas (a third of a second).
+        yield listing_table(loose)
+        for fut, n in running:
+            yield fut.result()
             progress("list", n, None)
-        done = [(fut.result(), n) for fut, n in running]
 
 
 def list_incomplete_uploads(store: ObjectStore, root: str) -> list[IncompleteUpload]:

@@ -228,8 +228,8 @@ class _Scan:
         self.repo_parts: dict[str, set[str]] = defaultdict(set)
         self.anomalies = TableBuilder("anomalies")
         self.manifests: dict[str, ParsedManifest] = {}
-        # The blob object of each manifest read: (key, size, last_modified).
-        self.manifest_blobs: dict[str, tuple[str, int, datetime]] = {}
+        # The blob of each manifest read.
+        self.manifest_blobs: dict[str, tuple[int, int]] = {}  # (size, row in the blobs table)
         # Manifests read while the listing still runs (see prefetch), and their digests.
         self.prefetched: list[Future[list[tuple[str, ParsedManifest | None]]]] = []
         self.prefetching: set[str] = set()
@@ -561,18 +561,10 @@ class _Scan:
             unread = pc.invert(ok)
             count = table.num_rows - pc.sum(ok).as_py() if table.num_rows else 0
             if count:
-                mine = read[at : at + count]
-                rows = self._keyed(kind, table.filter(unread)).to_pylist()
-                judged = [
-                    self._judge_link(kind, row, t, p)
-                    for row, (t, p) in zip(rows, mine, strict=True)
-                ]
-                target = pc.replace_with_mask(
-                    target, unread, pa.array([j[0] for j in judged], pa.string())
-                )
-                by = pc.replace_with_mask(by, unread, pa.array([j[1] for j in judged], pa.string()))
-                problem = pc.replace_with_mask(
-                    problem, unread, pa.array([j[2] for j in judged], pa.string())
+                judged = self._judge_links(kind, table.filter(unread), read[at : at + count])
+                target, by, problem = (
+                    pc.replace_with_mask(old, unread, pa.array(new, pa.string()))
+                    for old, new in zip((target, by, problem), judged, strict=True)
                 )
             at += count
             out[kind] = (
@@ -600,6 +592,38 @@ class _Scan:
             return None, f"read error: {e}"
         content = parse_link(data)
         return content.digest, content.problem
+
+    def _judge_links(
+        self, kind: Kind, rows: pa.Table, read: list[tuple[str | None, str | None]]
+    ) -> tuple[list[str | None], list[str], list[str | None]]:
+        """(targets, resolved_by, problems) of the links ``rows`` whose contents were ``read``.
+        A link that says its digest plainly resolves as read; only the others (a problem, no
+        digest, content that differs from the path, an empty object) go through _judge_link
+        as Python rows (a filesystem's tag links are all read: tens of thousands of rows)."""
+        targets = [t for t, _ in read]
+        problems = [p for _, p in read]
+        by = ["read"] * len(read)
+        path = _col(rows, "digest").to_pylist()
+        empty = pc.fill_null(
+            pc.or_kleene(
+                pc.equal(_col(rows, "etag"), EMPTY_MD5),
+                pc.equal(_col(rows, "content_md5"), EMPTY_MD5),
+            ),
+            False,
+        ).to_pylist()
+        odd = [
+            i
+            for i, (t, p) in enumerate(read)
+            if p is not None
+            or t is None
+            or empty[i]
+            or (kind is not Kind.TAG_CURRENT and path[i] is not None and t != path[i])
+        ]
+        if odd:
+            picked = self._keyed(kind, rows.take(pa.array(odd, pa.int64()))).to_pylist()
+            for i, row in zip(odd, picked, strict=True):
+                targets[i], by[i], problems[i] = self._judge_link(kind, row, *read[i])
+        return targets, by, problems
 
     def _judge_link(
         self, kind: Kind, row: dict[str, Any], target: str | None, problem: str | None
@@ -635,18 +659,30 @@ class _Scan:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def _blob_objects(self, digests: list[str]) -> dict[str, tuple[str, int, datetime]]:
-        """The blob object (key, size, last_modified) of each of ``digests`` that is a blob."""
+    def _blob_objects(self, digests: list[str]) -> dict[str, tuple[int, int]]:
+        """(size, row in the blobs table) of each of ``digests`` that is a blob. The key and
+        time are looked up (``_blob_object``) only where needed: a manifest that was not read
+        while listing, or one with a problem."""
         if not digests:
             return {}
         wanted = pa.array(digests, pa.string())
-        found = pc.is_in(self.blob_digests, value_set=wanted)  # the wanted blob rows, in order
-        rows = self._keyed(Kind.BLOB_DATA, self.kinds[Kind.BLOB_DATA].filter(found))
-        names = rows["digest"].to_pylist()
-        rows = rows.select(["key", "size", "last_modified"]).to_pylist()
-        return {
-            d: (r["key"], r["size"], r["last_modified"]) for d, r in zip(names, rows, strict=True)
-        }
+        found = by_value(self.blob_digests, lambda v: pc.is_in(v, value_set=wanted))
+        at = pc.indices_nonzero(found)
+        rows = self.kinds[Kind.BLOB_DATA].select(["digest", "size"]).take(at)
+        return dict(
+            zip(
+                rows["digest"].to_pylist(),
+                zip(rows["size"].to_pylist(), at.to_pylist(), strict=True),
+                strict=True,
+            )
+        )
+
+    def _blob_object(self, digest: str) -> ObjectInfo:
+        """The blob object of a manifest ``_blob_objects`` found."""
+        row = self.manifest_blobs[digest][1]
+        blob = self._keyed(Kind.BLOB_DATA, self.kinds[Kind.BLOB_DATA].slice(row, 1))
+        r = blob.select(["key", "size", "last_modified"]).to_pylist()[0]
+        return ObjectInfo(r["key"], r["size"], r["last_modified"])
 
     def prefetch(self, digests: list[str]) -> None:
         """Start reading the manifests that revision links name while the listing still runs
@@ -692,7 +728,7 @@ class _Scan:
 
     def _read_manifest(self, digest: str) -> ParsedManifest:
         try:
-            return self._read_manifest_at(digest, self.manifest_blobs[digest][0])
+            return self._read_manifest_at(digest, self._blob_object(digest).key)
         except ObjectNotFound:
             return ParsedManifest("unread", None, problem="vanished during the scan")
 
@@ -720,18 +756,17 @@ class _Scan:
         parsed = [self.manifests[d] for d in digests]
         for digest, p in zip(digests, parsed, strict=True):
             if p.problem is not None:
-                key, size, when = self.manifest_blobs[digest]
                 self.anomaly(
                     "bad-manifest",
                     "error",
                     f"manifest {digest}: {p.problem}",
-                    obj=ObjectInfo(key, size, when),
+                    obj=self._blob_object(digest),
                 )
         mt = table_from_columns(
             "manifests",
             {
                 "digest": digests,
-                "size": [self.manifest_blobs[d][1] for d in digests],
+                "size": [self.manifest_blobs[d][0] for d in digests],
                 "kind": [p.kind for p in parsed],
                 "media_type": [p.media_type for p in parsed],
                 "artifact_type": [p.artifact_type for p in parsed],
@@ -787,7 +822,9 @@ class _Scan:
         )
 
     def blobs_table(self) -> pa.Table:
-        blobs = self.kinds.pop(Kind.BLOB_DATA)
+        # Not taken out of ``kinds``: manifest_tables still looks up manifest blobs by row (the
+        # snapshot's table shares its columns, so this holds no copy).
+        blobs = self.kinds[Kind.BLOB_DATA]
         digests = self.blob_digests  # sorted
         columns: dict[str, Any] = {name: blobs[name] for name in ("size", "last_modified", "etag")}
         # Null for the blobs classify_columns found (see DERIVED_KEYS); odd paths (tarsum)
