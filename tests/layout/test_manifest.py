@@ -167,6 +167,35 @@ def test_garbage_never_raises():
         assert p.kind == UNKNOWN and p.problem
 
 
+def test_hostile_json_is_unparsable_and_never_raises():
+    """What Distribution's JSON decoder (Go) rejects is unparsable here too, so the manifest's
+    repository is kept whole: invalid UTF-8, a UTF-16 document, NaN, nesting 5,000 deep."""
+    for data in (
+        b'{"schemaVersion": 2, "mediaType": "\xff"}',
+        '{"schemaVersion": 2}'.encode("utf-16"),
+        b'{"schemaVersion": NaN}',
+        b"[" * 5000 + b"]" * 5000,
+    ):
+        p = parse_manifest(data)
+        assert p.kind == UNKNOWN and p.problem and p.problem.startswith("unparsable"), data[:20]
+
+
+def test_a_size_beyond_int64_is_no_size():
+    big = {**desc("2"), "size": 2**64 - 1}
+    p = parse_manifest(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": desc("1"),
+                "layers": [big, {**desc("3"), "size": 10**30}],
+            }
+        ).encode()
+    )
+    assert p.problem is None
+    assert [r.size for r in p.references] == [10, None, None]
+
+
 def test_invalid_descriptor_digest_is_a_problem():
     p = parse_manifest(
         json.dumps(

@@ -9,9 +9,10 @@ references all the same.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from regsweep.layout.digest import is_valid_digest
 
@@ -71,6 +72,11 @@ class ParsedManifest:
     problem: str | None = None  # None: fully understood. Else a short stable code + detail.
 
 
+# A size that does not fit the snapshot's int64 column (no registry could have accepted it) is
+# no size at all.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _platform(p: Any) -> str | None:
     if not isinstance(p, dict):
         return None
@@ -118,7 +124,7 @@ class _Collector:
                 digest,
                 kind,
                 mt,
-                size if isinstance(size, int) else None,
+                size if isinstance(size, int) and _INT64_MIN <= size <= _INT64_MAX else None,
                 _platform(d.get("platform")) if allow_platform else None,
                 isinstance(urls, list) and len(urls) > 0,
                 artifact_type if isinstance(artifact_type, str) else None,
@@ -142,8 +148,11 @@ def _at(where: str, index: int | None) -> str:
 def parse_manifest(data: bytes) -> ParsedManifest:
     """Classify a manifest blob and list what it references. Never raises."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+        # orjson, not json: three times as fast, and strict where Distribution (Go) is too:
+        # invalid UTF-8, NaN, integers beyond 64 bits and nesting deeper than 1024 are errors
+        # (json accepted the first three, and raised RecursionError on the last).
+        doc = orjson.loads(data)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as e:
         return ParsedManifest(UNKNOWN, None, problem=f"unparsable: {e.__class__.__name__}")
     if not isinstance(doc, dict):
         return ParsedManifest(UNKNOWN, None, problem="unparsable: not a JSON object")

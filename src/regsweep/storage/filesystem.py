@@ -6,7 +6,6 @@ import errno
 import functools
 import os
 import shutil
-import stat
 import subprocess
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,9 @@ def _mtime(st: os.stat_result) -> datetime:
     seconds, nanos = divmod(st.st_mtime_ns, 10**9)
     return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=nanos // 1000)
 
+
+# What read() asks for first: links and manifests fit.
+_FIRST_READ = 64 * 1024
 
 # Size, mtime ("<seconds>.<10 digits>") and path of every non-directory, each NUL-terminated:
 # NUL is the one byte a path cannot hold.
@@ -194,20 +196,30 @@ class FilesystemStore:
         except PermissionError as e:
             raise StoreError(f"{self.url}: permission denied reading {key}") from e
         try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise ObjectNotFound(key)
-            size = st.st_size
+            # Most objects a scan reads (links, manifests) are small: one read gets all of it
+            # and a second, empty one confirms the end. Only a larger object is sized with
+            # fstat, then read on (a fstat per object was a fifth of a scan's reads' calls).
+            want = min(max_bytes, _FIRST_READ) + 1
+            try:
+                chunks = [os.read(fd, want)]
+            except IsADirectoryError as e:
+                raise ObjectNotFound(key) from e
+            if len(chunks[0]) < want:
+                more = os.read(fd, 1)
+                if not more:
+                    return chunks[0]  # shorter than want, so within max_bytes
+                chunks.append(more)  # it grew since: read on below
+            size = os.fstat(fd).st_size
             if size > max_bytes:
                 raise ObjectTooLarge(key, size, max_bytes)
             # One byte more than the size, to see a file that grew since fstat.
-            chunks, left = [], min(size, max_bytes) + 1
+            left = min(size, max_bytes) + 1 - sum(map(len, chunks))
             while left > 0 and (chunk := os.read(fd, left)):
                 chunks.append(chunk)
                 left -= len(chunk)
         finally:
             os.close(fd)
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        data = b"".join(chunks)
         if len(data) > max_bytes:
             raise ObjectTooLarge(key, len(data), max_bytes)
         return data
