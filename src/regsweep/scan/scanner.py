@@ -668,7 +668,9 @@ class _Scan:
         wanted = pa.array(digests, pa.string())
         found = by_value(self.blob_digests, lambda v: pc.is_in(v, value_set=wanted))
         at = pc.indices_nonzero(found)
-        rows = self.kinds[Kind.BLOB_DATA].select(["digest", "size"]).take(at)
+        # filter, not take: a take over the sixteen chunks of digests would combine them first
+        # (a copy of every blob's digest).
+        rows = self.kinds[Kind.BLOB_DATA].select(["digest", "size"]).filter(found)
         return dict(
             zip(
                 rows["digest"].to_pylist(),

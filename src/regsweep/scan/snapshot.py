@@ -340,7 +340,9 @@ def by_value(
     runs once over the chunks' distinct dictionaries together: a kernel such as ``is_in``
     builds its value set once per call, and the blobs' digests come in sixteen chunks."""
     if not pa.types.is_dictionary(col.type):
-        return pa.chunked_array([fn(col)])
+        out = fn(col)
+        # Not pa.chunked_array([out]) of a ChunkedArray: that converts it value by value.
+        return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
     at: dict[tuple[int, ...], int] = {}  # a dictionary's buffers -> where its values start
     dictionaries: list[pa.Array] = []
     for c in col.chunks:
