@@ -5,6 +5,7 @@ GNU find is missing, the scan falls back to ``iter_objects``."""
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from regsweep.demo.generator import generate_demo
+from regsweep.scan import listing
 from regsweep.scan.listing import list_layout
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, column, rows
@@ -80,6 +82,32 @@ def test_scan_is_the_same_without_gnu_find(
     assert listed == sum(
         1 for _ in demo.iter_objects(V2)
     )  # every key listed once, loose files included
+
+
+def test_groups_come_in_order_and_an_abandoned_listing_stops(
+    demo: FilesystemStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The filesystem is listed a group of shards at a time, repositories first, each group
+    handed on in order as soon as it is listed; a scan that stops (an error while classifying)
+    does not go on listing the groups still waiting."""
+    started: list[list[str]] = []
+
+    def slow(store: FilesystemStore, prefixes: list[str]) -> pa.Table:
+        started.append(prefixes)
+        time.sleep(0.2)
+        return list_table(store, prefixes)
+
+    with ThreadPoolExecutor(4) as pool:
+        every = [t.num_rows for t in list_layout(demo, V2, pool)]
+        groups = len(every) - 1  # the first table holds the loose files
+        assert groups > 4 and sum(every) == sum(1 for _ in demo.iter_objects(V2))
+        monkeypatch.setattr(listing, "list_table", slow)
+        first = list_layout(demo, V2, pool)
+        next(first)  # the loose files
+        keys = column(next(first), "key")
+        assert all(k.startswith(V2 + "repositories/") for k in keys)
+        first.close()
+    assert len(started) < groups
 
 
 def test_blob_keys_are_the_listed_keys(tmp_path: Path) -> None:

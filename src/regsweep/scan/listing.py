@@ -86,7 +86,8 @@ def list_layout(
     groups = [g for part in (repos, others) for g in _groups(part, cores * _GROUPS_PER_CORE) if g]
     # Its own pool, one thread per core, so the groups run in order and no more than ``cores``
     # ``find`` processes at once (the scan's pool has more threads than cores).
-    with ThreadPoolExecutor(max_workers=cores, thread_name_prefix="find") as finds:
+    finds = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="find")
+    try:
         running = [(finds.submit(list_table, store, g), len(g)) for g in groups]
         # The loose files are converted while the first groups are listed: the first Arrow
         # array built from Python values makes pyarrow import pandas (a third of a second).
@@ -94,6 +95,9 @@ def list_layout(
         for fut, n in running:
             yield fut.result()
             progress("list", n, None)
+    finally:
+        # A scan that stops early (an error while classifying) does not list the rest.
+        finds.shutdown(cancel_futures=True)
 
 
 def list_incomplete_uploads(store: ObjectStore, root: str) -> list[IncompleteUpload]:
