@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
@@ -201,6 +200,8 @@ class Plan:
             "snapshot_dir": self.snapshot_dir,
         }
         schema = PLAN_FILE_SCHEMA.with_metadata({"regsweep.plan": json.dumps(meta)})
+        import pyarrow.parquet as pq  # here, not at the top: a plan-only run writes no file
+
         with pq.ParquetWriter(str(path), schema) as out:
             for start in range(0, max(self.rows.num_rows, 1), _WRITE_ROWS):
                 out.write_table(self.decoded_rows(self.rows.slice(start, _WRITE_ROWS)))
@@ -214,6 +215,8 @@ class Plan:
 
     @classmethod
     def read(cls, path: str | Path) -> Plan:
+        import pyarrow.parquet as pq  # see write
+
         try:
             table = pq.read_table(str(path), read_dictionary=_ENCODED)
         except (OSError, pa.ArrowInvalid) as e:

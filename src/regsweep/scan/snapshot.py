@@ -21,7 +21,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
 from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
@@ -245,6 +244,8 @@ class Snapshot:
     def write(self, directory: str | Path) -> list[Path]:
         """Write ``<table>.parquet`` for every table plus ``meta.json``; returns the paths.
         Every key is written: the files are what notebooks read."""
+        import pyarrow.parquet as pq  # here, not at the top: a plan-only run writes no file
+
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -265,6 +266,8 @@ class Snapshot:
 
     @classmethod
     def read(cls, directory: str | Path) -> Snapshot:
+        import pyarrow.parquet as pq  # see write
+
         d = Path(directory)
         if not (d / "meta.json").is_file():
             raise UsageError(f"{d}: not a regsweep snapshot (no meta.json)")
