@@ -81,3 +81,42 @@ def test_cli_picks_jemalloc_unless_the_environment_says_otherwise() -> None:
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     assert _memory_pool(env) == "jemalloc"
     assert _memory_pool({**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
+
+
+_DECAY_PROBE = """
+import regsweep.cli, pyarrow as pa, pyarrow.compute as pc, numpy as np, time
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon"):
+            return int(line.split()[1]) >> 10
+base = pa.array(np.arange(1 << 16))
+pc.add(base, 1)
+before = rss()
+columns = [pc.add(base, i) for i in range(400)]  # 200 MiB in 512 KiB buffers
+del columns
+time.sleep(1.0)
+for _ in range(50):
+    pc.add(base, 1)  # jemalloc purges on allocation
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="jemalloc is the default on Linux only")
+def test_cli_hands_freed_memory_back_within_a_second() -> None:
+    """Columns a scan frees are handed back to the system within a second (jemalloc's decay
+    as the command line sets it); an operator's JE_ARROW_MALLOC_CONF wins."""
+    env = {k: v for k, v in os.environ.items() if k != "JE_ARROW_MALLOC_CONF"}
+    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+
+    def kept_mib(extra: dict[str, str]) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _DECAY_PROBE],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+        )
+        return int(out.stdout)
+
+    assert kept_mib({}) < 50
+    assert kept_mib({"JE_ARROW_MALLOC_CONF": "dirty_decay_ms:-1"}) > 150  # never purge
