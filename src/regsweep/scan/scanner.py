@@ -800,7 +800,9 @@ class _Scan:
         ``resolved``), in key order; ``_layers`` links (which hold no key) by repository and
         digest."""
         by = ["repo", "digest"] if kind is Kind.LAYER_LINK else ["key"]
-        links = _sorted_out_of(resolved, kind, *by, encode=("repo", "digest", "target"))
+        # Encoded in the order of the columns (see _take). A layer's links in many repositories
+        # hold the same content, and so the same ETag.
+        links = _sorted_out_of(resolved, kind, *by, encode=("etag", "repo", "digest", "target"))
         digest, target = links["digest"], links["target"]
         alg = by_value(digest, _algorithm)
         target_alg = by_value(target, _algorithm)

@@ -49,7 +49,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("key", pa.string()),
             ("size", pa.int64()),
             ("last_modified", _TS),
-            ("etag", pa.string()),
+            ("etag", _DICT),  # links with the same content have the same ETag
             ("resolved_by", _DICT),  # read | etag
             ("problem", _DICT),
         ]
@@ -73,7 +73,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("key", pa.string()),
             ("size", pa.int64()),
             ("last_modified", _TS),
-            ("etag", pa.string()),
+            ("etag", _DICT),  # links with the same content have the same ETag
             ("blob_present", pa.bool_()),
             ("resolved_by", _DICT),  # path | read
             ("problem", _DICT),
@@ -87,7 +87,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("key", pa.string()),
             ("size", pa.int64()),
             ("last_modified", _TS),
-            ("etag", pa.string()),
+            ("etag", _DICT),  # links with the same content have the same ETag
             ("alias", pa.bool_()),
             ("blob_present", pa.bool_()),
             ("resolved_by", _DICT),
