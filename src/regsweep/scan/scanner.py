@@ -81,10 +81,15 @@ _COLUMNAR = (Kind.BLOB_DATA, Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_CURRE
 _LINK_SCHEMA = pa.schema(
     [*LISTING_SCHEMA, ("repo", pa.string()), ("tag", pa.string()), ("digest", pa.string())]
 )
-# The columns the scan drops from the column-wise rows of a kind, and what names the
+# The columns the scan sets to null in the column-wise rows of a kind, and what names the
 # repository of such a row's key (the key is built from it and the digest when needed).
-_DROPPED = {Kind.BLOB_DATA: ("key", "content_md5"), Kind.LAYER_LINK: ("key",)}
+_DROPPED = {Kind.LAYER_LINK: ("key",)}
 _KEY_REPO = {Kind.BLOB_DATA: None, Kind.LAYER_LINK: "repo"}
+# The columns of the blob rows. A column-wise blob row holds no key (it follows from the
+# digest) and no MD5 (nothing uses it), and repo and tag mean nothing for a blob: not even a
+# column of nulls, which costs 4 bytes a row, until the odd blobs with keys join them.
+_BLOB_COLUMNS = ["digest", "key", "size", "last_modified", "etag"]
+_BLOB_PART = pa.schema([_LINK_SCHEMA.field(n) for n in _BLOB_COLUMNS if n != "key"])
 _SHA256 = len("sha256:")
 _HEX_DIGITS = "0123456789abcdef"
 
@@ -166,6 +171,15 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
         pa.field(c.name, columns[i].type) if c.name in encode else c for i, c in enumerate(schema)
     ]
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+_NULLS = pa.nulls(1 << 16, pa.string())
+
+
+def _null_strings(n: int) -> pa.ChunkedArray:
+    """``n`` null strings as slices of one shared array: no buffer of ``n`` offsets."""
+    at = range(0, n, len(_NULLS))
+    return pa.chunked_array([_NULLS.slice(0, min(len(_NULLS), n - i)) for i in at], pa.string())
 
 
 def _algorithm(digests: pa.Array) -> pa.Array:
@@ -342,12 +356,12 @@ class _Scan:
         for kind, table in common.items():
             # A blob's or _layers link's key follows from its digest and repository
             # (layout/key_columns.py): not holding it saves 100-140 bytes per row, in the scan
-            # and in the snapshot. Nor a blob's MD5, which nothing uses.
+            # and in the snapshot.
             for name in _DROPPED.get(kind, ()):
                 at = table.schema.get_field_index(name)
                 table = table.set_column(at, name, pa.nulls(table.num_rows, pa.string()))
             if kind is Kind.BLOB_DATA:
-                self.add_blobs(table)
+                self.add_blobs(table.select(_BLOB_PART.names))
             elif table.num_rows:
                 self.parts[kind].add(table)
         revisions = common.get(Kind.REVISION_LINK)
@@ -441,15 +455,17 @@ class _Scan:
                 self.repo_parts[repo or ""].add(part)
 
     def sorted_blobs(self, odd: pa.Table) -> pa.Table:
-        """The blobs in digest order: each sixteenth of add_blobs sorted on its own (and let
-        go once sorted), then the odd ones (other algorithms, tarsum), which sort after
+        """The blobs in digest order (``_BLOB_COLUMNS``): each sixteenth of add_blobs sorted
+        on its own (and let go once sorted), its key column the nulls of ``_null_strings``,
+        then the odd ones (other algorithms, tarsum) with their keys, which sort after
         ``sha256:``; a store whose odd digests do not is sorted again whole."""
         done = []
         for h in sorted(self.blob_parts):
-            part = pa.concat_tables([t.cast(_LINK_SCHEMA) for t in self.blob_parts.pop(h).tables])
-            done.append(_sorted_out_of({Kind.BLOB_DATA: part}, Kind.BLOB_DATA, "digest"))
+            part = pa.concat_tables([t.cast(_BLOB_PART) for t in self.blob_parts.pop(h).tables])
+            part = _sorted_out_of({Kind.BLOB_DATA: part}, Kind.BLOB_DATA, "digest")
+            done.append(part.add_column(1, "key", _null_strings(part.num_rows)))
             del part
-        whole = {Kind.BLOB_DATA: pa.concat_tables([*done, odd])}
+        whole = {Kind.BLOB_DATA: pa.concat_tables([*done, odd.select(_BLOB_COLUMNS)])}
         del done
         return _sorted_out_of(whole, Kind.BLOB_DATA, "digest")
 

@@ -198,7 +198,7 @@ class FilesystemStore:
         try:
             # Most objects a scan reads (links, manifests) are small: one read gets all of it
             # and a second, empty one confirms the end. Only a larger object is sized with
-            # fstat, then read on (a fstat per object was a fifth of a scan's reads' calls).
+            # fstat, then read on (fstat was one system call in five of every read).
             want = min(max_bytes, _FIRST_READ) + 1
             try:
                 chunks = [os.read(fd, want)]
