@@ -194,7 +194,6 @@ def _among(values: pa.Array, haystack: pa.Array) -> pa.Array:
 
 
 _BATCH = 256  # items per task handed to a pool
-_SLICE = 1 << 16  # rows turned into Python values at a time
 
 
 def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
@@ -500,20 +499,12 @@ class _Scan:
         check = pc.and_(ok, pc.is_valid(md5))
         if pc.any(check).as_py():
             # The MD5 the listing tells (S3's ETag, Azure's Content-MD5) must be the path's.
-            # A slice at a time: millions of digests as Python strings (or a filtered copy
-            # of them) cost gigabytes.
-            agrees = []
-            for at in range(0, n, _SLICE):
-                paths, checked = digest.slice(at, _SLICE), check.slice(at, _SLICE)
-                want = pa.array(
-                    [
-                        _md5(d) if c else None
-                        for d, c in zip(paths.to_pylist(), checked.to_pylist(), strict=True)
-                    ],
-                    pa.string(),
-                )
-                agrees.append(pc.fill_null(pc.equal(md5.slice(at, _SLICE), want), False))
-            ok = pc.if_else(check, pa.concat_arrays(agrees), ok)
+            # Computed once per distinct digest (a layer's links in many repositories share
+            # one), and each row's MD5 looked up among those: no Python string per row.
+            encoded = digest.dictionary_encode()
+            wanted = pa.array([_md5(d) for d in encoded.dictionary.to_pylist()], pa.string())
+            agrees = pc.equal(pc.index_in(md5, value_set=wanted), encoded.indices)
+            ok = pc.if_else(check, pc.fill_null(agrees, False), ok)
         return ok
 
     def resolve_links(self) -> dict[Kind, pa.Table]:
