@@ -95,7 +95,7 @@ before = rss()
 columns = [pc.add(base, i) for i in range(400)]  # 200 MiB in 512 KiB buffers
 del columns
 time.sleep(1.0)
-for _ in range(50):
+for _ in range(200):
     pc.add(base, 1)  # jemalloc purges on allocation
 print(rss() - before)
 """
