@@ -32,7 +32,15 @@ from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
 from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
 from regsweep.scan.graph import Graph, pylist
-from regsweep.scan.snapshot import Snapshot, ascending, by_value, decoded, one_array, rows
+from regsweep.scan.snapshot import (
+    Snapshot,
+    ascending,
+    by_value,
+    decoded,
+    one_array,
+    repeated,
+    rows,
+)
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
 _NOTHING: frozenset[str] = frozenset()
@@ -845,7 +853,7 @@ def _candidate_starts(rows: pa.Table) -> pa.ChunkedArray | None:
 def _chunked(values: pa.Array | pa.ChunkedArray | None, type_: pa.DataType, n: int) -> Any:
     """``values`` (``n`` nulls when None) as a ChunkedArray of ``type_``."""
     if values is None:
-        return _repeated(pa.nulls(min(n, _SLICE_ROWS), type_), n)
+        return repeated(pa.nulls(min(n, _SLICE_ROWS), type_), n)
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values])
     return values.cast(type_)
@@ -859,15 +867,7 @@ def _constant(value: Any, n: int, type_: pa.DataType = _DICT) -> pa.ChunkedArray
         )
     else:
         one = pa.array(np.full(min(n, _SLICE_ROWS), value)).cast(type_)
-    return _repeated(one, n)
-
-
-def _repeated(chunk: pa.Array, n: int) -> pa.ChunkedArray:
-    """A column of ``n`` rows made of ``chunk`` over and over: every chunk shares its buffers,
-    so a column that is the same in millions of rows (a blob's kind, its null rule or tag)
-    costs one chunk, not 4-8 bytes a row."""
-    whole, rest = divmod(n, len(chunk)) if len(chunk) else (0, 0)
-    return pa.chunked_array([chunk] * whole + ([chunk.slice(0, rest)] if rest else []), chunk.type)
+    return repeated(one, n)
 
 
 def _blob_activity_us(

@@ -41,6 +41,7 @@ from regsweep.scan.snapshot import (
     ascending,
     by_value,
     one_array,
+    repeated,
     table_from_columns,
     with_keys,
 )
@@ -173,13 +174,8 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
+# Shared by every all-null key column of the blob rows (see sorted_blobs).
 _NULLS = pa.nulls(1 << 16, pa.string())
-
-
-def _null_strings(n: int) -> pa.ChunkedArray:
-    """``n`` null strings as slices of one shared array: no buffer of ``n`` offsets."""
-    at = range(0, n, len(_NULLS))
-    return pa.chunked_array([_NULLS.slice(0, min(len(_NULLS), n - i)) for i in at], pa.string())
 
 
 def _algorithm(digests: pa.Array) -> pa.Array:
@@ -455,14 +451,14 @@ class _Scan:
 
     def sorted_blobs(self, odd: pa.Table) -> pa.Table:
         """The blobs in digest order (``_BLOB_COLUMNS``): each sixteenth of add_blobs sorted
-        on its own (and let go once sorted), its key column the nulls of ``_null_strings``,
+        on its own (and let go once sorted), its key column slices of one array of nulls,
         then the odd ones (other algorithms, tarsum) with their keys, which sort after
         ``sha256:``; a store whose odd digests do not is sorted again whole."""
         done = []
         for h in sorted(self.blob_parts):
             part = pa.concat_tables([t.cast(_BLOB_PART) for t in self.blob_parts.pop(h).tables])
             part = _sorted_out_of({Kind.BLOB_DATA: part}, Kind.BLOB_DATA, "digest")
-            done.append(part.add_column(1, "key", _null_strings(part.num_rows)))
+            done.append(part.add_column(1, "key", repeated(_NULLS, part.num_rows)))
             del part
         whole = {Kind.BLOB_DATA: pa.concat_tables([*done, odd.select(_BLOB_COLUMNS)])}
         del done
@@ -673,7 +669,7 @@ class _Scan:
         if not digests:
             return {}
         wanted = pa.array(digests, pa.string())
-        found = by_value(self.blob_digests, lambda v: pc.is_in(v, value_set=wanted))
+        found = pc.is_in(self.blob_digests, value_set=wanted)  # the wanted blob rows
         at = pc.indices_nonzero(found)
         # filter, not take: a take over the sixteen chunks of digests would combine them first
         # (a copy of every blob's digest).

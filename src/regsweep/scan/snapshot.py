@@ -374,6 +374,14 @@ def one_array(col: pa.ChunkedArray) -> pa.Array:
     return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
+def repeated(chunk: pa.Array, n: int) -> pa.ChunkedArray:
+    """A column of ``n`` rows made of ``chunk`` over and over: every chunk shares its buffers,
+    so a column that is the same in millions of rows (nulls, a blob's kind in a plan) costs one
+    chunk, not 4-8 bytes a row."""
+    whole, rest = divmod(n, len(chunk)) if len(chunk) else (0, 0)
+    return pa.chunked_array([chunk] * whole + ([chunk.slice(0, rest)] if rest else []), chunk.type)
+
+
 def ascending(col: pa.Array | pa.ChunkedArray) -> bool:
     """Every value is greater than the one before it: sorted, no value twice and no null. A
     dictionary column is checked on its indices and dictionaries, without a decoded copy."""
