@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +45,38 @@ def test_cli_start_up_imports_no_heavy_module(args: list[str]) -> None:
         else "import regsweep.cli.main"
     )
     assert _imported_after(code).isdisjoint(HEAVY), sorted(_imported_after(code) & set(HEAVY))
+
+
+def test_a_gc_from_the_command_line_does_not_load_pandas(tmp_path: Path) -> None:
+    """pyarrow's first conversion would import pandas (a quarter of a second of CPU in the
+    middle of the listing); the command line makes that check with pandas hidden."""
+    from regsweep.demo import generate_demo
+    from regsweep.storage.filesystem import FilesystemStore
+
+    generate_demo(FilesystemStore(tmp_path), now=datetime.now(UTC))
+    args = ["gc", str(tmp_path), "--grace", "0s", "--delete-untagged", "--json"]
+    code = (
+        "from regsweep.cli.main import cli\n"
+        f"try:\n    cli.main({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+    )
+    loaded = _imported_after(code)
+    assert "regsweep.gc.plan" in loaded  # it did plan
+    assert "pandas" not in loaded
+
+
+def test_pandas_conversions_still_work_after_the_hidden_check() -> None:
+    code = """
+from regsweep.cli.common import keep_pandas_unloaded
+keep_pandas_unloaded()
+import pyarrow as pa
+table = pa.table({"d": pa.array(["x", "y", "x"]).dictionary_encode(), "n": [1, 2, 3]})
+frame = table.to_pandas()
+assert str(frame["d"].dtype) == "category", frame.dtypes
+for back in (pa.Table.from_pandas(frame), pa.table(frame)):
+    assert pa.types.is_dictionary(back.column("d").type), back.schema
+    assert back.column("d").to_pylist() == ["x", "y", "x"]
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_jobs_does_not_import_the_report_writers() -> None:

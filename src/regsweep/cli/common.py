@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import sys
 from collections.abc import Callable
@@ -76,9 +77,39 @@ def json_option(fn: F) -> F:
     )(fn)
 
 
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == "pandas":
+            raise ModuleNotFoundError("hidden from pyarrow's first check", name=fullname)
+        return None
+
+
+def keep_pandas_unloaded() -> None:
+    """Make pyarrow's pandas check without loading pandas, in a command's own process.
+
+    pyarrow's first conversion of Python values checks whether pandas is there by importing it:
+    a quarter of a second of CPU, in the middle of a scan's listing, which keeps both cores busy
+    (bench/RESULTS.md). No command hands pandas objects to pyarrow, so the check is made here,
+    once, with pandas hidden. ``to_pandas`` and ``from_pandas`` (the notebook helpers in
+    ``regsweep.reports.dataset``) still import pandas when called: they retry. But ``pa.array``
+    and ``pa.table`` would then take a pandas object for a plain sequence, which is why only the
+    command line calls this, never the library."""
+    if "pandas" in sys.modules:
+        return
+    hide = _NoPandas()
+    sys.meta_path.insert(0, hide)
+    try:
+        import pyarrow as pa
+
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hide)
+
+
 def open_from_options(store: str | None, registry_config: str | None) -> ObjectStore:
     from regsweep.storage import open_store, open_store_from_registry_config
 
+    keep_pandas_unloaded()
     if store and registry_config:
         raise UsageError("give STORE or --registry-config, not both")
     if registry_config:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from regsweep.cli.common import echo_json
+from regsweep.cli.common import echo_json, keep_pandas_unloaded
 from regsweep.cli.gc import render_plan
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import snapshot_summary, usage_summary
@@ -44,6 +44,7 @@ def demo_command(directory: str, output: str | None, seed: int, as_json: bool) -
     from regsweep.scan.scanner import scan
     from regsweep.storage.filesystem import FilesystemStore
 
+    keep_pandas_unloaded()
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     store = FilesystemStore(root)

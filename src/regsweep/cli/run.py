@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from regsweep.cli.common import echo_json
+from regsweep.cli.common import echo_json, keep_pandas_unloaded
 from regsweep.cli.progress import TqdmProgress
 from regsweep.cli.render import table
 from regsweep.clock import utcnow
@@ -82,6 +82,7 @@ def run_command(config_file: str | None, as_json: bool, **options: Any) -> None:
     from regsweep.logs import setup_logging, teardown_logging
 
     settings: JobSettings = resolve_settings(options, config_file=config_file)
+    keep_pandas_unloaded()
     run_id = new_run_id(utcnow())
     handler = setup_logging(settings.log_format, run_id)
     try:
