@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from regsweep.python_gc import collector_paused
 from regsweep.scan.graph import Graph, pylist
 from regsweep.scan.snapshot import Snapshot, by_value
 
@@ -151,6 +152,7 @@ def _links_where(
     return out
 
 
+@collector_paused
 def mark(
     snap: Snapshot,
     *,
@@ -179,30 +181,36 @@ def mark(
             return "manifest blob was not read"
         return graph.manifest_problem.get(d)
 
+    # Every digest manifest_problem has a problem for, as one set: a repository is looked at
+    # digest by digest only when its revisions or tags name one.
+    problematic = graph.manifest_problem.keys() | (
+        graph.blob_sizes.keys() - graph.manifest_kind.keys()
+    )
+    revision_digests = {name: repo.revision_digests() for name, repo in repos.items()}
     unresolved = _links_where(snap, lambda ll: pc.is_null(ll["target"]))
     # Fail-closed checks that do not depend on the roots.
     for repo in repos.values():
         if not repo.valid:
             unsafe[repo.name] = "invalid repository name (Distribution ignores it; kept whole)"
             continue
-        for d, target in repo.revisions.items():
-            for x in {d, target} - {None}:
-                assert x is not None
-                p = manifest_problem(x)
-                if p is not None:
-                    unsafe[repo.name] = f"manifest {x}: {p}"
+        if not revision_digests[repo.name].isdisjoint(problematic):
+            for d, target in repo.revisions.items():
+                for x in {d, target} - {None}:
+                    assert x is not None
+                    p = manifest_problem(x)
+                    if p is not None:
+                        unsafe[repo.name] = f"manifest {x}: {p}"
         for tag, target in repo.tags.items():
             if target is None and not repo.history.get(tag):
                 # Its history would name what it may point to; without one, it could be any
                 # manifest of the repository.
                 unsafe[repo.name] = f"tag {tag}: current/link cannot be read and has no history"
-            elif target is not None and (p := manifest_problem(target)) is not None:
+            elif target in problematic and (p := manifest_problem(target)) is not None:
                 unsafe[repo.name] = f"manifest {target} of tag {tag}: {p}"
         for d, _ in unresolved.get(repo.name, ()):
             # We cannot tell which blob this link protects: no blob may be swept.
             uncertain.append(f"{repo.name}: _layers link {d} cannot be resolved")
 
-    revision_digests = {name: repo.revision_digests() for name, repo in repos.items()}
     live: dict[str, set[str]] = {}  # repo -> closure (digests, canonicalised)
     roots: dict[str, set[str]] = defaultdict(set)
     kept_tags: dict[str, set[str]] = defaultdict(set)
@@ -279,7 +287,7 @@ def mark(
     # Closures may reach manifests with problems (e.g. an unparsable child): keep that repo
     # whole, then recompute its closure.
     for repo in repos.values():
-        if repo.name in unsafe:
+        if repo.name in unsafe or live[repo.name].isdisjoint(graph.manifest_problem):
             continue
         for d in live[repo.name]:
             p = graph.manifest_problem.get(d)
@@ -295,19 +303,7 @@ def mark(
 
     # The children a manifest needs that are not stored blobs (unless they are foreign layers
     # with urls): only these can be missing, so only these are checked per repository.
-    absent: dict[str, list[tuple[str, str]]] = {}
-    for m, children in graph.edges.items():
-        if m in graph.manifest_problem:
-            continue
-        gone = [
-            (child, kind)
-            for child, kind in children
-            if kind != "manifest"  # index children may legitimately be absent (§3.3)
-            and child not in graph.blob_sizes
-            and not graph.has_urls(m, child)
-        ]
-        if gone:
-            absent[m] = gone
+    absent = {m: gone for m, gone in graph.unstored.items() if m not in graph.manifest_problem}
 
     unsafe_names = pa.array(sorted(unsafe), pa.string())
     unsafe_links = (
@@ -331,7 +327,7 @@ def mark(
             live_blobs |= {t for _, t in links if t is not None}
             live_blobs |= {d for d, _ in links if d in graph.blob_sizes}
             live_manifests[repo.name] = set(revs)
-        for m in filter(absent.__contains__, closure):
+        for m in filter(absent.__contains__, closure) if absent else ():
             for child, kind in absent[m]:
                 if graph.canonical(repo.name, child) not in graph.blob_sizes:
                     missing.append(MissingBlob(repo.name, m, child, kind))

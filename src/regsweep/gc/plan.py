@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
 from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
+from regsweep.python_gc import collector_paused
 from regsweep.scan.graph import Graph, pylist
 from regsweep.scan.snapshot import (
     Snapshot,
@@ -395,6 +396,7 @@ def new_run_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
+@collector_paused
 def make_plan(
     snap: Snapshot,
     marked: MarkResult,

@@ -31,6 +31,10 @@ class Graph:
     manifest_problem: dict[str, str]
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)  # repo -> {alias: canonical}
     url_refs: set[tuple[str, str]] = field(default_factory=set)  # (parent, child) with urls
+    # parent -> [(child, kind)]: the strong edges to a config, layer or blob that is not
+    # stored and has no urls (index children may legitimately be absent, §3.3). Only these can
+    # be missing blobs; found in Arrow, as nearly every child is stored.
+    unstored: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     stored_blobs: int = 0  # every stored blob, named or not
     stored_bytes: int = 0
 
@@ -55,6 +59,7 @@ class Graph:
         url_refs = set(zip(pylist(with_urls["parent"]), pylist(with_urls["child"]), strict=True))
         if subj.num_rows:
             refs = refs.filter(pc.invert(is_subject))
+        unstored = _unstored(refs, decoded(blobs["digest"]).combine_chunks(), url_refs)
         edges: dict[str, list[tuple[str, str]]] = {}
         for parent, edge in zip(
             pylist(refs["parent"]),
@@ -78,7 +83,9 @@ class Graph:
                 pylist(ll["repository"]), pylist(ll["digest"]), pylist(ll["target"]), strict=True
             ):
                 aliases[repo][digest] = target
-        return cls(sizes, edges, subjects, kinds, problems, dict(aliases), url_refs, *stored)
+        return cls(
+            sizes, edges, subjects, kinds, problems, dict(aliases), url_refs, unstored, *stored
+        )
 
     def canonical(self, repo: str | None, digest: str) -> str:
         """The stored blob for ``digest``: itself, or the target of the repository's alias link
@@ -144,6 +151,25 @@ def _alias_links(ll: pa.Table) -> Iterable[pa.Table]:
         keep = pc.and_(pc.is_valid(target), differ)
         if pc.any(keep).as_py():
             yield pa.Table.from_batches([batch]).filter(keep)
+
+
+def _unstored(
+    refs: pa.Table, stored: pa.Array, url_refs: set[tuple[str, str]]
+) -> dict[str, list[tuple[str, str]]]:
+    """Graph.unstored, from the strong references ``refs`` and the ``stored`` blob digests."""
+    odd = refs.filter(
+        pc.and_(
+            pc.invert(pc.fill_null(pc.equal(decoded(refs["kind"]), "manifest"), False)),
+            pc.invert(by_value(refs["child"], lambda v: pc.is_in(v, value_set=stored))),
+        )
+    )
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for parent, child, kind in zip(
+        pylist(odd["parent"]), pylist(odd["child"]), pylist(odd["kind"]), strict=True
+    ):
+        if (parent, child) not in url_refs:
+            out[parent].append((child, kind))
+    return dict(out)
 
 
 _NAMING = {

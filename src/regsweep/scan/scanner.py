@@ -32,6 +32,7 @@ from regsweep.layout.manifest import (
     parse_manifest,
 )
 from regsweep.layout.root import find_layout_root
+from regsweep.python_gc import collector_paused
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import (
@@ -963,6 +964,7 @@ def _uuid7_time(upload_id: str) -> datetime | None:
     return datetime.fromtimestamp(int(u.hex[:12], 16) / 1000, tz=UTC)
 
 
+@collector_paused
 def scan(
     store: ObjectStore,
     options: ScanOptions | None = None,
