@@ -61,11 +61,18 @@ def split_kinds(listing: pa.Table, root_len: int) -> tuple[dict[Kind, pa.Table],
     size = pc.binary_length(rel.cast(pa.binary()))
     in_repos = pc.starts_with(rel, "repositories/")
     in_blobs = pc.starts_with(rel, "blobs/sha256/")
-    blob_hex = _slice(rel, _BLOBS + 3, _BLOBS + 3 + 64)
+    # A filesystem listing comes a group of repositories or of blob shards at a time: the
+    # shapes of the other part are not looked for (their checks cost as much as the rest).
+    blobs, repos = pc.any(in_blobs).as_py(), pc.any(in_repos).as_py()
+    if not blobs and not repos:
+        return out, listing
+    blob_hex = _slice(rel, _BLOBS + 3, _BLOBS + 3 + 64) if blobs else None
+    link_hex = _slice(rel, -_DIGEST_END, -_LINK_END) if repos else None
     # One pass of the hex check: over the blob's hex for blob keys, the link's for the rest.
-    hex_ok = pc.match_substring_regex(
-        pc.if_else(in_blobs, blob_hex, _slice(rel, -_DIGEST_END, -_LINK_END)), _HEX
-    )
+    if blob_hex is None or link_hex is None:
+        hex_ok = pc.match_substring_regex(blob_hex if link_hex is None else link_hex, _HEX)
+    else:
+        hex_ok = pc.match_substring_regex(pc.if_else(in_blobs, blob_hex, link_hex), _HEX)
     digest_link = pc.and_(pc.and_(in_repos, pc.ends_with(rel, "/link")), hex_ok)
 
     def mid_is(text: str) -> pa.Array:
@@ -75,8 +82,9 @@ def split_kinds(listing: pa.Table, root_len: int) -> tuple[dict[Kind, pa.Table],
             pc.equal(_slice(rel, at, -_DIGEST_END), text),
         )
 
-    hits = {
-        Kind.BLOB_DATA: pc.and_(
+    hits: dict[Kind, pa.Array] = {}
+    if blob_hex is not None:
+        hits[Kind.BLOB_DATA] = pc.and_(
             pc.and_(in_blobs, pc.equal(size, _BLOBS + 3 + 64 + 5)),
             pc.and_(
                 pc.and_(
@@ -84,12 +92,12 @@ def split_kinds(listing: pa.Table, root_len: int) -> tuple[dict[Kind, pa.Table],
                 ),
                 pc.and_(hex_ok, pc.equal(_slice(rel, _BLOBS, _BLOBS + 2), _slice(blob_hex, 0, 2))),
             ),
-        ),
-        Kind.LAYER_LINK: mid_is(_LAYER_MID),
-        Kind.REVISION_LINK: mid_is(_REVISION_MID),
-        Kind.TAG_INDEX: mid_is(_INDEX_MID),
-        Kind.TAG_CURRENT: pc.and_(in_repos, pc.ends_with(rel, _CURRENT_END)),
-    }
+        )
+    if repos:
+        hits[Kind.LAYER_LINK] = mid_is(_LAYER_MID)
+        hits[Kind.REVISION_LINK] = mid_is(_REVISION_MID)
+        hits[Kind.TAG_INDEX] = mid_is(_INDEX_MID)
+        hits[Kind.TAG_CURRENT] = pc.and_(in_repos, pc.ends_with(rel, _CURRENT_END))
     claimed = None
     bounced: list[pa.Table] = []  # matched a shape, but a check on its parts failed
     for kind, hit in hits.items():
@@ -100,6 +108,7 @@ def split_kinds(listing: pa.Table, root_len: int) -> tuple[dict[Kind, pa.Table],
         part = listing.filter(hit)
         none = pa.nulls(len(part_rel), pa.string())
         if kind is Kind.BLOB_DATA:  # every check is in the hit (the fan-out directory too)
+            assert blob_hex is not None
             out[kind] = (
                 part.append_column("repo", none)
                 .append_column("tag", none)
@@ -131,6 +140,5 @@ def split_kinds(listing: pa.Table, root_len: int) -> tuple[dict[Kind, pa.Table],
             .append_column("tag", tag)
             .append_column("digest", _digest(hex_))
         )
-    assert claimed is not None
-    rest = listing.filter(pc.invert(claimed))
+    rest = listing if claimed is None else listing.filter(pc.invert(claimed))
     return out, pa.concat_tables([rest, *bounced]) if bounced else rest
