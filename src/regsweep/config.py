@@ -19,8 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from regsweep.durations import parse_duration
 from regsweep.errors import UsageError
 
@@ -230,6 +228,8 @@ def read_config_file(path: str | Path) -> dict[str, FileValue]:
         for key, value in data.items():
             values[key] = FileValue(value, _toml_line(text, key))
     else:
+        import yaml  # here: every command imports this module, few read a YAML file
+
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as e:
