@@ -73,7 +73,10 @@ def list_layout(
     that the first revision links name while the rest is still being listed."""
     shards, loose = plan_shards(store, root)
     progress("list", 0, len(shards))
-    if getattr(store, "list_table", None) is None:
+    # Local or not, not whether the store has a columnar listing: a read-only wrapper has
+    # one for any store, and an object store listed two groups at a time was a sixteenth as
+    # parallel (``run``, ``audit`` and ``report`` scan through such a wrapper).
+    if not getattr(store, "local", False):
         futures = [executor.submit(list_table, store, [s]) for s in shards]
         yield listing_table(loose)
         for fut in futures:
