@@ -33,12 +33,11 @@ from inventory_builders import (
 from regsweep.scan.inventory import (
     InventoryError,
     _md5_hex,
-    _parse_time,
-    _parse_times,
     _unquote_plus,
     open_inventory,
 )
 from regsweep.scan.listing import LISTING_SCHEMA
+from regsweep.storage.columns import parse_time, parse_times
 
 ROOT = "docker/registry/v2/"
 T0 = datetime(2026, 10, 1, 12, 30, 15, 123000, tzinfo=UTC)
@@ -397,11 +396,11 @@ def test_parse_times_matches_parse_time() -> None:
         return None if d is None else d.replace(microsecond=d.microsecond // 1000 * 1000)
 
     for batch in ([t] for t in texts):  # each spelling alone (the fast paths)
-        assert _parse_times(pa.array(batch)).to_pylist() == [ms(_parse_time(t)) for t in batch]
-    mixed = _parse_times(pa.array(texts)).to_pylist()  # all together (the fallback)
-    assert mixed == [ms(_parse_time(t)) for t in texts]
+        assert parse_times(pa.array(batch)).to_pylist() == [ms(parse_time(t)) for t in batch]
+    mixed = parse_times(pa.array(texts)).to_pylist()  # all together (the fallback)
+    assert mixed == [ms(parse_time(t)) for t in texts]
     with pytest.raises(ValueError, match="unparsable time 'soon'"):
-        _parse_times(pa.array(["2026-10-01T12:30:15Z", "soon"]))
+        parse_times(pa.array(["2026-10-01T12:30:15Z", "soon"]))
 
 
 def test_azure_content_md5_decodes_to_hex_and_leaves_the_rest_null() -> None:

@@ -15,13 +15,10 @@ import pytest
 from azure.storage.blob import BlobBlock
 
 from regsweep.demo.generator import generate_demo
-from regsweep.scan.scanner import scan
-from regsweep.scan.snapshot import rows
 from regsweep.storage import azure
 from regsweep.storage.azure import AzureStore
 from regsweep.storage.base import ObjectStore
 from regsweep.storage.columns import LISTING_SCHEMA, list_table, listing_table
-from regsweep.storage.readonly import ReadOnlyStore
 
 V2 = "docker/registry/v2/"
 ODD = ["a b/ü+%20&<x>.txt", "tab\there", "q?#[]", "é/é"]
@@ -65,19 +62,6 @@ def test_list_table_equals_the_sdk_listing_page_after_page(
     md5 = dict(zip(fast["key"].to_pylist(), fast["content_md5"].to_pylist(), strict=True))
     assert md5[V2 + "repositories/odd/blocks"] is None
     assert md5[V2 + "repositories/odd/" + ODD[0]] == hashlib.md5(b"odd").hexdigest()
-
-
-def test_a_scan_is_the_same_through_either_listing(
-    store_factory: Callable[..., ObjectStore], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = store_factory("azure", "p/")
-    assert isinstance(store, AzureStore)
-    generate_demo(store, seed=5, now=datetime(2026, 11, 20, tzinfo=UTC))
-    columnar = scan(ReadOnlyStore(store))
-    monkeypatch.delattr(AzureStore, "list_table")
-    by_record = scan(store)
-    for name in columnar.tables:
-        assert rows(columnar[name]) == rows(by_record[name]), name
 
 
 def test_without_a_readable_raw_listing_the_caller_uses_the_sdks(

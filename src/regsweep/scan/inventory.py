@@ -36,7 +36,15 @@ import pyarrow.compute as pc
 
 from regsweep.errors import ObjectNotFound, StoreError, UsageError
 from regsweep.storage.base import ObjectInfo, ObjectStore, stream_object
-from regsweep.storage.columns import LISTING_SCHEMA, NULL_STRING
+from regsweep.storage.columns import (
+    LISTED_TIME,
+    LISTING_SCHEMA,
+    NULL_STRING,
+    floor_ms,
+    parse_time,
+    parse_times,
+    unquoted_etags,
+)
 
 INVENTORY_FORMS = (
     "s3://BUCKET/PATH/manifest.json, azure://CONTAINER/PATH/<rule>-manifest.json, "
@@ -61,7 +69,6 @@ _S3_CSV_NAMES = {
 _S3_NEEDED = ("key", "size", "last_modified_date")
 _AZ_NEEDED = ("Name", "Content-Length", "Last-Modified")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
-_FRACTION = re.compile(r"\.(\d+)")
 
 
 class InventoryError(UsageError):
@@ -303,9 +310,7 @@ def _csv_batches(path: Path, column_names: list[str] | None, compressed: bool) -
 # vectorized parse rejects (times in unusual spellings, sizes like "1_000", keys whose
 # percent-escapes do not decode to UTF-8), which go through the same Python code as before.
 
-_TS = LISTING_SCHEMA.field("last_modified").type  # timestamp[ms, tz=UTC]
 _NULL_BOOL = pa.nulls(1, pa.bool_())[0]  # as storage.columns.NULL_STRING
-_RFC1123 = "%a, %d %b %Y %H:%M:%S GMT"
 _HEX = np.full(256, -1, dtype=np.int16)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
@@ -431,40 +436,12 @@ def _times(col: pa.Array) -> pa.Array:
     """A time column -> timestamp[ms, UTC], truncated to the millisecond; null stays null."""
     t = col.type
     if pa.types.is_timestamp(t):  # naive (ORC) is UTC: the integers are UTC epoch either way
-        return _floor_ms(col)
+        return floor_ms(col)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return _parse_times(_text(col))
+        return parse_times(_text(col))
     if col.null_count == len(col):
-        return pa.nulls(len(col), _TS)
+        return pa.nulls(len(col), LISTED_TIME)
     raise ValueError(f"not a time: a {t} column")
-
-
-def _floor_ms(col: pa.Array) -> pa.Array:
-    unit = col.type.unit
-    naive = col.view(pa.timestamp(unit))
-    if unit in ("us", "ns"):
-        naive = pc.floor_temporal(naive, unit="millisecond")
-    return naive.cast(pa.timestamp("ms")).view(_TS)
-
-
-def _parse_times(text: pa.Array) -> pa.Array:
-    """ISO 8601 (with Z, an offset or none = UTC; any fraction digits) and RFC 1123 text, as
-    ``_parse_time`` reads them; "" is null. Raises ValueError on unparsable text."""
-    t = pc.utf8_trim_whitespace(text)
-    t = pc.if_else(pc.equal(t, ""), NULL_STRING, t)
-    for typ in (pa.timestamp("ns", "UTC"), pa.timestamp("ns")):  # zoned, then naive = UTC
-        try:
-            return _floor_ms(pc.cast(t, typ))
-        except pa.ArrowInvalid:
-            pass
-    # Not all one ISO spelling: RFC 1123 vectorized, the rest through _parse_time.
-    rfc = _floor_ms(pc.strptime(t, format=_RFC1123, unit="s", error_is_null=True))
-    rest = pc.and_(pc.is_valid(t), pc.is_null(rfc))
-    texts = pc.filter(t, rest).to_pylist()
-    if not texts:
-        return rfc
-    parsed = _floor_ms(pa.array([_parse_time(s) for s in texts], pa.timestamp("us", "UTC")))
-    return pc.replace_with_mask(rfc, rest, parsed)
 
 
 def _unquote_plus(keys: pa.Array) -> pa.Array:
@@ -512,8 +489,7 @@ def _unquote_plus(keys: pa.Array) -> pa.Array:
 
 def _etags(col: pa.Array) -> pa.Array:
     """Without the surrounding quotes; "" -> null."""
-    s = pc.utf8_trim(_text(col), characters='"')
-    return pc.if_else(pc.equal(s, ""), NULL_STRING, s)
+    return unquoted_etags(_text(col))
 
 
 _B64 = np.full(256, 255, dtype=np.uint8)  # 255: not a base64 digit
@@ -550,24 +526,6 @@ def _md5_hex(col: pa.Array, rows: pa.Array) -> pa.Array:
     decoded = pa.Array.from_buffers(pa.string(), m, [None, offsets, pa.py_buffer(hexes)])
     decoded = pc.if_else(pa.array(valid), decoded, NULL_STRING)
     return pc.replace_with_mask(pa.nulls(n, pa.string()), ok, decoded)
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    """ISO 8601 (S3 ``2024-05-01T10:00:00.000Z``; Azure ``...:00.4571217Z``, 7 digits) or
-    RFC 1123 (``Wed, 01 May 2024 10:00:00 GMT``)."""
-    if not text:
-        return None
-    t = text.strip()
-    try:
-        if "," in t:
-            from email.utils import parsedate_to_datetime
-
-            return parsedate_to_datetime(t).astimezone(UTC)
-        t = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], t, count=1)
-        d = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"unparsable time {text!r}") from e
-    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
 
 
 # -- manifests --------------------------------------------------------------------------------
@@ -741,7 +699,7 @@ def _s3_manifest(url: str, doc: dict[str, Any]) -> Inventory:
 
 
 def _azure_manifest(url: str, doc: dict[str, Any]) -> Inventory:
-    created = _parse_time(str(doc["inventoryStartTime"]))
+    created = parse_time(str(doc["inventoryStartTime"]))
     if created is None:
         raise ValueError("empty inventoryStartTime")
     status = str(doc.get("status", "") or "")

@@ -74,8 +74,8 @@ def list_layout(
     shards, loose = plan_shards(store, root)
     progress("list", 0, len(shards))
     # Local or not, not whether the store has a columnar listing: a read-only wrapper has
-    # one for any store, and an object store listed two groups at a time was a sixteenth as
-    # parallel (``run``, ``audit`` and ``report`` scan through such a wrapper).
+    # one for any store (``run``, ``audit`` and ``report`` scan through it), and an object
+    # store listed a group of shards per core at a time had as many request streams as cores.
     if not getattr(store, "local", False):
         futures = [executor.submit(list_table, store, [s]) for s in shards]
         yield listing_table(loose)

@@ -59,7 +59,7 @@ from regsweep.storage.base import (
     ObjectInfo,
     normalize_prefix,
 )
-from regsweep.storage.columns import LISTING_SCHEMA
+from regsweep.storage.columns import LISTING_SCHEMA, parse_times
 
 T = TypeVar("T")
 
@@ -363,13 +363,13 @@ class AzureStore:
                 {
                     "key": pc.utf8_slice_codeunits(pa.array(names, pa.string()), len(self.prefix)),
                     "size": pa.array(sizes, pa.string()).cast(pa.int64()),
-                    "last_modified": _http_dates(pa.array(times, pa.string())),
+                    "last_modified": parse_times(pa.array(times, pa.string())),
                     "etag": pa.array(etags, pa.string()),
                     "content_md5": pa.array(md5s, pa.string()),
                 },
                 schema=LISTING_SCHEMA,
             )
-        except (_NotAsExpected, ET.ParseError, binascii.Error, pa.ArrowInvalid):
+        except (_NotAsExpected, ET.ParseError, ValueError):  # Arrow's and base64's errors too
             return None
 
     def _list_raw(
@@ -702,9 +702,3 @@ def _total_size(content_range: str | None, fallback: int) -> int:
 
 class _NotAsExpected(Exception):
     """A List Blobs response that list_table does not read (an error status, an odd entry)."""
-
-
-def _http_dates(values: pa.Array) -> pa.Array:
-    """``Last-Modified`` values (RFC 1123, always GMT) as the listing schema's times."""
-    naive = pc.strptime(values, format="%a, %d %b %Y %H:%M:%S GMT", unit="ms")
-    return naive.cast(LISTING_SCHEMA.field("last_modified").type)

@@ -22,7 +22,7 @@ from regsweep.storage.base import (
     IncompleteUpload,
     ObjectInfo,
 )
-from regsweep.storage.columns import LISTING_SCHEMA
+from regsweep.storage.columns import LISTED_TIME, LISTING_SCHEMA
 
 
 def _mtime(st: os.stat_result) -> datetime:
@@ -71,7 +71,7 @@ def _find_table(output: bytes) -> pa.Table:
     stamps = text(1)
     secs = pc.utf8_slice_codeunits(stamps, 0, -11).cast(pa.int64())
     millis = pc.utf8_slice_codeunits(stamps, -10, -7).cast(pa.int64())
-    when = pc.add(pc.multiply(secs, 1000), millis).cast(LISTING_SCHEMA.field("last_modified").type)
+    when = pc.add(pc.multiply(secs, 1000), millis).cast(LISTED_TIME)
     none = pa.nulls(len(keys), pa.string())  # no ETag, no Content-MD5
     return pa.Table.from_arrays([keys, sizes, when, none, none], schema=LISTING_SCHEMA)
 

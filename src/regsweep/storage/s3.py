@@ -50,7 +50,7 @@ from regsweep.storage.base import (
     ObjectInfo,
     normalize_prefix,
 )
-from regsweep.storage.columns import LISTING_SCHEMA, NULL_STRING
+from regsweep.storage.columns import LISTED_TIME, LISTING_SCHEMA, unquoted_etags
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -380,7 +380,7 @@ class S3Store:
                 "key": pc.utf8_slice_codeunits(key, len(self.prefix)),
                 "size": pa.array(sizes, pa.int64()),
                 "last_modified": _times(times),
-                "etag": _etags(pa.array(etags, pa.string())),
+                "etag": unquoted_etags(pa.array(etags, pa.string())),
                 "content_md5": pa.nulls(len(keys), pa.string()),
             },
             schema=LISTING_SCHEMA,
@@ -638,21 +638,15 @@ class S3Store:
             self.client.close()
 
 
-_LISTED_TIME = LISTING_SCHEMA.field("last_modified").type
-
-
 def _times(values: list[datetime | str]) -> pa.Array:
     """Listed times as the listing schema's (UTC, truncated to the millisecond, as a datetime
-    converts): in Arrow when they are ISO 8601 text, as S3 writes them, else one by one."""
+    converts): in Arrow when they are ISO 8601 text with a zone, as S3 writes them, else one
+    by one as ``_info`` reads them (not columns.parse_times, which reads a time without a zone
+    as UTC where botocore's parser, and so ``iter_objects``, reads it as local time)."""
     if all(isinstance(v, str) for v in values):
         try:
             exact = pa.array(values, pa.string()).cast(pa.timestamp("ns", tz="UTC"))
-            return exact.cast(_LISTED_TIME, safe=False)
+            return exact.cast(LISTED_TIME, safe=False)
         except pa.ArrowInvalid:
-            pass  # no zone, or not ISO 8601: as _info reads them
-    return pa.array([timestamp(v).astimezone(UTC) for v in values], _LISTED_TIME)
-
-
-def _etags(etags: pa.Array) -> pa.Array:
-    """ETags without their quotes; an empty one is none (as ``_info``)."""
-    return pc.if_else(pc.equal(etags, ""), NULL_STRING, pc.utf8_trim(etags, '"'))
+            pass
+    return pa.array([timestamp(v).astimezone(UTC) for v in values], LISTED_TIME)
