@@ -11,6 +11,7 @@ import pytest
 
 from regsweep.layout.classify_columns import split_kinds
 from regsweep.layout.keys import _classify_general, classify
+from regsweep.scan.scanner import _KEY_SHAPE
 from regsweep.storage.columns import LISTING_SCHEMA
 
 HEX = "ab" + "0123456789abcdef" * 3 + "0123456789abcd"
@@ -91,7 +92,8 @@ def test_fast_path_agrees_with_general_grammar(chunk: int) -> None:
 def test_column_classifier_agrees_with_classify() -> None:
     """The scan classifies listings column-wise (layout/classify_columns.py); every key it
     claims must get the answer classify gives, and every key it leaves must be one that
-    classify does not put in a common shape with a sha256 digest."""
+    classify does not put in a common shape with a sha256 digest. The key the scan builds
+    back from a claimed row's parts is the row's key."""
     keys = [*_keys(), "", "repositories/r/_layers/sha256/" + HEX + "/link/"]
     root = "docker/registry/v2/"
     listing = pa.Table.from_pydict(
@@ -107,6 +109,9 @@ def test_column_classifier_agrees_with_classify() -> None:
     common, rest = split_kinds(listing, len(root))
     claimed = 0
     for kind, table in common.items():
+        # The scan holds no key for these rows: the key it builds back must be the listed one.
+        built = _KEY_SHAPE[kind].keys(table, root)
+        assert built.to_pylist() == table["key"].to_pylist(), kind
         for row in table.to_pylist():
             rec = classify(row["key"][len(root) :])
             assert (rec.kind, rec.repo, rec.tag, rec.digest) == (

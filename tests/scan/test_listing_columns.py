@@ -140,3 +140,37 @@ def test_blob_keys_are_the_listed_keys(tmp_path: Path) -> None:
         assert on_disk["key"].to_pylist() == column(snap.with_keys(name), "key")
         assert rows(Snapshot.read(tmp_path / "snap")[name]) == rows(snap[name]), "null again"
     assert {b["digest"] for b in blobs if b["key"] == odd} == {f"tarsum.v1+sha256:{hex_}"}
+
+
+def test_link_keys_are_the_listed_keys(tmp_path: Path) -> None:
+    """Nor for a revision, tag or tag-index link in the common shape: ``with_keys`` and a
+    written snapshot give back the listed key of every link from its repository, tag and
+    digest, and a link in an odd shape (a sha512 revision) keeps its own key."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=4, now=datetime(2026, 11, 20, tzinfo=UTC))
+    repo = sorted(column(scan(store)["revisions"], "repository"))[0]
+    odd = V2 + f"repositories/{repo}/_manifests/revisions/sha512/{'cd' * 64}/link"
+    store.write(odd, f"sha512:{'cd' * 64}".encode())
+    snap = scan(store)
+    listed = {o.key for o in store.iter_objects(V2 + "repositories/")}
+    shapes = {
+        "revisions": "/_manifests/revisions/",
+        "tags": "/current/link",
+        "tag_history": "/index/",
+    }
+    for name, part in shapes.items():
+        table = snap[name]
+        assert table.num_rows > 10
+        assert table["key"].null_count == table.num_rows - (name == "revisions"), name
+        keys = column(snap.with_keys(name), "key")
+        assert set(keys) == {k for k in listed if part in k}, name
+        assert len(keys) == len(set(keys)), name
+    assert odd in column(snap["revisions"], "key")
+    snap.write(tmp_path / "snap")
+    back = Snapshot.read(tmp_path / "snap")
+    for name in shapes:
+        on_disk = pq.read_table(tmp_path / "snap" / f"{name}.parquet")
+        assert on_disk["key"].null_count == 0
+        assert on_disk["key"].to_pylist() == column(snap.with_keys(name), "key")
+        assert rows(back[name]) == rows(snap[name]), "null again"

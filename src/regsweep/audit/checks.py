@@ -112,7 +112,7 @@ class _Index:
         rev_digests: dict[str, set[str]] = defaultdict(set)
         present: set[str] = set()
         repos_of: dict[str, set[str]] = defaultdict(set)
-        for r in rows(snap["revisions"]):
+        for r in rows(snap.with_keys("revisions")):
             revisions[r["repository"]][r["digest"]] = r
             for d in (r["digest"], r["target"]):
                 if d is not None:
@@ -121,7 +121,7 @@ class _Index:
             if r["blob_present"] and r["target"] is not None:
                 present.add(r["target"])
         tags: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for r in rows(snap["tags"]):
+        for r in rows(snap.with_keys("tags")):
             tags[r["repository"]][r["tag"]] = r
         links: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for r in rows(snap.with_keys("layer_links")):

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -367,8 +368,13 @@ class _Columns:
     ``size``, ``etag`` and ``last_modified`` (as epoch milliseconds) of every row, for
     ``_Rows.add_row``."""
 
-    def __init__(self, table: pa.Table, *names: str) -> None:
+    def __init__(
+        self, table: pa.Table, *names: str, keyed: Callable[[pa.Table], pa.Table] | None = None
+    ) -> None:
+        # ``keyed``: ``table`` with every key (``Snapshot.with_keys``), where the snapshot holds
+        # some as null and the plan needs them (to order its rows by key).
         self.table = table
+        self.keyed = keyed
         self.num_rows = table.num_rows
         self.cols = {n: pylist(table[n]) for n in names}
         self.millis = _millis(table, "last_modified")
@@ -383,7 +389,8 @@ class _Columns:
     def keys(self) -> list[str]:
         # Only when a row goes into the plan: the keys of every link are long strings.
         if self._keys is None:
-            self._keys = pylist(self.table["key"])
+            table = self.table if self.keyed is None else self.keyed(self.table)
+            self._keys = pylist(table["key"])
         return self._keys
 
     @property
@@ -439,9 +446,24 @@ def make_plan(
     # Tags, tag history and revisions are read column by column, indexed by row number; only
     # the rows that go into the plan become dicts (converting whole tables was a hot spot),
     # and only the rows of candidates are indexed (a store can hold millions of tags).
-    tg = _Columns(snap["tags"], "repository", "tag", "digest")
-    hs = _Columns(snap["tag_history"], "repository", "tag", "digest")
-    rv = _Columns(snap["revisions"], "repository", "digest", "target", "blob_present")
+    tg = _Columns(
+        snap["tags"], "repository", "tag", "digest", keyed=partial(snap.with_keys, "tags")
+    )
+    hs = _Columns(
+        snap["tag_history"],
+        "repository",
+        "tag",
+        "digest",
+        keyed=partial(snap.with_keys, "tag_history"),
+    )
+    rv = _Columns(
+        snap["revisions"],
+        "repository",
+        "digest",
+        "target",
+        "blob_present",
+        keyed=partial(snap.with_keys, "revisions"),
+    )
 
     def young(ms: list[int | None], idx: list[int]) -> bool:
         return any((t := ms[i]) is not None and t * 1000 >= cutoff_us for i in idx)

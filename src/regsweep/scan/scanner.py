@@ -25,6 +25,13 @@ from regsweep.clock import utcnow
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
 from regsweep.layout.classify_columns import split_kinds
 from regsweep.layout.digest import EMPTY_MD5, is_valid_digest, parse_link
+from regsweep.layout.key_columns import (
+    blob_data_keys,
+    layer_link_keys,
+    revision_link_keys,
+    tag_current_keys,
+    tag_index_keys,
+)
 from regsweep.layout.keys import KeyRecord, Kind, blob_data_key, classify, valid_repository_name
 from regsweep.layout.manifest import (
     REF_MANIFEST,
@@ -37,6 +44,7 @@ from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import (
     SCHEMAS,
+    KeyShape,
     Snapshot,
     TableBuilder,
     ascending,
@@ -83,10 +91,23 @@ _COLUMNAR = (Kind.BLOB_DATA, Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_CURRE
 _LINK_SCHEMA = pa.schema(
     [*LISTING_SCHEMA, ("repo", pa.string()), ("tag", pa.string()), ("digest", pa.string())]
 )
-# The columns the scan sets to null in the column-wise rows of a kind, and what names the
-# repository of such a row's key (the key is built from it and the digest when needed).
-_DROPPED = {Kind.LAYER_LINK: ("key",)}
-_KEY_REPO = {Kind.BLOB_DATA: None, Kind.LAYER_LINK: "repo"}
+# How the key of a column-wise row of a kind follows from its other columns: the scan holds
+# no such key (it is null) and builds it when needed (see snapshot.DERIVED_KEYS).
+_KEY_SHAPE = {
+    Kind.BLOB_DATA: KeyShape(blob_data_keys, ("digest",)),
+    Kind.LAYER_LINK: KeyShape(layer_link_keys, ("repo", "digest")),
+    Kind.REVISION_LINK: KeyShape(revision_link_keys, ("repo", "digest")),
+    Kind.TAG_CURRENT: KeyShape(tag_current_keys, ("repo", "tag")),
+    Kind.TAG_INDEX: KeyShape(tag_index_keys, ("repo", "tag", "digest")),
+}
+# The snapshot table of each link kind in key order: by the columns its key is built from,
+# which is the order of the snapshot's rows (not the keys' own: "a-b/" sorts before "a/").
+_LINK_ORDER = {
+    Kind.LAYER_LINK: ("repo", "digest"),
+    Kind.REVISION_LINK: ("repo", "digest"),
+    Kind.TAG_CURRENT: ("repo", "tag"),
+    Kind.TAG_INDEX: ("repo", "tag", "digest"),
+}
 # The columns of the blob rows. A column-wise blob row holds no key (it follows from the
 # digest) and no MD5 (nothing uses it), and repo and tag mean nothing for a blob: not even a
 # column of nulls, which costs 4 bytes a row, until the odd blobs with keys join them.
@@ -350,16 +371,16 @@ class _Scan:
         """Sort one listing batch by kind: the common shapes column-wise, the rest one by one."""
         common, rest = split_kinds(batch, len(self.root.encode()))
         for kind, table in common.items():
-            # A blob's or _layers link's key follows from its digest and repository
+            # A blob's or link's key follows from its digest, repository and tag
             # (layout/key_columns.py): not holding it saves 100-140 bytes per row, in the scan
-            # and in the snapshot.
-            for name in _DROPPED.get(kind, ()):
-                at = table.schema.get_field_index(name)
-                table = table.set_column(at, name, pa.nulls(table.num_rows, pa.string()))
+            # and in the snapshot. (``common`` keeps the keys for the reads below.)
             if kind is Kind.BLOB_DATA:
                 self.add_blobs(table.select(_BLOB_PART.names))
             elif table.num_rows:
-                self.parts[kind].add(table)
+                at = table.schema.get_field_index("key")
+                self.parts[kind].add(
+                    table.set_column(at, "key", pa.nulls(table.num_rows, pa.string()))
+                )
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
             self.prefetch(pc.unique(revisions["digest"]).to_pylist())
@@ -580,7 +601,7 @@ class _Scan:
 
     def _keyed(self, kind: Kind, table: pa.Table) -> pa.Table:
         """Rows of ``kind`` with their keys, also those the scan does not hold."""
-        return with_keys(table, self.root, _KEY_REPO[kind]) if kind in _KEY_REPO else table
+        return with_keys(table, self.root, _KEY_SHAPE[kind])
 
     def _read_links(self, keys: Sequence[str]) -> list[tuple[str, tuple[str | None, str | None]]]:
         return [(key, self._read_link(key)) for key in keys]
@@ -801,12 +822,12 @@ class _Scan:
 
     def link_table(self, name: str, resolved: dict[Kind, pa.Table], kind: Kind) -> pa.Table:
         """The snapshot table ``name`` from the resolved links of ``kind`` (taken out of
-        ``resolved``), in key order; ``_layers`` links (which hold no key) by repository and
-        digest."""
-        by = ["repo", "digest"] if kind is Kind.LAYER_LINK else ["key"]
+        ``resolved``), in ``_LINK_ORDER``."""
         # Encoded in the order of the columns (see _take). A layer's links in many repositories
         # hold the same content, and so the same ETag.
-        links = _sorted_out_of(resolved, kind, *by, encode=("etag", "repo", "digest", "target"))
+        links = _sorted_out_of(
+            resolved, kind, *_LINK_ORDER[kind], encode=("etag", "repo", "digest", "target")
+        )
         digest, target = links["digest"], links["target"]
         alg = by_value(digest, _algorithm)
         target_alg = by_value(target, _algorithm)

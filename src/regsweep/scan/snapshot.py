@@ -4,9 +4,9 @@ Column names and types are a stable interface (gc, audit and reports read them; 
 notebooks). Digest and repository columns are dictionary-encoded, so each distinct value is
 stored once however many rows mention it.
 
-In memory, the ``key`` of a blob or ``_layers`` link in the common shape is null: it follows
-from the digest and repository (layout/key_columns.py), and at millions of rows the keys were
-the largest part of a snapshot. ``Snapshot.with_keys`` builds them; files hold every key.
+In memory, the ``key`` of a blob or link in the common shape is null: it follows from the
+digest, repository and tag (layout/key_columns.py), and at millions of rows the keys were the
+largest part of a snapshot. ``Snapshot.with_keys`` builds them; files hold every key.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.errors import UsageError
-from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
+from regsweep.layout.key_columns import (
+    blob_data_keys,
+    layer_link_keys,
+    revision_link_keys,
+    tag_current_keys,
+    tag_index_keys,
+)
 from regsweep.storage.columns import NULL_STRING
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
@@ -157,9 +163,27 @@ SCHEMAS: dict[str, pa.Schema] = {
 
 TABLES = tuple(SCHEMAS)
 
-# The tables whose keys are null in memory where the layout tells them, and the column naming
-# the repository of a row's key (None: a blob's key needs only its digest).
-DERIVED_KEYS: dict[str, str | None] = {"blobs": None, "layer_links": "repository"}
+
+@dataclass(frozen=True)
+class KeyShape:
+    """How the keys of a table's rows follow from their columns: ``build`` (one of
+    layout/key_columns.py) takes the layout root and then the ``columns``, in that order."""
+
+    build: Callable[..., pa.Array]
+    columns: tuple[str, ...]
+
+    def keys(self, table: pa.Table, root: str) -> pa.Array:
+        return one_array(self.build(root, *(decoded(table[c]) for c in self.columns)))
+
+
+# The tables whose keys are null in memory where the layout tells them, and how they are built.
+DERIVED_KEYS: dict[str, KeyShape] = {
+    "blobs": KeyShape(blob_data_keys, ("digest",)),
+    "layer_links": KeyShape(layer_link_keys, ("repository", "digest")),
+    "revisions": KeyShape(revision_link_keys, ("repository", "digest")),
+    "tags": KeyShape(tag_current_keys, ("repository", "tag")),
+    "tag_history": KeyShape(tag_index_keys, ("repository", "tag", "digest")),
+}
 _WRITE_ROWS = 1 << 18  # rows whose keys are built at a time when a table is written
 
 
@@ -278,41 +302,32 @@ class Snapshot:
         }
         meta = json.loads((d / "meta.json").read_text())
         root = str(meta.get("layout_root", ""))
-        for name, repository in DERIVED_KEYS.items():
+        for name, shape in DERIVED_KEYS.items():
             if name in tables:
-                tables[name] = without_derived_keys(tables[name], root, repository)
+                tables[name] = without_derived_keys(tables[name], root, shape)
         return cls(tables, meta)
 
     def counts(self) -> dict[str, int]:
         return {name: t.num_rows for name, t in self.tables.items()}
 
 
-def _derived(table: pa.Table, root: str, repository: str | None) -> pa.Array:
-    digests = decoded(table["digest"])
-    if repository is None:
-        return one_array(blob_data_keys(root, digests))
-    return one_array(layer_link_keys(root, decoded(table[repository]), digests))
-
-
-def with_keys(table: pa.Table, root: str, repository: str | None) -> pa.Table:
-    """``table`` with its null keys built: each the blob data of its ``digest``, or (given the
-    ``repository`` column) the ``_layers`` link of its ``digest`` in that repository. Only the
-    missing keys are built."""
+def with_keys(table: pa.Table, root: str, shape: KeyShape) -> pa.Table:
+    """``table`` with its null keys built as ``shape`` says. Only the missing keys are built."""
     key = one_array(table["key"])
     if not key.null_count:
         return table
     missing = pc.is_null(key)
-    built = _derived(table.filter(missing), root, repository)
+    built = shape.keys(table.filter(missing), root)
     key = built if key.null_count == len(key) else pc.replace_with_mask(key, missing, built)
     return table.set_column(table.schema.get_field_index("key"), "key", key)
 
 
-def without_derived_keys(table: pa.Table, root: str, repository: str | None) -> pa.Table:
+def without_derived_keys(table: pa.Table, root: str, shape: KeyShape) -> pa.Table:
     """``table`` with the keys ``with_keys`` would build set to null, as a scan leaves them."""
     if table.num_rows == 0:
         return table
     key = one_array(table["key"])
-    same = pc.fill_null(pc.equal(key, _derived(table, root, repository)), False)
+    same = pc.fill_null(pc.equal(key, shape.keys(table, root)), False)
     if not pc.any(same).as_py():
         return table
     key = pc.if_else(same, NULL_STRING, key)
