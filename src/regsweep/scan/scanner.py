@@ -91,6 +91,13 @@ _COLUMNAR = (Kind.BLOB_DATA, Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_CURRE
 _LINK_SCHEMA = pa.schema(
     [*LISTING_SCHEMA, ("repo", pa.string()), ("tag", pa.string()), ("digest", pa.string())]
 )
+# The columns of ``_layers`` links the scan dictionary-encodes as it lists them (see classify),
+# and the schema of those rows.
+_LAYER_ENCODED = ("etag", "repo", "digest")
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_LAYER_SCHEMA = pa.schema(
+    [pa.field(f.name, _DICT) if f.name in _LAYER_ENCODED else f for f in _LINK_SCHEMA]
+)
 # How the key of a column-wise row of a kind follows from its other columns: the scan holds
 # no such key (it is null) and builds it when needed (see snapshot.DERIVED_KEYS).
 _KEY_SHAPE = {
@@ -152,6 +159,47 @@ def _col(table: pa.Table, name: str) -> pa.Array:
     return one_array(table[name])
 
 
+def _encoded(table: pa.Table, names: Sequence[str]) -> pa.Table:
+    """``table`` with the columns ``names`` dictionary-encoded."""
+    for name in names:
+        at = table.schema.get_field_index(name)
+        table = table.set_column(at, name, table[name].dictionary_encode())
+    return table
+
+
+def _per_value(col: pa.Array, fn: Callable[[Any], Any]) -> pa.Array:
+    """``fn`` of every row of ``col``, computed once per value of a dictionary column: the
+    string kernels take no dictionaries, and decoding one is a copy of every string."""
+    return one_array(by_value(pa.chunked_array([col]), fn))
+
+
+def _plain(col: pa.Array) -> pa.Array:
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def _where(mask: pa.Array, col: pa.Array) -> pa.Array:
+    """``col`` where ``mask`` holds, else null; a dictionary column stays one (``if_else``
+    would decode it)."""
+    if not pa.types.is_dictionary(col.type):
+        return pc.if_else(mask, col, NULL_STRING)
+    indices = pc.if_else(mask, col.indices, pa.scalar(None, col.indices.type))
+    return pa.DictionaryArray.from_arrays(indices, col.dictionary)
+
+
+def _order(table: pa.Table, by: Sequence[str]) -> pa.Array:
+    """The rows' order by the columns ``by``, as sort_indices gives it for their values. Arrow
+    cannot sort by a dictionary column: its rows are sorted by the ranks of their values."""
+    keys = {}
+    for name in by:
+        col = table[name]
+        if pa.types.is_dictionary(col.type):
+            col = by_value(col, lambda v: pc.rank(v, "ascending", tiebreaker="dense"))
+        keys[name] = col
+    if len(by) == 1:
+        return pc.sort_indices(keys[by[0]])
+    return pc.sort_indices(pa.table(keys), [(name, "ascending") for name in by])
+
+
 def _sorted_out_of(
     tables: dict[Kind, pa.Table], kind: Kind, *by: str, encode: Sequence[str] = ()
 ) -> pa.Table:
@@ -162,12 +210,10 @@ def _sorted_out_of(
     copies 4-byte indices rather than strings (millions of ``_layers`` links name a few
     thousand layers); a column equal to one already encoded shares its encoding."""
     table = tables[kind]
-    if len(by) == 1 and ascending(table[by[0]]):
+    if len(by) == 1 and not pa.types.is_dictionary(table[by[0]].type) and ascending(table[by[0]]):
         order = None  # it came sorted
-    elif len(by) == 1:
-        order = pc.sort_indices(table[by[0]])
     else:
-        order = pc.sort_indices(table, [(name, "ascending") for name in by])
+        order = _order(table, by)
     del table
     if order is None and not encode:
         return tables.pop(kind)  # no sort, and no copy
@@ -184,6 +230,8 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
         table = table.drop_columns([name])  # so that the chunks go before the take copies
         if name in encode:
             same = [e for plain, e in encoded if plain.equals(col)]
+            if not same and pa.types.is_dictionary(col.type):
+                same = [col]  # encoded as listed
             encoded.append((col, same[0] if same else col.dictionary_encode()))
             col = encoded[-1][1]
             if name == encode[-1]:
@@ -220,7 +268,8 @@ def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
 
 def _md5_like(etag: pa.Array) -> pa.Array:
     """Per row: the ETag looks like an MD5 (a single-PUT object's, on S3)."""
-    return pc.fill_null(pc.match_substring_regex(etag, _MD5_ETAG.pattern), False)
+    like = _per_value(etag, lambda v: pc.match_substring_regex(v, _MD5_ETAG.pattern))
+    return pc.fill_null(like, False)
 
 
 def _known_md5(table: pa.Table) -> tuple[pa.Array, pa.Array]:
@@ -231,7 +280,7 @@ def _known_md5(table: pa.Table) -> tuple[pa.Array, pa.Array]:
     from_etag = _md5_like(etag)
     if from_etag.false_count == 0:  # S3: no copy of millions of ETags
         return etag, from_etag
-    return pc.if_else(from_etag, etag, _col(table, "content_md5")), from_etag
+    return pc.if_else(from_etag, _plain(etag), _col(table, "content_md5")), from_etag
 
 
 def _md5(text: str) -> str:
@@ -378,9 +427,13 @@ class _Scan:
                 self.add_blobs(table.select(_BLOB_PART.names))
             elif table.num_rows:
                 at = table.schema.get_field_index("key")
-                self.parts[kind].add(
-                    table.set_column(at, "key", pa.nulls(table.num_rows, pa.string()))
-                )
+                table = table.set_column(at, "key", pa.nulls(table.num_rows, pa.string()))
+                if kind is Kind.LAYER_LINK:
+                    # Millions of _layers links name a few thousand layers, in a few hundred
+                    # repositories, with one ETag per layer: 4-byte indices from the start,
+                    # rather than ~140 bytes of text a link until the scan's tables are built.
+                    table = _encoded(table, _LAYER_ENCODED)
+                self.parts[kind].add(table)
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
             self.prefetch(pc.unique(revisions["digest"]).to_pylist())
@@ -455,9 +508,10 @@ class _Scan:
             if kind is Kind.BLOB_DATA:
                 self.kinds[kind] = self.sorted_blobs(extra)
                 continue
-            parts = [t.cast(_LINK_SCHEMA) for t in self.parts.pop(kind).tables]
+            schema = _LAYER_SCHEMA if kind is Kind.LAYER_LINK else _LINK_SCHEMA
+            parts = [t.cast(schema) for t in self.parts.pop(kind).tables]
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
-            self.kinds[kind] = pa.concat_tables([*parts, extra])
+            self.kinds[kind] = pa.concat_tables([*parts, extra.cast(schema)])
             del parts
         # As the table holds it (chunks, when it came sorted), not a combined copy.
         self.blob_digests = self.kinds[Kind.BLOB_DATA]["digest"]
@@ -511,17 +565,18 @@ class _Scan:
             return pa.repeat(pa.scalar(False), n)
         digest, (md5, _) = _col(links, "digest"), _known_md5(links)
         ok = pc.and_(
-            pc.fill_null(pc.starts_with(digest, "sha256:"), False),
-            pc.fill_null(pc.equal(_col(links, "size"), pc.utf8_length(digest)), False),
+            pc.fill_null(_per_value(digest, lambda v: pc.starts_with(v, "sha256:")), False),
+            pc.fill_null(pc.equal(_col(links, "size"), _per_value(digest, pc.utf8_length)), False),
         )
         check = pc.and_(ok, pc.is_valid(md5))
         if pc.any(check).as_py():
             # The MD5 the listing tells (S3's ETag, Azure's Content-MD5) must be the path's.
             # Computed once per distinct digest (a layer's links in many repositories share
             # one), and each row's MD5 looked up among those: no Python string per row.
-            encoded = digest.dictionary_encode()
+            encoded = digest if pa.types.is_dictionary(digest.type) else digest.dictionary_encode()
             wanted = pa.array([_md5(d) for d in encoded.dictionary.to_pylist()], pa.string())
-            agrees = pc.equal(pc.index_in(md5, value_set=wanted), encoded.indices)
+            at = _per_value(md5, lambda v: pc.index_in(v, value_set=wanted))
+            agrees = pc.equal(at, encoded.indices)
             ok = pc.if_else(check, pc.fill_null(agrees, False), ok)
         return ok
 
@@ -539,7 +594,7 @@ class _Scan:
             self.kinds[kind] = table
             ok = self._path_is_enough(table)
             every = pc.all(ok).as_py() is not False
-            known[kind] = ok, digest if every else pc.if_else(ok, digest, NULL_STRING)
+            known[kind] = ok, digest if every else _where(ok, digest)
             del table, digest
         tags = self.kinds[Kind.TAG_CURRENT]
         md5, from_etag = _known_md5(tags)
@@ -588,7 +643,7 @@ class _Scan:
             if count:
                 judged = self._judge_links(kind, table.filter(unread), read[at : at + count])
                 target, by, problem = (
-                    pc.replace_with_mask(old, unread, pa.array(new, pa.string()))
+                    pc.replace_with_mask(_plain(old), unread, pa.array(new, pa.string()))
                     for old, new in zip((target, by, problem), judged, strict=True)
                 )
             at += count
