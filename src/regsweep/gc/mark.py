@@ -86,6 +86,8 @@ class RepoView:
     revisions: dict[str, str | None] = field(default_factory=dict)  # path digest -> target
     revision_blob: dict[str, bool] = field(default_factory=dict)
     tags: dict[str, str | None] = field(default_factory=dict)  # tag -> target (None: unreadable)
+    # tag -> every digest its index names, for the tags whose current/link cannot be read:
+    # only those need it (a set per tag of a store was ~250 bytes a tag).
     history: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def revision_digests(self) -> set[str]:
@@ -124,17 +126,23 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
         repo.revisions[d] = target
         repo.revision_blob[d] = bool(present)
     t = snap["tags"]
+    unreadable: set[tuple[str, str]] = set()
     for name, tag, target in zip(
         pylist(t["repository"]), pylist(t["tag"]), pylist(t["digest"]), strict=True
     ):
         (repos.get(name) or get(name)).tags[tag] = target
+        if target is None:
+            unreadable.add((name, tag))
     h = snap["tag_history"]
-    for name, tag, d in zip(
-        pylist(h["repository"]), pylist(h["tag"]), pylist(h["digest"]), strict=True
-    ):
-        (repos.get(name) or get(name)).history[tag].add(d)
-    for name in pylist(pc.unique(snap["layer_links"]["repository"])):
-        get(name)
+    if unreadable:
+        for name, tag, d in zip(
+            pylist(h["repository"]), pylist(h["tag"]), pylist(h["digest"]), strict=True
+        ):
+            if (name, tag) in unreadable:
+                repos[name].history[tag].add(d)
+    for table in (h, snap["layer_links"]):
+        for name in pylist(pc.unique(table["repository"])):
+            get(name)
     return dict(sorted(repos.items()))
 
 
