@@ -377,13 +377,21 @@ class _Columns:
         self.keyed = keyed
         self.num_rows = table.num_rows
         self.cols = {n: pylist(table[n]) for n in names}
-        self.millis = _millis(table, "last_modified")
+        self._millis: list[int | None] | None = None
         self._keys: list[str] | None = None
         self._sizes: list[int | None] | None = None
         self._etags: list[str | None] | None = None
 
     def __getitem__(self, name: str) -> list[Any]:
         return self.cols[name]
+
+    @property
+    def millis(self) -> list[int | None]:
+        # Only when a row is looked at for the grace period: an int per row of every tag,
+        # history entry and revision was ~40 MiB at 400,000 tags.
+        if self._millis is None:
+            self._millis = _millis(self.table, "last_modified")
+        return self._millis
 
     @property
     def keys(self) -> list[str]:
@@ -479,12 +487,10 @@ def make_plan(
         for tag, removal in tmap2.items():
             removed_tags.setdefault((repo, tag), removal)
     tags: dict[tuple[str, str], list[int]] = defaultdict(list)  # of the removed tags
-    still_tagged: set[tuple[str, str | None]] = set()  # (repo, digest) of the tags that stay
-    for i, (repo, tag, d) in enumerate(zip(tg["repository"], tg["tag"], tg["digest"], strict=True)):
-        if (repo, tag) in removed_tags:
-            tags[(repo, tag)].append(i)
-        else:
-            still_tagged.add((repo, d))
+    if removed_tags:
+        for i, key in enumerate(zip(tg["repository"], tg["tag"], strict=True)):
+            if key in removed_tags:
+                tags[key].append(i)
     history: dict[tuple[str, str], list[int]] = defaultdict(list)  # of the removed tags
     for i, key in enumerate(zip(hs["repository"], hs["tag"], strict=True)):
         if key in removed_tags:
@@ -540,12 +546,20 @@ def make_plan(
         kept = d in live_here or rev_target[r] in live_here
         if kept and rev_present[r]:
             continue
-        # A tag that still exists and points here keeps it (it is not untagged after all).
-        if (repo, d) in still_tagged:
-            continue
         reason = "untagged" if rev_present[r] and not kept else "dangling-revision"
         untagged.append((repo, d, reason, r))
-    del still_tagged
+    if untagged:
+        # A tag that still exists and points here keeps it (it is not untagged after all).
+        # Looked up for these revisions only: a set of every tag's (repository, digest) was
+        # ~90 bytes a tag.
+        maybe = {(repo, d) for repo, d, _, _ in untagged}
+        still_tagged = {
+            (repo, d)
+            for repo, tag, d in zip(tg["repository"], tg["tag"], tg["digest"], strict=True)
+            if (repo, d) in maybe and (repo, tag) not in removed_tags
+        }
+        untagged = [u for u in untagged if (u[0], u[1]) not in still_tagged]
+        del maybe, still_tagged
     # The tag-index entries that name them, but for those of tags being removed (already in
     # the plan); in key order, as every phase.
     wanted = {(repo, d) for repo, d, _, _ in untagged}
@@ -568,21 +582,26 @@ def make_plan(
     # needs in its repository: its children's revision links, its _layers links, its blobs.
     # Otherwise a young untagged manifest, e.g. the platform manifests and index of a push in
     # progress, would survive without the links and children it needs.
-    leaving = {(repo, d) for repo, d, *_ in rev_cands}
-    staying: dict[str, set[str]] = defaultdict(set)
-    for repo, d, target in zip(rev_repo, rev_digest, rev_target, strict=True):
-        if (repo, d) not in leaving:
-            staying[repo] |= {d, target} - {None}
     # Only where it can differ from the mark's: when every root that stays is in the mark's
     # closure of the repository, so is its closure, and the checks below that use it (links
     # and blobs the mark did not keep) learn nothing from it. A repository with revisions
-    # that go still needs its own, to protect those that what stays needs.
+    # that go still needs its own, to protect those that what stays needs. (The roots are
+    # gathered for those repositories only: a set per repository of every revision's digests
+    # was ~60 bytes a revision.)
+    leaving = {(repo, d) for repo, d, *_ in rev_cands}
     leaving_repos = {repo for repo, _ in leaving}
-    needed_after = {
-        repo: graph.closure(repo, roots)
-        for repo, roots in staying.items()
-        if repo in leaving_repos or not roots <= marked.reach.get(repo, _NOTHING)
-    }
+    outside: set[str] = set()  # repositories with a root that stays outside the mark's closure
+    for repo, d, target in zip(rev_repo, rev_digest, rev_target, strict=True):
+        if repo not in leaving_repos and repo not in outside:
+            reach = marked.reach.get(repo, _NOTHING)
+            if d not in reach or (target is not None and target not in reach):
+                outside.add(repo)
+    staying: dict[str, set[str]] = defaultdict(set)
+    if leaving_repos or outside:
+        for repo, d, target in zip(rev_repo, rev_digest, rev_target, strict=True):
+            if (repo in leaving_repos or repo in outside) and (repo, d) not in leaving:
+                staying[repo] |= {d, target} - {None}
+    needed_after = {repo: graph.closure(repo, roots) for repo, roots in staying.items()}
     needed_anywhere = set().union(*needed_after.values()) if needed_after else set()
 
     for repo, d, reason, r, entries in rev_cands:

@@ -881,7 +881,7 @@ class _Scan:
         # Encoded in the order of the columns (see _take). A layer's links in many repositories
         # hold the same content, and so the same ETag.
         links = _sorted_out_of(
-            resolved, kind, *_LINK_ORDER[kind], encode=("etag", "repo", "digest", "target")
+            resolved, kind, *_LINK_ORDER[kind], encode=("etag", "repo", "tag", "digest", "target")
         )
         digest, target = links["digest"], links["target"]
         alg = by_value(digest, _algorithm)

@@ -1,7 +1,7 @@
 """The Snapshot: everything a scan found, as Arrow tables, saved as one Parquet file per table.
 
 Column names and types are a stable interface (gc, audit and reports read them; so do users'
-notebooks). Digest and repository columns are dictionary-encoded, so each distinct value is
+notebooks). Digest, repository and tag columns are dictionary-encoded, so each distinct value is
 stored once however many rows mention it.
 
 In memory, the ``key`` of a blob or link in the common shape is null: it follows from the
@@ -50,7 +50,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "tags": pa.schema(
         [
             ("repository", _DICT),
-            ("tag", pa.string()),
+            ("tag", _DICT),  # a registry's tags repeat the same few names
             ("digest", _DICT),  # what current/link says; null when unreadable
             ("key", pa.string()),
             ("size", pa.int64()),
@@ -63,7 +63,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "tag_history": pa.schema(
         [
             ("repository", _DICT),
-            ("tag", pa.string()),
+            ("tag", _DICT),
             ("digest", _DICT),
             ("key", pa.string()),
             ("size", pa.int64()),
