@@ -54,11 +54,13 @@ _NOTHING: frozenset[str] = frozenset()
 # builds it). A plan file holds plain strings and every key (PLAN_FILE_SCHEMA): a dictionary
 # over every blob of the store would be written whole.
 _DICT = pa.dictionary(pa.int32(), pa.string())
+# In memory, ``seq`` and ``candidate`` are 32-bit (a plan of millions of blobs has a value of
+# each per row: 47 MiB less for 5.9M blobs); a plan file holds them as 64-bit integers.
 PLAN_SCHEMA = pa.schema(
     [
-        ("seq", pa.int64()),
+        ("seq", pa.int32()),
         ("phase", pa.int8()),
-        ("candidate", pa.int64()),  # rows of one candidate (a tag, a manifest, an upload) share it
+        ("candidate", pa.int32()),  # rows of one candidate (a tag, a manifest, an upload) share it
         # blob | layer_link | revision | tag | tag_index | upload | multipart_upload | tmp
         ("kind", _DICT),
         ("reason", _DICT),
@@ -75,7 +77,14 @@ PLAN_SCHEMA = pa.schema(
     ]
 )
 PLAN_FILE_SCHEMA = pa.schema(
-    [pa.field(f.name, f.type.value_type) if f.type == _DICT else f for f in PLAN_SCHEMA]
+    [
+        pa.field(f.name, f.type.value_type)
+        if f.type == _DICT
+        else pa.field(f.name, pa.int64())
+        if f.type == pa.int32()
+        else f
+        for f in PLAN_SCHEMA
+    ]
 )
 _ENCODED = [f.name for f in PLAN_SCHEMA if f.type == _DICT]
 _WRITE_ROWS = 1 << 18  # rows decoded at a time when a plan is written
@@ -335,8 +344,10 @@ class _Rows:
         own candidate: a whole phase at once, with no Python value per row."""
         self._flush()
         columns = {
-            "seq": pa.array(np.arange(self.seq, self.seq + n, dtype=np.int64)),
-            "candidate": pa.array(np.arange(self.candidate + 1, self.candidate + 1 + n)),
+            "seq": pa.array(np.arange(self.seq, self.seq + n, dtype=np.int32)),
+            "candidate": pa.array(
+                np.arange(self.candidate + 1, self.candidate + 1 + n, dtype=np.int32)
+            ),
             **columns,
         }
         self.seq += n
