@@ -143,9 +143,9 @@ def test_blob_keys_are_the_listed_keys(tmp_path: Path) -> None:
 
 
 def test_link_keys_are_the_listed_keys(tmp_path: Path) -> None:
-    """Nor for a revision, tag or tag-index link in the common shape: ``with_keys`` and a
-    written snapshot give back the listed key of every link from its repository, tag and
-    digest, and a link in an odd shape (a sha512 revision) keeps its own key."""
+    """The scan holds no key for a revision, tag or tag-index link in the common shape either:
+    ``with_keys`` and a written snapshot give back the listed key of every link from its
+    repository, tag and digest, and a link in an odd shape (a sha512 revision) keeps its own."""
     (tmp_path / "reg").mkdir()
     store = FilesystemStore(tmp_path / "reg")
     generate_demo(store, seed=4, now=datetime(2026, 11, 20, tzinfo=UTC))
