@@ -42,6 +42,7 @@ from regsweep.scan.snapshot import (
     one_array,
     repeated,
     rows,
+    value_ranks,
 )
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
@@ -76,16 +77,18 @@ PLAN_SCHEMA = pa.schema(
         ("etag", _DICT),  # for multipart uploads: the upload id
     ]
 )
-PLAN_FILE_SCHEMA = pa.schema(
-    [
-        pa.field(f.name, f.type.value_type)
-        if f.type == _DICT
-        else pa.field(f.name, pa.int64())
-        if f.type == pa.int32()
-        else f
-        for f in PLAN_SCHEMA
-    ]
-)
+
+
+def _in_file(f: pa.Field) -> pa.Field:
+    """A plan file's column: plain text for a dictionary, 64 bits for a 32-bit integer."""
+    if f.type == _DICT:
+        return pa.field(f.name, f.type.value_type)
+    if f.type == pa.int32():
+        return pa.field(f.name, pa.int64())
+    return f
+
+
+PLAN_FILE_SCHEMA = pa.schema([_in_file(f) for f in PLAN_SCHEMA])
 _ENCODED = [f.name for f in PLAN_SCHEMA if f.type == _DICT]
 _WRITE_ROWS = 1 << 18  # rows decoded at a time when a plan is written
 _SLICE_ROWS = 1 << 16  # _layers links turned into Python values at a time
@@ -393,6 +396,11 @@ class _Columns:
         self._sizes: list[int | None] | None = None
         self._etags: list[str | None] | None = None
 
+    @classmethod
+    def of(cls, snap: Snapshot, table: str, *names: str) -> _Columns:
+        """Table ``table`` of ``snap``, whose keys are built where the snapshot holds none."""
+        return cls(snap[table], *names, keyed=partial(snap.with_keys, table))
+
     def __getitem__(self, name: str) -> list[Any]:
         return self.cols[name]
 
@@ -465,24 +473,9 @@ def make_plan(
     # Tags, tag history and revisions are read column by column, indexed by row number; only
     # the rows that go into the plan become dicts (converting whole tables was a hot spot),
     # and only the rows of candidates are indexed (a store can hold millions of tags).
-    tg = _Columns(
-        snap["tags"], "repository", "tag", "digest", keyed=partial(snap.with_keys, "tags")
-    )
-    hs = _Columns(
-        snap["tag_history"],
-        "repository",
-        "tag",
-        "digest",
-        keyed=partial(snap.with_keys, "tag_history"),
-    )
-    rv = _Columns(
-        snap["revisions"],
-        "repository",
-        "digest",
-        "target",
-        "blob_present",
-        keyed=partial(snap.with_keys, "revisions"),
-    )
+    tg = _Columns.of(snap, "tags", "repository", "tag", "digest")
+    hs = _Columns.of(snap, "tag_history", "repository", "tag", "digest")
+    rv = _Columns.of(snap, "revisions", "repository", "digest", "target", "blob_present")
 
     def young(ms: list[int | None], idx: list[int]) -> bool:
         return any((t := ms[i]) is not None and t * 1000 >= cutoff_us for i in idx)
@@ -811,7 +804,7 @@ def _in_link_order(links: pa.Table) -> Iterable[pa.RecordBatch]:
     them), so that the plan does not depend on the snapshot's row order. Arrow cannot sort a
     table by dictionary columns: rows are ordered by the ranks of their values instead, and
     only when they are not in order already."""
-    ranks = [_ranks(links[name]) for name in ("repository", "digest")]
+    ranks = [value_ranks(links[name]) for name in ("repository", "digest")]
     repo, digest = ranks
     later = (repo[1:] > repo[:-1]) | ((repo[1:] == repo[:-1]) & (digest[1:] > digest[:-1]))
     if later.all():
@@ -821,18 +814,6 @@ def _in_link_order(links: pa.Table) -> Iterable[pa.RecordBatch]:
     del ranks, repo, digest, later
     for start in range(0, len(order), _SLICE_ROWS):
         yield from links.take(order[start : start + _SLICE_ROWS]).to_batches()
-
-
-def _ranks(col: pa.ChunkedArray) -> np.ndarray:
-    """Per row, the rank of its value among the column's values (a null ranks last)."""
-    if not pa.types.is_dictionary(col.type):
-        col = col.dictionary_encode()
-    chunks = pa.table({"c": col}).unify_dictionaries()["c"].chunks
-    if not chunks:
-        return np.zeros(0, np.uint64)
-    rank = pc.rank(chunks[0].dictionary, sort_keys="ascending", tiebreaker="dense")
-    last = pa.scalar(len(rank) + 1, pa.uint64())
-    return np.concatenate([pc.fill_null(pc.take(rank, c.indices), last).to_numpy() for c in chunks])
 
 
 def _rows_of(table: pa.Table, picked: pa.ChunkedArray, names: list[str]) -> dict[str, Any]:

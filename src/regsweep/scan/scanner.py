@@ -52,6 +52,7 @@ from regsweep.scan.snapshot import (
     one_array,
     repeated,
     table_from_columns,
+    value_ranks,
     with_keys,
 )
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
@@ -192,9 +193,7 @@ def _order(table: pa.Table, by: Sequence[str]) -> pa.Array:
     keys = {}
     for name in by:
         col = table[name]
-        if pa.types.is_dictionary(col.type):
-            col = by_value(col, lambda v: pc.rank(v, "ascending", tiebreaker="dense"))
-        keys[name] = col
+        keys[name] = pa.array(value_ranks(col)) if pa.types.is_dictionary(col.type) else col
     if len(by) == 1:
         return pc.sort_indices(keys[by[0]])
     return pc.sort_indices(pa.table(keys), [(name, "ascending") for name in by])

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -381,6 +382,19 @@ def by_value(
 def _identity(array: pa.Array) -> tuple[int, ...]:
     """Where ``array``'s values live: equal for chunks that share one dictionary."""
     return (array.offset, len(array), *(b.address for b in array.buffers() if b is not None))
+
+
+def value_ranks(col: pa.ChunkedArray) -> np.ndarray:
+    """Per row, the rank of its value among the column's values (a null ranks last): what
+    sorts a table by a dictionary column, which Arrow's sort cannot."""
+    if not pa.types.is_dictionary(col.type):
+        col = col.dictionary_encode()
+    chunks = pa.table({"c": col}).unify_dictionaries()["c"].chunks
+    if not chunks:
+        return np.zeros(0, np.uint64)
+    rank = pc.rank(chunks[0].dictionary, sort_keys="ascending", tiebreaker="dense")
+    last = pa.scalar(len(rank) + 1, pa.uint64())
+    return np.concatenate([pc.fill_null(pc.take(rank, c.indices), last).to_numpy() for c in chunks])
 
 
 def one_array(col: pa.ChunkedArray) -> pa.Array:
