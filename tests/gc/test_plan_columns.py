@@ -95,13 +95,14 @@ def test_blob_phase_does_not_depend_on_the_blobs_order(snap: Snapshot) -> None:
 
 
 def test_blob_rows_share_the_snapshot_strings(snap: Snapshot) -> None:
-    """The blob phase's digests are dictionaries over the snapshot's own column (4 bytes a
-    row), not copies of the strings, and it holds no key the digest tells; by value they are
-    the blobs that go."""
-    plan = make_plan(snap, mark(snap), GcSettings(grace=timedelta(0)), utcnow())
+    """Blobs held in memory: the blob phase's digests are dictionaries over the snapshot's own
+    column (4 bytes a row), not copies of the strings, and it holds no key the digest tells;
+    by value they are the blobs that go."""
+    in_memory = Snapshot({name: snap[name] for name in snap.names()}, snap.meta)
+    plan = make_plan(in_memory, mark(in_memory), GcSettings(grace=timedelta(0)), utcnow())
     blob_rows = plan.rows.filter(pc.equal(plan.rows["kind"], "blob"))
     assert blob_rows.num_rows
-    blobs = snap["blobs"]
+    blobs = in_memory["blobs"]
 
     def data(a: pa.Array) -> int:
         return int(a.buffers()[2].address)
@@ -110,6 +111,20 @@ def test_blob_rows_share_the_snapshot_strings(snap: Snapshot) -> None:
     for chunk in blob_rows["digest"].chunks:
         assert data(chunk.dictionary) in stored_digests
     assert blobs["key"].null_count == blobs.num_rows
+    assert blob_rows["key"].null_count == blob_rows.num_rows
+    full = plan.decoded_rows(blob_rows)
+    assert column(full, "key") == [blob_data_key(d) for d in column(full, "digest")]
+
+
+def test_spilled_blob_rows_hold_only_their_own_digests(snap: Snapshot) -> None:
+    """Blobs on disk (a scan's): the blob rows are written out too, and their dictionaries
+    hold the digests of the blobs that go, not every blob of their part."""
+    assert "blobs" in snap.spilled
+    plan = make_plan(snap, mark(snap), GcSettings(grace=timedelta(0)), utcnow())
+    blob_rows = plan.rows.filter(pc.equal(plan.rows["kind"], "blob"))
+    assert blob_rows.num_rows
+    dictionaries = {d for c in blob_rows["digest"].chunks for d in c.dictionary.to_pylist()}
+    assert dictionaries == set(column(blob_rows, "digest"))
     assert blob_rows["key"].null_count == blob_rows.num_rows
     full = plan.decoded_rows(blob_rows)
     assert column(full, "key") == [blob_data_key(d) for d in column(full, "digest")]

@@ -314,7 +314,8 @@ def comparable(snap: Snapshot) -> dict[str, list[dict[str, Any]]]:
     """Every table as rows, times at millisecond resolution (what Parquet, ORC and the CSV
     formats keep), in a stable order."""
     out = {}
-    for name, table in snap.tables.items():
+    for name in snap.names():
+        table = snap[name]
         rs = [{k: _ms(v) for k, v in r.items()} for r in rows(table)]
         out[name] = sorted(rs, key=repr)
     return out

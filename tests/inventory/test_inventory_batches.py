@@ -31,6 +31,7 @@ from inventory_builders import (
 )
 
 from regsweep.scan.inventory import (
+    BATCH_ROWS,
     InventoryError,
     _md5_hex,
     _unquote_plus,
@@ -283,7 +284,7 @@ def test_s3_report_of_many_batches(tmp_path: Path) -> None:
     )
     manifest = s3_report(tmp_path, "Parquet", PARQUET_SCHEMA, [parquet_bytes(table)])
     tables = list(open_inventory(manifest).batches(S3_STORE, ROOT))
-    assert len(tables) == 3 and max(t.num_rows for t in tables) <= 65_536
+    assert len(tables) == -(-n // BATCH_ROWS) and max(t.num_rows for t in tables) <= BATCH_ROWS
     got = pa.concat_tables(tables)
     assert got["size"].to_pylist() == list(range(n))
     assert got["key"][n - 1].as_py() == f"{ROOT}blobs/{n - 1:07d}"

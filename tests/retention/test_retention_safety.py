@@ -153,7 +153,8 @@ def test_an_unparsable_manifest_keeps_the_whole_repository(tmp_path: Path) -> No
 def _shuffled(snap: Snapshot, seed: int) -> Snapshot:
     rng = random.Random(seed)
     tables = {}
-    for name, t in snap.tables.items():
+    for name in snap.names():
+        t = snap[name]
         order = list(range(t.num_rows))
         rng.shuffle(order)
         tables[name] = t.take(pa.array(order, type=pa.int64()))

@@ -77,7 +77,7 @@ def test_scan_is_the_same_without_gnu_find(
     monkeypatch.setattr(filesystem, "_gnu_find", lambda: None)
     assert demo.list_table([V2]) is None
     without = scan(demo)
-    for name in with_find.tables:
+    for name in with_find.names():
         assert rows(with_find[name]) == rows(without[name]), name
     assert listed == sum(
         1 for _ in demo.iter_objects(V2)

@@ -58,5 +58,5 @@ def test_a_scan_is_the_same_through_either_listing(
     columnar = scan(ReadOnlyStore(store))
     monkeypatch.delattr(type(store), "list_table")
     by_record = scan(store)
-    for name in columnar.tables:
+    for name in columnar.names():
         assert rows(columnar[name]) == rows(by_record[name]), name

@@ -666,9 +666,9 @@ def check_uploads(ix: _Index, snap: Snapshot, settings: CheckSettings) -> list[F
 def _time_arrays(snap: Snapshot) -> list[pa.Array]:
     arrays: list[pa.Array] = []
     for table in ("blobs", "revisions", "layer_links", "tags", "tag_history"):
-        if table in snap.tables:
+        if table in snap:
             arrays.append(snap[table].column("last_modified").combine_chunks())
-    if "uploads" in snap.tables:
+    if "uploads" in snap:
         flat = pc.list_flatten(snap["uploads"].column("key_times"))
         arrays.append(flat.combine_chunks() if isinstance(flat, pa.ChunkedArray) else flat)
     return [a.cast(pa.timestamp("ms", tz="UTC")) for a in arrays]

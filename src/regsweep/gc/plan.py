@@ -44,6 +44,7 @@ from regsweep.scan.snapshot import (
     rows,
     value_ranks,
 )
+from regsweep.scan.spill import SpilledTable
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
 _NOTHING: frozenset[str] = frozenset()
@@ -276,7 +277,7 @@ class _Rows:
         self.cols: dict[str, list[Any]] = {f.name: [] for f in PLAN_SCHEMA}
         self.candidate = 0
         self.seq = 0
-        self.segments: list[pa.Table] = []  # rows before ``cols``, already in Arrow
+        self.segments: list[pa.Table | SpilledTable] = []  # rows before ``cols``, in Arrow
 
     def new_candidate(self) -> int:
         self.candidate += 1
@@ -342,9 +343,11 @@ class _Rows:
             cand, phase, kind, reason, src.keys[i], src.sizes[i], src.millis[i], src.etags[i], **kw
         )
 
-    def extend(self, columns: dict[str, pa.Array], n: int) -> None:
+    def extend(self, columns: dict[str, pa.Array], n: int, *, spill: bool = False) -> None:
         """Append ``n`` rows given as Arrow columns (a column left out is all nulls), each its
-        own candidate: a whole phase at once, with no Python value per row."""
+        own candidate: a whole phase (or part of one) at once, with no Python value per row.
+        With ``spill``, the rows are written to scratch files rather than held (see
+        spill.py): a plan can have a row for most of a store's blobs."""
         self._flush()
         columns = {
             "seq": pa.array(np.arange(self.seq, self.seq + n, dtype=np.int32)),
@@ -355,11 +358,15 @@ class _Rows:
         }
         self.seq += n
         self.candidate += n
-        self.segments.append(
-            pa.Table.from_arrays(
-                [_chunked(columns.get(f.name), f.type, n) for f in PLAN_SCHEMA], schema=PLAN_SCHEMA
-            )
+        rows = pa.Table.from_arrays(
+            [_chunked(columns.get(f.name), f.type, n) for f in PLAN_SCHEMA], schema=PLAN_SCHEMA
         )
+        if not spill:
+            self.segments.append(rows)
+            return
+        if not self.segments or not isinstance(self.segments[-1], SpilledTable):
+            self.segments.append(SpilledTable(PLAN_SCHEMA, "plan"))
+        self.segments[-1].append(rows)
 
     def _flush(self) -> None:
         arrays = [
@@ -374,7 +381,10 @@ class _Rows:
     def table(self) -> pa.Table:
         self._flush()
         # Not combined: the blob phase alone can be millions of rows, and a copy doubles them.
-        return pa.concat_tables(self.segments)
+        # Spilled rows are mapped, not read (a plan only looks at some of their columns).
+        return pa.concat_tables(
+            [s.table() if isinstance(s, SpilledTable) else s for s in self.segments]
+        )
 
 
 class _Columns:
@@ -672,55 +682,60 @@ def make_plan(
 
     # -- phase 3: blobs ---------------------------------------------------------------------
     # Column-wise: a store can hold millions of blobs that nothing references, so no Python
-    # value per blob, and no copy of their digests or keys beyond the plan's own rows. The
-    # blobs the mark did not keep, in digest order so that the plan does not depend on the
-    # snapshot's row order (same input, same bytes).
-    all_blobs = snap["blobs"]
-    digests = all_blobs["digest"]
-    # Lookups by_value: once per digest of the blobs' dictionary, not on a decoded copy.
+    # value per blob. A part of the blobs at a time (a scan leaves them on disk, see spill.py),
+    # the rows of those that go written out too; in memory, one part, and no copy of their
+    # digests beyond the plan's own rows. The blobs the mark did not keep, in digest order so
+    # that the plan does not depend on the snapshot's row order (same input, same bytes).
     live = pa.array(sorted(marked.live_blobs), pa.string())
-    unkept = pc.invert(by_value(digests, lambda v: pc.is_in(v, value_set=live)))
-    blob_candidates = (0, 0)
-    if not marked.uncertain and pc.any(unkept).as_py():
-        # A blob's activity: its own time, or a later one of a link or manifest that uses it.
-        # Only a blob something names can have a later one: the graph holds exactly those.
-        named = pa.array(list(graph.blob_sizes), pa.string())
-        is_named = by_value(digests, lambda v: pc.is_in(v, value_set=named))
-        wanted = decoded(digests.filter(pc.and_(unkept, is_named)))
-        used_at = _blob_activity_us(snap, graph, only=wanted.combine_chunks(), blobs=False)
-        del named, is_named, wanted
+    blob_candidates, totals = [0, 0], [0, 0]  # count, bytes
+    used_at: pa.Array | None = None  # blobs used at or after the cutoff (see below)
+    needed = pa.array(sorted(needed_anywhere), pa.string())
+    spill = "blobs" in snap.spilled
+    for part in snap.parts("blobs"):
+        totals[0] += part.num_rows
+        totals[1] += int(pc.sum(part["size"]).as_py() or 0)
+        if marked.uncertain:
+            continue
+        digests = part["digest"]
+        # Lookups by_value: once per digest of the blobs' dictionary, not on a decoded copy.
+        unkept = pc.invert(by_value(digests, lambda v: pc.is_in(v, value_set=live)))
+        if not pc.any(unkept).as_py():
+            continue
+        if used_at is None:
+            used_at = _young_use(snap, graph, live, cutoff_us)
         # Kept by the grace period: its own time or a later use is at or after the cutoff.
         # Compared per blob as stored (milliseconds) and as booleans: an integer per blob in
         # microseconds was 48 MB a column at 6M blobs.
-        young_use = pa.array([d for d, us in used_at.items() if us >= cutoff_us], pa.string())
-        own_ms = all_blobs["last_modified"].cast(pa.int64())
+        own_ms = part["last_modified"].cast(pa.int64())
         keep = pc.or_(
             pc.fill_null(pc.greater_equal(own_ms, -(-cutoff_us // 1000)), False),
-            pc.fill_null(by_value(digests, lambda v: pc.is_in(v, value_set=young_use)), False),
+            pc.fill_null(by_value(digests, partial(pc.is_in, value_set=used_at)), False),
         )
-        del own_ms, young_use
-        if needed_anywhere:
-            needed = pa.array(sorted(needed_anywhere), pa.string())
+        del own_ms
+        if len(needed):
             keep = pc.or_(keep, by_value(digests, lambda v: pc.is_in(v, value_set=needed)))
         if kept := pc.sum(pc.and_(unkept, keep)).as_py():
             protected["blob"] += kept
         go = pc.and_(unkept, pc.invert(keep))
-        del unkept, keep
-        blobs = _rows_of(all_blobs, go, ["digest", "key", "etag", "size", "last_modified"])
-        del go
+        del unkept, keep, digests
+        blobs = _rows_of(part, go, ["digest", "key", "etag", "size", "last_modified"])
+        del go, part
         n = len(blobs["key"])
-        if n:
-            out.extend(
-                {
-                    "phase": _constant(PHASE_BLOBS, n, pa.int8()),
-                    "kind": _constant("blob", n),
-                    "reason": _constant("unreferenced", n),
-                    **blobs,
-                },
-                n,
-            )
-        blob_candidates = (n, int(pc.sum(blobs["size"]).as_py() or 0))
-        del blobs
+        if not n:
+            continue
+        if spill:
+            # The part's columns are memory-mapped: the rows get text of their own.
+            blobs = {name: _detached(col) for name, col in blobs.items()}
+        blob_candidates[0] += n
+        blob_candidates[1] += int(pc.sum(blobs["size"]).as_py() or 0)
+        columns = {
+            "phase": _constant(PHASE_BLOBS, n, pa.int8()),
+            "kind": _constant("blob", n),
+            "reason": _constant("unreferenced", n),
+            **blobs,
+        }
+        out.extend(columns, n, spill=spill)
+        del blobs, columns
 
     # -- phase 4: uploads -------------------------------------------------------------------
     for up in sorted(rows(snap["uploads"]), key=lambda u: (u["repository"], u["upload_id"])):
@@ -773,8 +788,14 @@ def make_plan(
         protected=dict(protected),
         unsafe_repos=dict(marked.unsafe_repos),
     )
-    totals = (all_blobs.num_rows, int(pc.sum(all_blobs["size"]).as_py() or 0))
-    plan.refusals = brakes(snap, marked, plan, [], blob_candidates, blob_totals=totals)
+    plan.refusals = brakes(
+        snap,
+        marked,
+        plan,
+        [],
+        (blob_candidates[0], blob_candidates[1]),
+        blob_totals=(totals[0], totals[1]),
+    )
     return plan
 
 
@@ -911,6 +932,31 @@ def _constant(value: Any, n: int, type_: pa.DataType = _DICT) -> pa.ChunkedArray
     else:
         one = pa.array(np.full(min(n, _SLICE_ROWS), value)).cast(type_)
     return repeated(one, n)
+
+
+def _young_use(snap: Snapshot, graph: Graph, live: pa.Array, cutoff_us: int) -> pa.Array:
+    """The blobs the mark did not keep whose last use (a link or manifest that uses them, not
+    their own time) is at or after ``cutoff_us``. Only a blob something names can have such a
+    use: the graph holds exactly those."""
+    named = pa.array(list(graph.blob_sizes), pa.string())
+    wanted = named.filter(pc.invert(pc.is_in(named, value_set=live)))
+    used_at = _blob_activity_us(snap, graph, only=wanted, blobs=False)
+    return pa.array([d for d, us in used_at.items() if us >= cutoff_us], pa.string())
+
+
+def _detached(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column of a plan's blob rows with no buffer of the blobs' part: text (a dictionary
+    over the part's values) copied and encoded over only its own values."""
+    if not pa.types.is_dictionary(col.type) or col.null_count == len(col):
+        return col
+    plain = one_array(decoded(col))
+    if ascending(plain):  # a blob's digest: sorted and distinct, no hashing needed
+        encoded = pa.DictionaryArray.from_arrays(
+            pa.array(np.arange(len(plain), dtype=np.int32)), plain
+        )
+    else:
+        encoded = plain.dictionary_encode()
+    return pa.chunked_array([encoded], col.type)
 
 
 def _blob_activity_us(

@@ -24,11 +24,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
+
+import pyarrow.compute as pc
 
 from regsweep.errors import StoreError
 from regsweep.retention.schema import Settings
-from regsweep.scan.snapshot import Snapshot, column
+from regsweep.scan.graph import named_digests
+from regsweep.scan.snapshot import Snapshot, by_value, column
 from regsweep.storage.base import ObjectStore
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -76,8 +80,14 @@ class BlobReader:
     def __init__(self, snap: Snapshot, store: ObjectStore | None, cap: int = MAX_CONFIG_BYTES):
         self.store = store
         self.cap = cap
-        b = snap.with_keys("blobs")
-        self.keys: dict[str, str] = dict(zip(column(b, "digest"), column(b, "key"), strict=True))
+        # The keys of the blobs something names (manifests, configs: what is read here), a
+        # part of the blobs at a time; not a Python string per blob of the store.
+        named = named_digests(snap)
+        self.keys: dict[str, str] = {}
+        for part in snap.parts("blobs", ("digest", "key")):
+            mine = part.filter(by_value(part["digest"], partial(pc.is_in, value_set=named)))
+            b = snap.with_keys("blobs", mine)
+            self.keys.update(zip(column(b, "digest"), column(b, "key"), strict=True))
         self.configs: dict[str, str] = {}
         r = snap["references"]
         for parent, child, kind in zip(

@@ -46,10 +46,24 @@ class Graph:
     def from_snapshot(cls, snap: Snapshot) -> Graph:
         # Column by column, the rare rows (subjects, urls, alias links) picked out in Arrow
         # first: this runs on every gc plan, over every reference and link of the store.
-        blobs = snap["blobs"]
-        stored = (blobs.num_rows, int(pc.sum(blobs["size"]).as_py() or 0))
-        named = _named_digests(snap)
-        blobs = blobs.filter(by_value(blobs["digest"], lambda v: pc.is_in(v, value_set=named)))
+        # Only the blobs something names are held (with their digests decoded: a filtered
+        # dictionary column would keep every digest of its part), counting the rest a part at
+        # a time.
+        named = named_digests(snap)
+        count, total, kept = (
+            0,
+            0,
+            [pa.table({"digest": pa.array([], pa.string()), "size": pa.array([], pa.int64())})],
+        )
+        for part in snap.parts("blobs", ("digest", "size")):
+            count += part.num_rows
+            total += int(pc.sum(part["size"]).as_py() or 0)
+            mine = part.filter(by_value(part["digest"], lambda v: pc.is_in(v, value_set=named)))
+            kept.append(pa.table({"digest": decoded(mine["digest"]), "size": mine["size"]}))
+            del part, mine
+        stored = (count, total)
+        blobs = pa.concat_tables(kept)
+        del kept
         sizes = dict(zip(pylist(blobs["digest"]), pylist(blobs["size"]), strict=True))
         refs = snap["references"]
         is_subject = pc.fill_null(pc.equal(decoded(refs["kind"]), "subject"), False)
@@ -182,12 +196,12 @@ _NAMING = {
 }
 
 
-def _named_digests(snap: Snapshot) -> pa.Array:
+def named_digests(snap: Snapshot) -> pa.Array:
     """Every digest a table other than ``blobs`` names (a superset: a dictionary column gives
     its dictionary, which may hold values no row uses any more)."""
     parts = []
     for name, columns in _NAMING.items():
-        if name not in snap.tables:
+        if name not in snap:
             continue
         for c in columns:
             col = snap[name][c]

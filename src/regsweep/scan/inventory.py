@@ -51,7 +51,7 @@ INVENTORY_FORMS = (
     "or a local path (or file://PATH) to either manifest; or a folder (s3://BUCKET/PATH/, "
     "azure://CONTAINER/PATH/ or a local directory) for the newest manifest under it"
 )
-BATCH_ROWS = 65_536  # Parquet/ORC rows read at a time (CSV: blocks of 8 MiB)
+BATCH_ROWS = 32_768  # Parquet/ORC rows read at a time (CSV: blocks of 8 MiB)
 MANIFEST_CAP = 64 * 1024 * 1024  # a manifest lists files, not objects: megabytes at most
 
 # S3 CSV column names (fileSchema) -> the ORC/Parquet names, which we use throughout.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -49,12 +50,14 @@ from regsweep.scan.snapshot import (
     TableBuilder,
     ascending,
     by_value,
+    decoded,
     one_array,
-    repeated,
+    rows,
     table_from_columns,
     value_ranks,
     with_keys,
 )
+from regsweep.scan.spill import SpilledTable
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
 from regsweep.storage.columns import LISTING_SCHEMA, NULL_STRING, listing_table
 
@@ -125,6 +128,9 @@ _SHA256 = len("sha256:")
 _HEX_DIGITS = "0123456789abcdef"
 
 
+_SPILL_ROWS = 1 << 13  # blob rows of a part (a sixteenth) kept in memory while listing
+
+
 class _Parts:
     """The rows of one kind as classify finds them, a table per listing batch, merged sixteen
     at a time into one table (and those sixteen at a time, and so on: each row is copied once
@@ -136,9 +142,11 @@ class _Parts:
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
         self.levels: list[int] = []
+        self.num_rows = 0
 
     def add(self, table: pa.Table) -> None:
         self.tables.append(table)
+        self.num_rows += table.num_rows
         self.levels.append(0)
         n = self._FAN_IN
         while len(self.levels) >= n and len(set(self.levels[-n:])) == 1:
@@ -243,19 +251,17 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-# Shared by every all-null key column of the blob rows (see sorted_blobs).
-_NULLS = pa.nulls(1 << 16, pa.string())
-
-
 def _algorithm(digests: pa.Array) -> pa.Array:
     return pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
 
 
-def _among(values: pa.Array, haystack: pa.Array) -> pa.Array:
-    """Per value: whether ``haystack`` holds it. The same as ``pc.is_in``, without hashing a
-    large haystack (every blob digest): only the distinct values are hashed."""
-    found = haystack.filter(pc.is_in(haystack, value_set=pc.unique(values)))
-    return pc.is_in(values, value_set=found)
+def _distinct(col: pa.ChunkedArray) -> pa.Array:
+    """The distinct values of a text column; of a dictionary column, of its dictionaries
+    (each looked at once, however many chunks share it), without decoding the rows."""
+    if pa.types.is_dictionary(col.type):
+        shared = {id(c.dictionary.buffers()[-1]): c.dictionary for c in col.chunks}
+        col = pa.chunked_array(list(shared.values()), col.type.value_type)
+    return pc.unique(col.drop_null())
 
 
 _BATCH = 256  # items per task handed to a pool
@@ -299,16 +305,17 @@ class _Scan:
         self.parts: dict[Kind, _Parts] = {k: _Parts() for k in _COLUMNAR}
         self.blob_parts: dict[str, _Parts] = defaultdict(_Parts)  # see add_blobs
         self.odd: dict[Kind, list[tuple[KeyRecord, ObjectInfo]]] = {k: [] for k in _COLUMNAR}
+        # Blob rows written out as they are listed, by the first hex digit of their digest (see
+        # add_blobs); then the snapshot's blobs table, sorted, on disk (see sorted_blobs).
+        self.listed_blobs: dict[str, SpilledTable] = {}
+        self.blobs: SpilledTable | None = None
         self.kinds: dict[Kind, pa.Table] = {}
-        # Sorted: the blobs table's digest column. (pa.nulls, since the first pa.array of a list
-        # imports pandas, 0.4 s better spent while the first listing runs.)
-        self.blob_digests = pa.nulls(0, pa.string())
         self.uploads: dict[tuple[str, str], _Upload] = defaultdict(_Upload)
         self.repo_parts: dict[str, set[str]] = defaultdict(set)
         self.anomalies = TableBuilder("anomalies")
         self.manifests: dict[str, ParsedManifest] = {}
         # The blob of each manifest read.
-        self.manifest_blobs: dict[str, tuple[int, int]] = {}  # (size, row in the blobs table)
+        self.manifest_blobs: dict[str, ObjectInfo] = {}
         # Manifests read while the listing still runs (see prefetch), and their digests.
         self.prefetched: list[Future[list[tuple[str, ParsedManifest | None]]]] = []
         self.prefetching: set[str] = set()
@@ -316,6 +323,7 @@ class _Scan:
         self.prefetched_manifests: dict[str, ParsedManifest] = {}
         self.prefetched_links: list[Future[list[tuple[str, tuple[str | None, str | None]]]]] = []
         self.link_contents: dict[str, tuple[str | None, str | None]] = {}  # key -> read result
+        self.present = pa.array([], pa.string())  # link targets that are stored blobs
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -388,6 +396,7 @@ class _Scan:
         self.gather()
         links = self.resolve_links()
         self.read_manifests(links)
+        self.present = self.stored_among(links)
         tables = {
             "repositories": self.repositories_table(links),
             # Each kind's links are taken out of ``links`` as they are sorted, to keep the peak low.
@@ -395,7 +404,6 @@ class _Scan:
             "tag_history": self.link_table("tag_history", links, Kind.TAG_INDEX),
             "revisions": self.link_table("revisions", links, Kind.REVISION_LINK),
             "layer_links": self.link_table("layer_links", links, Kind.LAYER_LINK),
-            "blobs": self.blobs_table(),
             "manifests": None,
             "references": None,
             "uploads": self.uploads_table(),
@@ -411,7 +419,10 @@ class _Scan:
         }
         if inventory is not None:
             meta["inventory"] = inventory.meta()
-        snap = Snapshot({k: v for k, v in tables.items() if v is not None}, meta)
+        assert self.blobs is not None
+        snap = Snapshot(
+            {k: v for k, v in tables.items() if v is not None}, meta, spilled={"blobs": self.blobs}
+        )
         meta["counts"] = snap.counts()
         return snap
 
@@ -450,15 +461,29 @@ class _Scan:
 
     def add_blobs(self, table: pa.Table) -> None:
         """Keep the column-wise blob rows in sixteen parts, by the first hex digit of their
-        digest, so that gather sorts them a sixteenth at a time: the digests of millions of
-        blobs are the scan's largest column, and sorting it whole held a second copy of it."""
+        digest, so that gather sorts them a sixteenth at a time, and write each part out to
+        scratch files as it grows: the blobs are most of a store's objects, and their digests
+        the scan's largest column (see spill.py)."""
         if not table.num_rows:
             return
         first = pc.utf8_slice_codeunits(table["digest"], _SHA256, _SHA256 + 1)
         for h in _HEX_DIGITS:
             part = table.filter(pc.equal(first, h))
             if part.num_rows:
-                self.blob_parts[h].add(part)
+                parts = self.blob_parts[h]
+                parts.add(part)
+                if parts.num_rows >= _SPILL_ROWS:
+                    self._spill_listed(h)
+
+    def _spill_listed(self, h: str) -> None:
+        parts = self.blob_parts.pop(h, None)
+        if parts is None or not parts.num_rows:
+            return
+        if h not in self.listed_blobs:
+            self.listed_blobs[h] = SpilledTable(_BLOB_PART, "blob listing")
+        self.listed_blobs[h].append(
+            pa.concat_tables([t.cast(_BLOB_PART) for t in parts.tables]).combine_chunks()
+        )
 
     def classify_one(self, obj: ObjectInfo) -> None:
         rel = obj.key[len(self.root) :]
@@ -505,15 +530,13 @@ class _Scan:
                 .append_column("digest", pa.array([r.digest for r, _ in odd], pa.string()))
             )
             if kind is Kind.BLOB_DATA:
-                self.kinds[kind] = self.sorted_blobs(extra)
+                self.blobs = self.sorted_blobs(extra)
                 continue
             schema = _LAYER_SCHEMA if kind is Kind.LAYER_LINK else _LINK_SCHEMA
             parts = [t.cast(schema) for t in self.parts.pop(kind).tables]
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
             self.kinds[kind] = pa.concat_tables([*parts, extra.cast(schema)])
             del parts
-        # As the table holds it (chunks, when it came sorted), not a combined copy.
-        self.blob_digests = self.kinds[Kind.BLOB_DATA]["digest"]
         part_of = {
             Kind.LAYER_LINK: "_layers",
             Kind.REVISION_LINK: "_manifests",
@@ -524,20 +547,56 @@ class _Scan:
             for repo in pc.unique(self.kinds[kind]["repo"]).to_pylist():
                 self.repo_parts[repo or ""].add(part)
 
-    def sorted_blobs(self, odd: pa.Table) -> pa.Table:
-        """The blobs in digest order (``_BLOB_COLUMNS``): each sixteenth of add_blobs sorted
-        on its own (and let go once sorted), its key column slices of one array of nulls,
-        then the odd ones (other algorithms, tarsum) with their keys, which sort after
-        ``sha256:``; a store whose odd digests do not is sorted again whole."""
-        done = []
-        for h in sorted(self.blob_parts):
-            part = pa.concat_tables([t.cast(_BLOB_PART) for t in self.blob_parts.pop(h).tables])
-            part = _sorted_out_of({Kind.BLOB_DATA: part}, Kind.BLOB_DATA, "digest")
-            done.append(part.add_column(1, "key", repeated(_NULLS, part.num_rows)))
-            del part
-        whole = {Kind.BLOB_DATA: pa.concat_tables([*done, odd.select(_BLOB_COLUMNS)])}
-        del done
-        return _sorted_out_of(whole, Kind.BLOB_DATA, "digest")
+    def sorted_blobs(self, odd: pa.Table) -> SpilledTable:
+        """The snapshot's blobs table in digest order, on disk a part at a time: each sixteenth
+        of add_blobs read back and sorted on its own (its keys null, see DERIVED_KEYS), with
+        the odd blobs (other algorithms, tarsum: they keep their keys) whose digests sort
+        among its own; odd blobs that sort before or after every sha256 digest make parts of
+        their own."""
+        odd = odd.select(_BLOB_COLUMNS)
+        # The part of each odd blob: the last whose first digest is not after it (-1: before
+        # every sha256 part, 16: after them all).
+        starts = [f"sha256:{h}" for h in _HEX_DIGITS]
+        where = pa.array(
+            [
+                bisect_right(starts, d) - 1 if d < "sha256:g" else 16
+                for d in odd["digest"].to_pylist()
+            ],
+            pa.int8(),
+        )
+        out = SpilledTable(SCHEMAS["blobs"], "blobs")
+        for at in range(-1, 17):
+            pieces: list[pa.Table] = []
+            if 0 <= at < 16:
+                h = _HEX_DIGITS[at]
+                listed = self.listed_blobs.pop(h, None)
+                if listed is not None:
+                    pieces += listed.parts()  # memory-mapped: copied by the sort's take below
+                if (parts := self.blob_parts.pop(h, None)) is not None:
+                    pieces += parts.tables
+                pieces = [
+                    t.cast(_BLOB_PART).add_column(1, "key", pa.nulls(t.num_rows, pa.string()))
+                    for t in pieces
+                ]
+            mine = odd.filter(pc.equal(where, at))
+            if mine.num_rows:
+                pieces.append(mine.cast(pieces[0].schema) if pieces else mine)
+            if not pieces:
+                continue
+            part = _sorted_out_of(
+                {Kind.BLOB_DATA: pa.concat_tables(pieces)}, Kind.BLOB_DATA, "digest"
+            )
+            del pieces
+            digest = _col(part, "digest")
+            if ascending(digest):
+                # Sorted and distinct: a dictionary of itself, no hashing needed.
+                digest = pa.DictionaryArray.from_arrays(
+                    pa.array(np.arange(len(digest), dtype=np.int32)), digest
+                )
+            columns = {name: part[name] for name in ("key", "size", "last_modified", "etag")}
+            out.append(table_from_columns("blobs", {"digest": digest, **columns}))
+            del part, digest, columns
+        return out
 
     def add_multipart(self, mpu: IncompleteUpload) -> None:
         rec = classify(mpu.key[len(self.root) :]) if mpu.key.startswith(self.root) else None
@@ -738,32 +797,35 @@ class _Scan:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def _blob_objects(self, digests: list[str]) -> dict[str, tuple[int, int]]:
-        """(size, row in the blobs table) of each of ``digests`` that is a blob. The key and
-        time are looked up (``_blob_object``) only where needed: a manifest that was not read
-        while listing, or one with a problem."""
-        if not digests:
-            return {}
+    def _blob_objects(self, digests: list[str]) -> dict[str, ObjectInfo]:
+        """The blob object of each of ``digests`` that is a blob (one pass over the blobs)."""
+        out: dict[str, ObjectInfo] = {}
+        if not digests or self.blobs is None:
+            return out
         wanted = pa.array(digests, pa.string())
-        found = pc.is_in(self.blob_digests, value_set=wanted)  # the wanted blob rows
-        at = pc.indices_nonzero(found)
-        # filter, not take: a take over the sixteen chunks of digests would combine them first
-        # (a copy of every blob's digest).
-        rows = self.kinds[Kind.BLOB_DATA].select(["digest", "size"]).filter(found)
-        return dict(
-            zip(
-                rows["digest"].to_pylist(),
-                zip(rows["size"].to_pylist(), at.to_pylist(), strict=True),
-                strict=True,
-            )
-        )
+        for part in self.blobs.parts(("digest", "key", "size", "last_modified")):
+            found = by_value(part["digest"], lambda v: pc.is_in(v, value_set=wanted))
+            if pc.any(found).as_py():
+                for r in rows(self._keyed(Kind.BLOB_DATA, part.filter(found))):
+                    out[r["digest"]] = ObjectInfo(r["key"], r["size"], r["last_modified"])
+        return out
 
     def _blob_object(self, digest: str) -> ObjectInfo:
         """The blob object of a manifest ``_blob_objects`` found."""
-        row = self.manifest_blobs[digest][1]
-        blob = self._keyed(Kind.BLOB_DATA, self.kinds[Kind.BLOB_DATA].slice(row, 1))
-        r = blob.select(["key", "size", "last_modified"]).to_pylist()[0]
-        return ObjectInfo(r["key"], r["size"], r["last_modified"])
+        return self.manifest_blobs[digest]
+
+    def stored_among(self, links: dict[Kind, pa.Table]) -> pa.Array:
+        """The links' targets that are stored blobs (one pass over the blobs)."""
+        targets = pc.unique(
+            pa.chunked_array([_distinct(t["target"]) for t in links.values()], pa.string())
+        )
+        found = [pa.array([], pa.string())]
+        if self.blobs is not None:
+            for part in self.blobs.parts(("digest",)):
+                digest = part["digest"]
+                mask = by_value(digest, lambda v: pc.is_in(v, value_set=targets))
+                found += decoded(digest.filter(mask)).chunks
+        return pa.concat_arrays(found)
 
     def prefetch(self, digests: list[str]) -> None:
         """Start reading the manifests that revision links name while the listing still runs
@@ -847,7 +909,7 @@ class _Scan:
             "manifests",
             {
                 "digest": digests,
-                "size": [self.manifest_blobs[d][0] for d in digests],
+                "size": [self.manifest_blobs[d].size for d in digests],
                 "kind": [p.kind for p in parsed],
                 "media_type": [p.media_type for p in parsed],
                 "artifact_type": [p.artifact_type for p in parsed],
@@ -885,7 +947,7 @@ class _Scan:
         digest, target = links["digest"], links["target"]
         alg = by_value(digest, _algorithm)
         target_alg = by_value(target, _algorithm)
-        present = by_value(target, lambda v: _among(v, self.blob_digests))
+        present = by_value(target, lambda v: pc.is_in(v, value_set=self.present))
         return table_from_columns(
             name,
             {
@@ -903,29 +965,6 @@ class _Scan:
                 "problem": links["problem"],
             },
         )
-
-    def blobs_table(self) -> pa.Table:
-        # Not taken out of ``kinds``: manifest_tables still looks up manifest blobs by row (the
-        # snapshot's table shares its columns, so this holds no copy).
-        blobs = self.kinds[Kind.BLOB_DATA]
-        digests = self.blob_digests  # sorted
-        columns: dict[str, Any] = {name: blobs[name] for name in ("size", "last_modified", "etag")}
-        # Null for the blobs classify_columns found (see DERIVED_KEYS); odd paths (tarsum)
-        # keep their own.
-        columns["key"] = blobs["key"]
-        if ascending(digests):
-            # Sorted and distinct: each chunk is already a dictionary of itself, no hashing
-            # needed (and no copy to give the chunks one dictionary).
-            columns["digest"] = pa.chunked_array(
-                [
-                    pa.DictionaryArray.from_arrays(pa.array(np.arange(len(c), dtype=np.int32)), c)
-                    for c in digests.chunks
-                ],
-                SCHEMAS["blobs"].field("digest").type,
-            )
-        else:
-            columns["digest"] = digests
-        return table_from_columns("blobs", columns)
 
     def repositories_table(self, links: dict[Kind, pa.Table]) -> Any:
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

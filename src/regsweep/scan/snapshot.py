@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from regsweep.layout.key_columns import (
     tag_current_keys,
     tag_index_keys,
 )
+from regsweep.scan.spill import SpilledTable
 from regsweep.storage.columns import NULL_STRING
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
@@ -241,13 +242,40 @@ def _is_dict(f: pa.Field) -> bool:
 
 @dataclass
 class Snapshot:
-    """A scan's result. ``meta`` holds the store URL, layout root, scan time and version."""
+    """A scan's result. ``meta`` holds the store URL, layout root, scan time and version.
+
+    A scan leaves its blobs table on disk (``spilled``, see spill.py): ``snap["blobs"]`` maps
+    the whole of it, and what passes over every blob takes it a part at a time (``parts``)."""
 
     tables: dict[str, pa.Table]
     meta: dict[str, Any] = field(default_factory=dict)
+    spilled: dict[str, SpilledTable] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> pa.Table:
+        if name in self.spilled:
+            return self.spilled[name].table()
         return self.tables[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tables or name in self.spilled
+
+    def names(self) -> list[str]:
+        """The tables it holds, in the order of ``TABLES``."""
+        return [name for name in TABLES if name in self]
+
+    def parts(self, name: str, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+        """Table ``name`` (only ``columns``, when given) a part at a time: one part when it is
+        held in memory."""
+        if name in self.spilled:
+            yield from self.spilled[name].parts(columns)
+            return
+        table = self.tables[name]
+        yield table if columns is None else table.select(list(columns))
+
+    def num_rows(self, name: str) -> int:
+        if name in self.spilled:
+            return self.spilled[name].num_rows
+        return int(self.tables[name].num_rows)
 
     @property
     def scanned_at(self) -> datetime:
@@ -261,7 +289,7 @@ class Snapshot:
         """Table ``name`` (or ``table``, some of its rows) with every key, also those left
         null in memory (``DERIVED_KEYS``)."""
         if table is None:
-            table = self.tables[name]
+            table = self[name]
         if name not in DERIVED_KEYS:
             return table
         return with_keys(table, self.layout_root, DERIVED_KEYS[name])
@@ -274,15 +302,21 @@ class Snapshot:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
-        for name, table in self.tables.items():
+        for name in self.names():
             p = out / f"{name}.parquet"
             if name in DERIVED_KEYS:
-                with pq.ParquetWriter(str(p), table.schema) as w:
-                    for start in range(0, max(table.num_rows, 1), _WRITE_ROWS):
-                        part = table.slice(start, _WRITE_ROWS)
-                        w.write_table(with_keys(part, self.layout_root, DERIVED_KEYS[name]))
+                parts = self.parts(name)
+                first = next(parts, None)
+                if first is None:
+                    first = SCHEMAS[name].empty_table()
+                with pq.ParquetWriter(str(p), first.schema) as w:
+                    for table in itertools.chain([first], parts):
+                        for start in range(0, max(table.num_rows, 1), _WRITE_ROWS):
+                            part = table.slice(start, _WRITE_ROWS)
+                            w.write_table(with_keys(part, self.layout_root, DERIVED_KEYS[name]))
+                del first, parts
             else:
-                pq.write_table(table, p)
+                pq.write_table(self[name], p)
             paths.append(p)
         meta = out / "meta.json"
         meta.write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
@@ -309,7 +343,7 @@ class Snapshot:
         return cls(tables, meta)
 
     def counts(self) -> dict[str, int]:
-        return {name: t.num_rows for name, t in self.tables.items()}
+        return {name: self.num_rows(name) for name in self.names()}
 
 
 def with_keys(table: pa.Table, root: str, shape: KeyShape) -> pa.Table:

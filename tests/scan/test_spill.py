@@ -1,0 +1,137 @@
+"""The blobs of a scan and the blob rows of a plan live in scratch files (scan/spill.py): they
+must come back exactly as written, in order, the scan must give the same snapshot however many
+files its listing is cut into, a plan must be the same whether the blobs are on disk or in
+memory, and a scratch directory that cannot be written must be a clear error."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from regsweep.clock import utcnow
+from regsweep.demo.generator import generate_demo
+from regsweep.gc.mark import mark
+from regsweep.gc.plan import GcSettings, make_plan
+from regsweep.scan import scanner
+from regsweep.scan.scanner import scan
+from regsweep.scan.snapshot import Snapshot, ascending, rows
+from regsweep.scan.spill import ScratchError, SpilledTable
+from regsweep.storage.filesystem import FilesystemStore
+
+V2 = "docker/registry/v2/"
+SCHEMA = pa.schema([("name", pa.dictionary(pa.int32(), pa.string())), ("n", pa.int64())])
+
+
+def _part(names: list[str], start: int) -> pa.Table:
+    return pa.table(
+        {
+            "name": pa.array(names).dictionary_encode(),
+            "n": pa.array(range(start, start + len(names)), pa.int64()),
+        }
+    )
+
+
+def test_parts_come_back_in_order_with_their_own_dictionaries() -> None:
+    t = SpilledTable(SCHEMA, "test")
+    t.append(_part(["a", "b", "a"], 0))
+    t.append(_part(["c"], 3))
+    t.append(_part([], 4))
+    assert (t.num_rows, t.num_parts) == (4, 3)
+    parts = list(t.parts())
+    assert [p.num_rows for p in parts] == [3, 1, 0]
+    assert rows(parts[0]) == [{"name": "a", "n": 0}, {"name": "b", "n": 1}, {"name": "a", "n": 2}]
+    assert [p.column_names for p in t.parts(["n"])] == [["n"]] * 3
+    whole = t.table()
+    assert whole.schema == SCHEMA
+    assert rows(whole) == [{"name": n, "n": i} for i, n in enumerate(["a", "b", "a", "c"])]
+
+
+def test_scratch_files_go_with_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    t = SpilledTable(SCHEMA, "test")
+    t.append(_part(["a"], 0))
+    mapped = t.table()
+    assert len(list(tmp_path.iterdir())) == 1
+    del t
+    assert list(tmp_path.iterdir()) == []
+    assert rows(mapped) == [{"name": "a", "n": 0}]  # what was mapped stays readable
+    u = SpilledTable(SCHEMA, "test")
+    u.append(_part(["b"], 0))
+    u.close()
+    assert (list(tmp_path.iterdir()), u.num_rows, list(u.parts())) == ([], 0, [])
+
+
+def test_a_scratch_directory_that_cannot_be_written_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_dir))
+    with pytest.raises(ScratchError, match="TMPDIR") as e:
+        SpilledTable(SCHEMA, "blobs")
+    assert e.value.exit_code == 2
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    t = SpilledTable(SCHEMA, "blobs")
+    t.close()  # its directory is gone: the next write fails
+    with pytest.raises(ScratchError, match="scratch files for the blobs"):
+        t.append(_part(["a"], 0))
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> FilesystemStore:
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=7, now=datetime(2026, 11, 20, tzinfo=UTC))
+    # Blobs of other algorithms, which sort after every sha256 digest and keep their keys.
+    for alg in ("sha384", "sha512"):
+        data = f"odd {alg} blob".encode()
+        hex_ = hashlib.new(alg, data).hexdigest()
+        store.write(f"{V2}blobs/{alg}/{hex_[:2]}/{hex_}/data", data)
+    return store
+
+
+def test_a_scan_is_the_same_however_many_files_its_blobs_take(
+    registry: FilesystemStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = scan(registry)
+    monkeypatch.setattr(scanner, "_SPILL_ROWS", 1)  # every listed blob row its own file
+    cut = scan(registry)
+    blobs = cut.spilled["blobs"]
+    assert blobs.num_parts > 2
+    assert ascending(cut["blobs"]["digest"]), "sorted across the parts"
+    assert [d.split(":")[0] for d in rows(cut["blobs"])[-2:] for d in [d["digest"]]] == [
+        "sha384",
+        "sha512",
+    ]
+    assert cut.names() == whole.names()
+    for name in whole.names():
+        assert rows(cut.with_keys(name)) == rows(whole.with_keys(name)), name
+    assert cut.counts() == whole.counts()
+    assert cut.counts()["blobs"] == blobs.num_rows
+
+
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_a_plan_is_the_same_with_the_blobs_on_disk_or_in_memory(
+    registry: FilesystemStore, delete_untagged: bool
+) -> None:
+    on_disk = scan(registry)
+    in_memory = Snapshot({name: on_disk[name] for name in on_disk.names()}, on_disk.meta)
+    assert "blobs" in on_disk.spilled and "blobs" not in in_memory.spilled
+    settings = GcSettings(grace=timedelta(0), delete_untagged=delete_untagged)
+    now = utcnow()
+    a = make_plan(
+        on_disk, mark(on_disk, delete_untagged=delete_untagged), settings, now, run_id="r"
+    )
+    b = make_plan(
+        in_memory, mark(in_memory, delete_untagged=delete_untagged), settings, now, run_id="r"
+    )
+    assert rows(a.decoded_rows()) == rows(b.decoded_rows())
+    assert a.to_json() == b.to_json()
+    kinds = [r["kind"] for r in rows(a.rows)]
+    assert kinds.count("blob") >= 3  # the demo's orphans and the odd blobs
+    assert a.refusals == b.refusals
