@@ -99,7 +99,9 @@ def test_a_scan_is_the_same_however_many_files_its_blobs_take(
     registry: FilesystemStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = scan(registry)
+    assert whole.spilled["blobs"].num_parts == 1  # a small store's blobs make one part
     monkeypatch.setattr(scanner, "_SPILL_ROWS", 1)  # every listed blob row its own file
+    monkeypatch.setattr(scanner, "_PART_ROWS", 1)  # every sixteenth its own part
     cut = scan(registry)
     blobs = cut.spilled["blobs"]
     assert blobs.num_parts > 2
@@ -135,3 +137,26 @@ def test_a_plan_is_the_same_with_the_blobs_on_disk_or_in_memory(
     kinds = [r["kind"] for r in rows(a.rows)]
     assert kinds.count("blob") >= 3  # the demo's orphans and the odd blobs
     assert a.refusals == b.refusals
+
+
+def test_gc_stops_cleanly_when_scratch_files_cannot_be_written(
+    registry: FilesystemStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 2 with a message that names TMPDIR, before anything is deleted (with --apply too),
+    and the lock released."""
+    from click.testing import CliRunner
+
+    from regsweep.cli.main import cli
+
+    root = Path(registry.root)
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    not_a_dir = tmp_path / "full"
+    not_a_dir.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_dir))
+    argv = ["gc", str(root), "--grace", "0s", "--apply", "--yes", "--max-delete-fraction", "1"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2, result.output
+    assert "TMPDIR" in result.output and "scratch files" in result.output
+    after = sorted(str(p.relative_to(root)) for p in root.rglob("*") if "regsweep" not in str(p))
+    assert after == [p for p in before if "regsweep" not in p]
+    assert not list(root.rglob("lock.json"))

@@ -133,15 +133,19 @@ class _Applier:
         a dict per row for all of them at once would cost gigabytes."""
         table = self.plan.rows
         order = [("phase", "ascending"), ("seq", "ascending")]
-        if not _in_order(table):
-            table = table.take(pc.sort_indices(table, order))
+        if _in_order(table):
+            parts: Iterable[pa.Table] = self.plan.row_parts()  # see Plan.row_parts
+        else:
+            parts = [table.take(pc.sort_indices(table, order))]
+        del table
         current: list[dict[str, Any]] = []
-        for batch in table.to_batches(max_chunksize=self.batch):
-            for r in self.plan.decoded_rows(pa.Table.from_batches([batch])).to_pylist():
-                if current and r["candidate"] != current[0]["candidate"]:
-                    yield current
-                    current = []
-                current.append(r)
+        for part in parts:
+            for batch in part.to_batches(max_chunksize=self.batch):
+                for r in self.plan.decoded_rows(pa.Table.from_batches([batch])).to_pylist():
+                    if current and r["candidate"] != current[0]["candidate"]:
+                        yield current
+                        current = []
+                    current.append(r)
         if current:
             yield current
 

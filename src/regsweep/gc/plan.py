@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -144,6 +144,25 @@ class Plan:
     protected: dict[str, int] = field(default_factory=dict)  # kind -> kept only by grace
     unsafe_repos: dict[str, str] = field(default_factory=dict)
     snapshot_dir: str | None = None
+    # How make_plan built ``rows``: that table and its segments, some of them rows in scratch
+    # files (see row_parts). A copy with other rows (dataclasses.replace) keeps the pair, which
+    # then no longer describes its rows.
+    built_from: tuple[pa.Table, list[pa.Table | SpilledTable]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def row_parts(self) -> Iterator[pa.Table]:
+        """``rows`` a part at a time, in order. Rows in scratch files (the blob rows of a plan
+        made from a scan) are mapped one part at a time: what reads every column of them
+        (writing a plan file, applying it) then holds one part's pages, not all of them."""
+        if self.built_from is None or self.built_from[0] is not self.rows:
+            yield self.rows
+            return
+        for segment in self.built_from[1]:
+            if isinstance(segment, SpilledTable):
+                yield from segment.parts()
+            else:
+                yield segment
 
     # -- summaries ---------------------------------------------------------------------------
 
@@ -234,8 +253,11 @@ class Plan:
         import pyarrow.parquet as pq  # here, not at the top: a plan-only run writes no file
 
         with pq.ParquetWriter(str(path), schema) as out:
-            for start in range(0, max(self.rows.num_rows, 1), _WRITE_ROWS):
-                out.write_table(self.decoded_rows(self.rows.slice(start, _WRITE_ROWS)))
+            if not self.rows.num_rows:
+                out.write_table(self.decoded_rows())
+            for part in self.row_parts():
+                for start in range(0, part.num_rows, _WRITE_ROWS):
+                    out.write_table(self.decoded_rows(part.slice(start, _WRITE_ROWS)))
 
     def decoded_rows(self, rows: pa.Table | None = None) -> pa.Table:
         """The rows (or ``rows``, some of them) as a plan file holds them: plain string
@@ -787,6 +809,7 @@ def make_plan(
         rows=table,
         protected=dict(protected),
         unsafe_repos=dict(marked.unsafe_repos),
+        built_from=(table, out.segments),
     )
     plan.refusals = brakes(
         snap,

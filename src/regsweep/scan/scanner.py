@@ -52,7 +52,6 @@ from regsweep.scan.snapshot import (
     by_value,
     decoded,
     one_array,
-    rows,
     table_from_columns,
     value_ranks,
     with_keys,
@@ -129,6 +128,9 @@ _HEX_DIGITS = "0123456789abcdef"
 
 
 _SPILL_ROWS = 1 << 13  # blob rows of a part (a sixteenth) kept in memory while listing
+_PART_ROWS = (
+    1 << 16
+)  # blob rows of a part of the snapshot's blobs table, at least (see sorted_blobs)
 
 
 class _Parts:
@@ -315,7 +317,8 @@ class _Scan:
         self.anomalies = TableBuilder("anomalies")
         self.manifests: dict[str, ParsedManifest] = {}
         # The blob of each manifest read.
-        self.manifest_blobs: dict[str, ObjectInfo] = {}
+        self.manifest_blobs: dict[str, tuple[int, int, int]] = {}  # see _blob_objects
+        self.found_blobs: list[pa.Table] = []  # the blob rows of manifests (_blob_objects)
         # Manifests read while the listing still runs (see prefetch), and their digests.
         self.prefetched: list[Future[list[tuple[str, ParsedManifest | None]]]] = []
         self.prefetching: set[str] = set()
@@ -551,8 +554,9 @@ class _Scan:
         """The snapshot's blobs table in digest order, on disk a part at a time: each sixteenth
         of add_blobs read back and sorted on its own (its keys null, see DERIVED_KEYS), with
         the odd blobs (other algorithms, tarsum: they keep their keys) whose digests sort
-        among its own; odd blobs that sort before or after every sha256 digest make parts of
-        their own."""
+        among its own (odd blobs that sort before or after every sha256 digest go first or
+        last). Consecutive sixteenths are written as one part up to ``_PART_ROWS`` rows: every
+        pass over the blobs costs a little per part (a value set hashed, a file mapped)."""
         odd = odd.select(_BLOB_COLUMNS)
         # The part of each odd blob: the last whose first digest is not after it (-1: before
         # every sha256 part, 16: after them all).
@@ -565,6 +569,12 @@ class _Scan:
             pa.int8(),
         )
         out = SpilledTable(SCHEMAS["blobs"], "blobs")
+        ready: list[pa.Table] = []  # sorted, not yet written
+
+        def write() -> None:
+            out.append(pa.concat_tables(ready))
+            ready.clear()
+
         for at in range(-1, 17):
             pieces: list[pa.Table] = []
             if 0 <= at < 16:
@@ -594,8 +604,12 @@ class _Scan:
                     pa.array(np.arange(len(digest), dtype=np.int32)), digest
                 )
             columns = {name: part[name] for name in ("key", "size", "last_modified", "etag")}
-            out.append(table_from_columns("blobs", {"digest": digest, **columns}))
+            ready.append(table_from_columns("blobs", {"digest": digest, **columns}))
             del part, digest, columns
+            if sum(t.num_rows for t in ready) >= _PART_ROWS:
+                write()
+        if ready:
+            write()
         return out
 
     def add_multipart(self, mpu: IncompleteUpload) -> None:
@@ -797,22 +811,35 @@ class _Scan:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def _blob_objects(self, digests: list[str]) -> dict[str, ObjectInfo]:
-        """The blob object of each of ``digests`` that is a blob (one pass over the blobs)."""
-        out: dict[str, ObjectInfo] = {}
+    def _blob_objects(self, digests: list[str]) -> dict[str, tuple[int, int, int]]:
+        """(size, table, row in ``found_blobs[table]``) of each of ``digests`` that is a blob,
+        in one pass over the blobs. The key and time are looked up (``_blob_object``) only
+        where needed: a manifest that was not read while listing, or one with a problem."""
+        out: dict[str, tuple[int, int, int]] = {}
         if not digests or self.blobs is None:
             return out
         wanted = pa.array(digests, pa.string())
         for part in self.blobs.parts(("digest", "key", "size", "last_modified")):
             found = by_value(part["digest"], lambda v: pc.is_in(v, value_set=wanted))
-            if pc.any(found).as_py():
-                for r in rows(self._keyed(Kind.BLOB_DATA, part.filter(found))):
-                    out[r["digest"]] = ObjectInfo(r["key"], r["size"], r["last_modified"])
+            if not pc.any(found).as_py():
+                continue
+            # Copied out of the part (a filtered dictionary keeps every digest of it).
+            picked = part.filter(found)
+            picked = picked.set_column(0, "digest", decoded(picked["digest"]))
+            at = len(self.found_blobs)
+            self.found_blobs.append(picked)
+            for i, (d, size) in enumerate(
+                zip(picked["digest"].to_pylist(), picked["size"].to_pylist(), strict=True)
+            ):
+                out[d] = (size, at, i)
         return out
 
     def _blob_object(self, digest: str) -> ObjectInfo:
         """The blob object of a manifest ``_blob_objects`` found."""
-        return self.manifest_blobs[digest]
+        _, at, row = self.manifest_blobs[digest]
+        blob = self._keyed(Kind.BLOB_DATA, self.found_blobs[at].slice(row, 1))
+        r = blob.select(["key", "size", "last_modified"]).to_pylist()[0]
+        return ObjectInfo(r["key"], r["size"], r["last_modified"])
 
     def stored_among(self, links: dict[Kind, pa.Table]) -> pa.Array:
         """The links' targets that are stored blobs (one pass over the blobs)."""
@@ -909,7 +936,7 @@ class _Scan:
             "manifests",
             {
                 "digest": digests,
-                "size": [self.manifest_blobs[d].size for d in digests],
+                "size": [self.manifest_blobs[d][0] for d in digests],
                 "kind": [p.kind for p in parsed],
                 "media_type": [p.media_type for p in parsed],
                 "artifact_type": [p.artifact_type for p in parsed],

@@ -8,8 +8,8 @@ one part at a time. Parts are read memory-mapped: a column that is not looked at
 and the pages that are stay file-backed and go once the part is let go.
 
 Scratch files live in a temporary directory (``TMPDIR``, else ``/tmp``) that is removed when
-the table is garbage-collected or the process exits. They take about as much disk as the rows
-took memory: ~100 bytes a blob.
+the table is garbage-collected or the process exits. They take up to ~250 bytes a blob (the
+blobs, and a plan row for each blob that goes; 1.3 GiB for the 6M blobs of a 10M-object store).
 """
 
 from __future__ import annotations
@@ -84,5 +84,5 @@ class SpilledTable:
 def _scratch_error(what: str, where: str, e: OSError) -> ScratchError:
     return ScratchError(
         f"cannot write scratch files for the {what} under {where} ({e.strerror or e}); "
-        "point TMPDIR at a directory with room for about 100 bytes a blob"
+        "point TMPDIR at a directory with room for about 250 bytes a blob"
     )
