@@ -931,10 +931,9 @@ def _candidate_starts(rows: pa.Table) -> pa.ChunkedArray | None:
         return None
     kind = pa.chunked_array([c.indices for c in rows["kind"].chunks], pa.int32())
     cand = rows["candidate"]
-    changed = pc.or_(pc.not_equal(cand[1:], cand[:-1]), pc.not_equal(kind[1:], kind[:-1])).cast(
-        pa.int64()
-    )
-    return pa.chunked_array([pa.array([1], pa.int64()), *changed.chunks], pa.int64())
+    # Booleans (summed as counts): a bit a row, not the 8 bytes of an integer.
+    changed = pc.or_(pc.not_equal(cand[1:], cand[:-1]), pc.not_equal(kind[1:], kind[:-1]))
+    return pa.chunked_array([pa.array([True]), *changed.chunks], pa.bool_())
 
 
 def _chunked(values: pa.Array | pa.ChunkedArray | None, type_: pa.DataType, n: int) -> Any:

@@ -94,13 +94,20 @@ _COLUMNAR = (Kind.BLOB_DATA, Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_CURRE
 _LINK_SCHEMA = pa.schema(
     [*LISTING_SCHEMA, ("repo", pa.string()), ("tag", pa.string()), ("digest", pa.string())]
 )
-# The columns of ``_layers`` links the scan dictionary-encodes as it lists them (see classify),
-# and the schema of those rows.
-_LAYER_ENCODED = ("etag", "repo", "digest")
+# The columns of each kind of link the scan dictionary-encodes as it lists them (see
+# classify): a store's links repeat a few repositories, tags, digests and ETags (a link's ETag
+# follows from its content). The schema of those rows.
+_ENCODED = {
+    Kind.LAYER_LINK: ("etag", "repo", "digest"),
+    Kind.REVISION_LINK: ("etag", "repo", "digest"),
+    Kind.TAG_INDEX: ("etag", "repo", "tag", "digest"),
+    Kind.TAG_CURRENT: ("etag", "repo", "tag"),
+}
 _DICT = pa.dictionary(pa.int32(), pa.string())
-_LAYER_SCHEMA = pa.schema(
-    [pa.field(f.name, _DICT) if f.name in _LAYER_ENCODED else f for f in _LINK_SCHEMA]
-)
+_LISTED_SCHEMA = {
+    kind: pa.schema([pa.field(f.name, _DICT) if f.name in names else f for f in _LINK_SCHEMA])
+    for kind, names in _ENCODED.items()
+}
 # How the key of a column-wise row of a kind follows from its other columns: the scan holds
 # no such key (it is null) and builds it when needed (see snapshot.DERIVED_KEYS).
 _KEY_SHAPE = {
@@ -441,11 +448,11 @@ class _Scan:
             elif table.num_rows:
                 at = table.schema.get_field_index("key")
                 table = table.set_column(at, "key", pa.nulls(table.num_rows, pa.string()))
-                if kind is Kind.LAYER_LINK:
-                    # Millions of _layers links name a few thousand layers, in a few hundred
-                    # repositories, with one ETag per layer: 4-byte indices from the start,
-                    # rather than ~140 bytes of text a link until the scan's tables are built.
-                    table = _encoded(table, _LAYER_ENCODED)
+                # Millions of _layers links name a few thousand layers, in a few hundred
+                # repositories, with one ETag per layer (and revision and tag links a few
+                # thousand manifests): 4-byte indices from the start, rather than ~140 bytes
+                # of text a link until the scan's tables are built.
+                table = _encoded(table, _ENCODED[kind])
                 self.parts[kind].add(table)
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
@@ -535,7 +542,7 @@ class _Scan:
             if kind is Kind.BLOB_DATA:
                 self.blobs = self.sorted_blobs(extra)
                 continue
-            schema = _LAYER_SCHEMA if kind is Kind.LAYER_LINK else _LINK_SCHEMA
+            schema = _LISTED_SCHEMA[kind]
             parts = [t.cast(schema) for t in self.parts.pop(kind).tables]
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
             self.kinds[kind] = pa.concat_tables([*parts, extra.cast(schema)])
@@ -683,8 +690,8 @@ class _Scan:
             candidates = pc.unique(
                 pa.chunked_array(
                     [
-                        _col(self.kinds[Kind.REVISION_LINK], "digest"),
-                        _col(self.kinds[Kind.TAG_INDEX], "digest"),
+                        _distinct(self.kinds[Kind.REVISION_LINK]["digest"]),
+                        _distinct(self.kinds[Kind.TAG_INDEX]["digest"]),
                     ],
                     pa.string(),
                 )
@@ -874,7 +881,7 @@ class _Scan:
 
     def read_manifests(self, links: dict[Kind, pa.Table]) -> None:
         named = [
-            _col(links[kind], col)
+            _distinct(links[kind][col])
             for kind in (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
             for col in ("digest", "target")
         ]
