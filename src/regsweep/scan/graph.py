@@ -50,11 +50,9 @@ class Graph:
         # dictionary column would keep every digest of its part), counting the rest a part at
         # a time.
         named = named_digests(snap)
-        count, total, kept = (
-            0,
-            0,
-            [pa.table({"digest": pa.array([], pa.string()), "size": pa.array([], pa.int64())})],
-        )
+        count = total = 0
+        empty = pa.table({"digest": pa.array([], pa.string()), "size": pa.array([], pa.int64())})
+        kept = [empty]
         for part in snap.parts("blobs", ("digest", "size")):
             count += part.num_rows
             total += int(pc.sum(part["size"]).as_py() or 0)
