@@ -36,6 +36,7 @@ from regsweep.python_gc import collector_paused
 from regsweep.scan.graph import Graph, pylist
 from regsweep.scan.snapshot import (
     Snapshot,
+    as_dictionary,
     ascending,
     by_value,
     decoded,
@@ -971,14 +972,7 @@ def _detached(col: pa.ChunkedArray) -> pa.ChunkedArray:
     over the part's values) copied and encoded over only its own values."""
     if not pa.types.is_dictionary(col.type) or col.null_count == len(col):
         return col
-    plain = one_array(decoded(col))
-    if ascending(plain):  # a blob's digest: sorted and distinct, no hashing needed
-        encoded = pa.DictionaryArray.from_arrays(
-            pa.array(np.arange(len(plain), dtype=np.int32)), plain
-        )
-    else:
-        encoded = plain.dictionary_encode()
-    return pa.chunked_array([encoded], col.type)
+    return pa.chunked_array([as_dictionary(one_array(decoded(col)))], col.type)
 
 
 def _blob_activity_us(

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,6 +47,7 @@ from regsweep.scan.snapshot import (
     KeyShape,
     Snapshot,
     TableBuilder,
+    as_dictionary,
     ascending,
     by_value,
     decoded,
@@ -135,9 +135,8 @@ _HEX_DIGITS = "0123456789abcdef"
 
 
 _SPILL_ROWS = 1 << 13  # blob rows of a part (a sixteenth) kept in memory while listing
-_PART_ROWS = (
-    1 << 16
-)  # blob rows of a part of the snapshot's blobs table, at least (see sorted_blobs)
+# Blob rows of a part of the snapshot's blobs table, at least (see sorted_blobs).
+_PART_ROWS = 1 << 16
 
 
 class _Parts:
@@ -265,11 +264,13 @@ def _algorithm(digests: pa.Array) -> pa.Array:
 
 
 def _distinct(col: pa.ChunkedArray) -> pa.Array:
-    """The distinct values of a text column; of a dictionary column, of its dictionaries
-    (each looked at once, however many chunks share it), without decoding the rows."""
+    """The distinct values of a text column, nulls left out; of a dictionary column, the
+    values its rows use (its indices made distinct first), without decoding the rows."""
     if pa.types.is_dictionary(col.type):
-        shared = {id(c.dictionary.buffers()[-1]): c.dictionary for c in col.chunks}
-        col = pa.chunked_array(list(shared.values()), col.type.value_type)
+        col = pa.chunked_array(
+            [c.dictionary.take(pc.unique(c.indices).drop_null()) for c in col.chunks],
+            col.type.value_type,
+        )
     return pc.unique(col.drop_null())
 
 
@@ -604,13 +605,8 @@ class _Scan:
                 {Kind.BLOB_DATA: pa.concat_tables(pieces)}, Kind.BLOB_DATA, "digest"
             )
             del pieces
-            digest = _col(part, "digest")
-            if ascending(digest):
-                # Sorted and distinct: a dictionary of itself, no hashing needed.
-                digest = pa.DictionaryArray.from_arrays(
-                    pa.array(np.arange(len(digest), dtype=np.int32)), digest
-                )
             columns = {name: part[name] for name in ("key", "size", "last_modified", "etag")}
+            digest = as_dictionary(_col(part, "digest"))
             ready.append(table_from_columns("blobs", {"digest": digest, **columns}))
             del part, digest, columns
             if sum(t.num_rows for t in ready) >= _PART_ROWS:

@@ -431,6 +431,16 @@ def value_ranks(col: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate([pc.fill_null(pc.take(rank, c.indices), last).to_numpy() for c in chunks])
 
 
+def as_dictionary(plain: pa.Array) -> pa.DictionaryArray:
+    """Text as a dictionary column. Sorted, distinct values (a part of the blobs' digests) are
+    a dictionary of themselves: no hashing, and no copy of the strings."""
+    if ascending(plain):
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.arange(len(plain), dtype=np.int32)), plain
+        )
+    return plain.dictionary_encode()
+
+
 def one_array(col: pa.ChunkedArray) -> pa.Array:
     """A column as a single Array (some kernels want one), without a copy when it has one
     chunk."""

@@ -40,7 +40,6 @@ class SpilledTable:
         self.what = what  # names the directory, and the table in errors
         self.num_rows = 0
         self._paths: list[str] = []
-        self._rows: list[int] = []
         try:
             self._dir = tempfile.mkdtemp(prefix=f"regsweep-{what}-")
         except OSError as e:
@@ -61,7 +60,6 @@ class SpilledTable:
         except OSError as e:
             raise _scratch_error(self.what, self._dir, e) from e
         self._paths.append(path)
-        self._rows.append(part.num_rows)
         self.num_rows += part.num_rows
 
     def parts(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
@@ -78,7 +76,7 @@ class SpilledTable:
     def close(self) -> None:
         """Remove the scratch files now (the table is empty afterwards)."""
         self._cleanup()
-        self._paths, self._rows, self.num_rows = [], [], 0
+        self._paths, self.num_rows = [], 0
 
 
 def _scratch_error(what: str, where: str, e: OSError) -> ScratchError:
