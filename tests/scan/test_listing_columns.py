@@ -1,10 +1,13 @@
-"""The filesystem's columnar listing (GNU find, several processes) must list exactly what the
-record-by-record walker lists, and the scan must give the same snapshot whichever is used: when
-GNU find is missing, the scan falls back to ``iter_objects``."""
+"""The filesystem's columnar listing (bfs or GNU find, several processes) must list exactly what
+the record-by-record walker lists, and the scan must give the same snapshot whichever is used:
+with bfs, with GNU find, and with neither (the scan falls back to ``iter_objects``)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -15,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from regsweep.demo.generator import generate_demo
+from regsweep.errors import StoreError
 from regsweep.scan import listing
 from regsweep.scan.listing import list_layout
 from regsweep.scan.scanner import scan
@@ -26,7 +30,20 @@ from regsweep.storage.readonly import ReadOnlyStore
 
 V2 = "docker/registry/v2/"
 
-pytestmark = pytest.mark.skipif(filesystem._gnu_find() is None, reason="GNU find is not installed")
+pytestmark = pytest.mark.skipif(filesystem._walker() is None, reason="no bfs or GNU find")
+
+WALKERS = {"bfs": ["bfs", "-S", "dfs"], "find": ["find"]}
+
+
+@pytest.fixture(params=sorted(WALKERS))
+def walker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each C walker in turn (CI installs both), as the one the store lists with."""
+    name, *options = WALKERS[request.param]
+    path = shutil.which(name)
+    if path is None or not filesystem.lists_like_find([path, *options]):
+        pytest.skip(f"{request.param} is not installed")
+    monkeypatch.setattr(filesystem, "_walker", lambda: [path, *options])
+    return [path, *options]
 
 
 @pytest.fixture
@@ -46,7 +63,15 @@ def _by_key(table: pa.Table) -> list[dict[str, object]]:
     return sorted(table.to_pylist(), key=lambda r: str(r["key"]))
 
 
-def test_find_listing_equals_the_walker(demo: FilesystemStore) -> None:
+def test_walker_picks_bfs_when_installed() -> None:
+    bfs = shutil.which("bfs")
+    if bfs is None or not filesystem.lists_like_find([bfs, "-S", "dfs"]):
+        pytest.skip("bfs is not installed")
+    assert filesystem._walker() == [bfs, "-S", "dfs"]
+    assert not filesystem.lists_like_find(["ls"])  # no -printf: not a walker
+
+
+def test_find_listing_equals_the_walker(demo: FilesystemStore, walker: list[str]) -> None:
     prefixes = [V2 + "blobs/", V2 + "repositories/"]
     fast = list_table(demo, prefixes)
     slow = pa.concat_tables([listing_table(demo.iter_objects(p)) for p in prefixes])
@@ -63,22 +88,57 @@ def test_read_only_store_lists_through_find(demo: FilesystemStore) -> None:
     assert _by_key(ro.list_table([V2])) == _by_key(demo.list_table([V2]))
 
 
-def test_a_shard_removed_while_listing_is_just_empty(demo: FilesystemStore) -> None:
+def test_a_shard_removed_while_listing_is_just_empty(
+    demo: FilesystemStore, walker: list[str]
+) -> None:
     table = list_table(demo, [V2 + "repositories/", V2 + "repositories/gone/"])
     assert table.num_rows > 0
 
 
-def test_scan_is_the_same_without_gnu_find(
-    demo: FilesystemStore, monkeypatch: pytest.MonkeyPatch
+def test_an_unreadable_directory_is_a_clear_error(
+    walker: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with_find = scan(demo)
+    """A directory the walker may not read fails the listing with an error that names it
+    (the walker runs as an unprivileged user here: root reads everything)."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to list as another user")
+    tmp = Path(tempfile.mkdtemp(prefix="regsweep-perm-"))  # not under pytest's root-only dir
+    try:
+        tmp.chmod(0o755)
+        store = FilesystemStore(tmp)
+        generate_demo(store, seed=3, now=datetime(2026, 11, 20, tzinfo=UTC))
+        locked = sorted((tmp / V2 / "repositories").rglob("_manifests"))[0]
+        locked.chmod(0o000)
+        user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        monkeypatch.setattr(filesystem, "_walker", lambda: [*user, *walker])
+        with pytest.raises(StoreError, match="permission denied") as e:
+            store.list_table([V2 + "repositories/"])
+        assert str(locked.relative_to(tmp)) in str(e.value)
+        locked.chmod(0o755)
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", str(tmp)], check=False)
+        shutil.rmtree(tmp)
+
+
+@pytest.mark.parametrize("how", ["bfs", "find", "python"])
+def test_scan_is_the_same_with_every_walker(
+    demo: FilesystemStore, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    monkeypatch.setattr(filesystem, "_walker", lambda: None)
+    assert demo.list_table([V2]) is None
+    by_python = scan(demo)
+    if how != "python":
+        name, *options = WALKERS[how]
+        path = shutil.which(name)
+        if path is None or not filesystem.lists_like_find([path, *options]):
+            pytest.skip(f"{how} is not installed")
+        monkeypatch.setattr(filesystem, "_walker", lambda: [path, *options])
     with ThreadPoolExecutor(4) as pool:
         listed = sum(t.num_rows for t in list_layout(demo, V2, pool))
-    monkeypatch.setattr(filesystem, "_gnu_find", lambda: None)
-    assert demo.list_table([V2]) is None
-    without = scan(demo)
-    for name in with_find.names():
-        assert rows(with_find[name]) == rows(without[name]), name
+    snap = scan(demo)
+    for name in by_python.names():
+        assert rows(snap[name]) == rows(by_python[name]), name
     assert listed == sum(
         1 for _ in demo.iter_objects(V2)
     )  # every key listed once, loose files included
