@@ -11,7 +11,8 @@ For each backend it generates a store (bench/generate.py), then runs, in turn an
   docker-registry garbage-collect --dry-run --delete-untagged CONFIG
 and prints a Markdown table: median wall time, peak RSS of the process, and on S3 and Azure the
 number of requests the server (moto_server, Azurite) served, with the ratios regsweep/Distribution.
-On the filesystem it also times the floor `find ROOT -type f | wc -l`. It checks that regsweep's
+On the filesystem it also times the floor `find ROOT -type f | wc -l`, and, where regsweep lists
+with bfs, its plan once more listed with GNU find (REGSWEEP_FS_WALKER=find). It checks that regsweep's
 planned blob set equals Distribution's eligible set (without --delete-untagged, where the
 semantics match). A `docker-registry` that cannot use the store (Debian's 2.8.2 is built without
 the azure driver) is reported as not run, with its error, and regsweep is measured alone.
@@ -297,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.backend == "fs":
             runs["floor: find ROOT -type f | wc -l"] = ["sh", "-c", f"find {store} -type f | wc -l"]
+            if walker_name() == "bfs":
+                # The plan once more, listed with GNU find as on a machine without bfs.
+                runs[WITH_FIND] = ["env", "REGSWEEP_FS_WALKER=find", *runs["regsweep gc (plan)"]]
         not_run = None
         results: dict[str, Measure] = {name: Measure(name) for name in runs}
         outputs: dict[str, str] = {}
@@ -350,6 +354,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+WITH_FIND = "regsweep gc (plan), listed with GNU find"
+
+
+def walker_name() -> str:
+    """What regsweep lists a filesystem store with here: bfs, find or python."""
+    from regsweep.storage.filesystem import _walker
+
+    cmd = _walker()
+    return "python" if cmd is None else Path(cmd[0]).name
+
+
+def walker_version() -> str:
+    cmd = {"bfs": ["bfs", "--version"], "find": ["find", "--version"]}.get(walker_name())
+    if cmd is None:
+        return "os.scandir"
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0] if out else cmd[0]
+
+
 def report(
     backend: str,
     generated: dict[str, Any],
@@ -400,7 +423,15 @@ def report(
         lines.append(line)
     if "floor: find ROOT -type f | wc -l" in results:
         a, f = results["regsweep gc (plan)"], results["floor: find ROOT -type f | wc -l"]
-        lines.append(f"- ratio plan / `find` floor: **{a.median / f.median:.2f}x**")
+        lines.append(
+            f"- ratio plan / `find` floor: **{a.median / f.median:.2f}x** "
+            f"(regsweep listed with {walker_name()}: `{walker_version()}`)"
+        )
+        if WITH_FIND in results:
+            g = results[WITH_FIND]
+            lines.append(
+                f"- ratio plan listed with GNU find / `find` floor: {g.median / f.median:.2f}x"
+            )
     ours, theirs = blob_sets
     if theirs is None:
         lines.append(f"- planned blobs: {len(ours)} (no Distribution set to compare with)")

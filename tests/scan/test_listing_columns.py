@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from regsweep.demo.generator import generate_demo
-from regsweep.errors import StoreError
+from regsweep.errors import StoreError, UsageError
 from regsweep.scan import listing
 from regsweep.scan.listing import list_layout
 from regsweep.scan.scanner import scan
@@ -32,18 +33,30 @@ V2 = "docker/registry/v2/"
 
 pytestmark = pytest.mark.skipif(filesystem._walker() is None, reason="no bfs or GNU find")
 
-WALKERS = {"bfs": ["bfs", "-S", "dfs"], "find": ["find"]}
+
+def use_walker(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str] | None:
+    """List with ``name`` (bfs, find or python), as REGSWEEP_FS_WALKER says; skip the test
+    if it is not installed (CI installs both)."""
+    monkeypatch.setenv("REGSWEEP_FS_WALKER", name)
+    filesystem._walker.cache_clear()  # and again after the test (_fresh_walker)
+    try:
+        return filesystem._walker()
+    except UsageError:
+        pytest.skip(f"{name} is not installed")
 
 
-@pytest.fixture(params=sorted(WALKERS))
+@pytest.fixture(autouse=True)
+def _fresh_walker() -> Iterator[None]:
+    yield
+    filesystem._walker.cache_clear()
+
+
+@pytest.fixture(params=["bfs", "find"])
 def walker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Each C walker in turn (CI installs both), as the one the store lists with."""
-    name, *options = WALKERS[request.param]
-    path = shutil.which(name)
-    if path is None or not filesystem.lists_like_find([path, *options]):
-        pytest.skip(f"{request.param} is not installed")
-    monkeypatch.setattr(filesystem, "_walker", lambda: [path, *options])
-    return [path, *options]
+    """Each C walker in turn, as the one the store lists with."""
+    cmd = use_walker(monkeypatch, request.param)
+    assert cmd is not None
+    return cmd
 
 
 @pytest.fixture
@@ -63,12 +76,23 @@ def _by_key(table: pa.Table) -> list[dict[str, object]]:
     return sorted(table.to_pylist(), key=lambda r: str(r["key"]))
 
 
-def test_walker_picks_bfs_when_installed() -> None:
+def test_walker_picks_bfs_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     bfs = shutil.which("bfs")
     if bfs is None or not filesystem.lists_like_find([bfs, "-S", "dfs"]):
         pytest.skip("bfs is not installed")
+    monkeypatch.delenv("REGSWEEP_FS_WALKER", raising=False)
+    filesystem._walker.cache_clear()
     assert filesystem._walker() == [bfs, "-S", "dfs"]
     assert not filesystem.lists_like_find(["ls"])  # no -printf: not a walker
+    monkeypatch.setenv("REGSWEEP_FS_WALKER", "fd")
+    filesystem._walker.cache_clear()
+    with pytest.raises(UsageError, match="expected bfs, find or python"):
+        filesystem._walker()
+    monkeypatch.setenv("REGSWEEP_FS_WALKER", "find")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    filesystem._walker.cache_clear()
+    with pytest.raises(UsageError, match="no find on PATH"):
+        filesystem._walker()
 
 
 def test_find_listing_equals_the_walker(demo: FilesystemStore, walker: list[str]) -> None:
@@ -125,15 +149,10 @@ def test_an_unreadable_directory_is_a_clear_error(
 def test_scan_is_the_same_with_every_walker(
     demo: FilesystemStore, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    monkeypatch.setattr(filesystem, "_walker", lambda: None)
+    use_walker(monkeypatch, "python")
     assert demo.list_table([V2]) is None
     by_python = scan(demo)
-    if how != "python":
-        name, *options = WALKERS[how]
-        path = shutil.which(name)
-        if path is None or not filesystem.lists_like_find([path, *options]):
-            pytest.skip(f"{how} is not installed")
-        monkeypatch.setattr(filesystem, "_walker", lambda: [path, *options])
+    use_walker(monkeypatch, how)
     with ThreadPoolExecutor(4) as pool:
         listed = sum(t.num_rows for t in list_layout(demo, V2, pool))
     snap = scan(demo)

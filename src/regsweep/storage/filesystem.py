@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
+from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError, UsageError
 from regsweep.storage.base import (
     DEFAULT_CHUNK_SIZE,
     DeleteOutcome,
@@ -41,20 +41,35 @@ _FIRST_READ = 64 * 1024
 _FIND_EXPR = ["-ignore_readdir_race", "!", "-type", "d", "-printf", "%s\\0%T@\\0%p\\0"]
 
 
+# The walkers, best first, as (name, options before the start directories).
+_WALKERS = {"bfs": ["-S", "dfs"], "find": []}
+
+
 @functools.cache
 def _walker() -> list[str] | None:
     """The command (before its start directories) that lists a filesystem store: bfs,
     depth-first, when it is installed; else GNU find; else None (BSD and busybox find have no
-    ``-printf``), and the store is listed from Python.
+    ``-printf``), and the store is listed from Python. ``REGSWEEP_FS_WALKER`` (``bfs``,
+    ``find`` or ``python``) picks one, and fails if it cannot be used.
 
     bfs lists the same entries with a third of GNU find's system calls (find's fts dups,
     fcntls and closes a descriptor for every directory, and a store holds about one directory
     per object): a quarter less CPU time for a listing (bench/RESULTS.md). Depth-first, as
     find does: bfs's default breadth-first order was slower than find on the benchmark store."""
-    for name, options in (("bfs", ["-S", "dfs"]), ("find", [])):
+    wanted = os.environ.get("REGSWEEP_FS_WALKER", "").strip().lower()
+    if wanted == "python":
+        return None
+    if wanted and wanted not in _WALKERS:
+        raise UsageError(f"REGSWEEP_FS_WALKER={wanted}: expected bfs, find or python")
+    for name, options in _WALKERS.items():
+        if wanted and name != wanted:
+            continue
         path = shutil.which(name)
         if path is not None and lists_like_find([path, *options]):
             return [path, *options]
+    if wanted:
+        # (BSD and busybox find are on PATH as find, but have no -printf.)
+        raise UsageError(f"REGSWEEP_FS_WALKER={wanted}: no {wanted} on PATH lists as GNU find does")
     return None
 
 
