@@ -50,6 +50,15 @@ class Graph:
         # dictionary column would keep every digest of its part), counting the rest a part at
         # a time.
         named = named_digests(snap)
+        # Every digest as one Python string, whichever table and column it is read from: the
+        # graph holds each digest in several places (a blob's size, a manifest's kind, the
+        # edges to and from it), and each column's own conversion would make its own copies.
+        names = named.to_pylist()
+
+        def digests(col: pa.ChunkedArray) -> list[Any]:
+            at = by_value(col, lambda v: pc.index_in(v, value_set=named))
+            return [None if i is None else names[i] for i in pylist(at)]
+
         count = total = 0
         empty = pa.table({"digest": pa.array([], pa.string()), "size": pa.array([], pa.int64())})
         kept = [empty]
@@ -62,20 +71,20 @@ class Graph:
         stored = (count, total)
         blobs = pa.concat_tables(kept)
         del kept
-        sizes = dict(zip(pylist(blobs["digest"]), pylist(blobs["size"]), strict=True))
+        sizes = dict(zip(digests(blobs["digest"]), pylist(blobs["size"]), strict=True))
         refs = snap["references"]
         is_subject = pc.fill_null(pc.equal(decoded(refs["kind"]), "subject"), False)
         subj = refs.filter(is_subject)
-        subjects = dict(zip(pylist(subj["parent"]), pylist(subj["child"]), strict=True))
+        subjects = dict(zip(digests(subj["parent"]), digests(subj["child"]), strict=True))
         with_urls = refs.filter(pc.fill_null(refs["has_urls"], False))
-        url_refs = set(zip(pylist(with_urls["parent"]), pylist(with_urls["child"]), strict=True))
+        url_refs = set(zip(digests(with_urls["parent"]), digests(with_urls["child"]), strict=True))
         if subj.num_rows:
             refs = refs.filter(pc.invert(is_subject))
         unstored = _unstored(refs, decoded(blobs["digest"]).combine_chunks(), url_refs)
         edges: dict[str, list[tuple[str, str]]] = {}
         for parent, edge in zip(
-            pylist(refs["parent"]),
-            zip(pylist(refs["child"]), pylist(refs["kind"]), strict=True),
+            digests(refs["parent"]),
+            zip(digests(refs["child"]), pylist(refs["kind"]), strict=True),
             strict=True,
         ):
             out = edges.get(parent)
@@ -84,15 +93,15 @@ class Graph:
             else:
                 out.append(edge)
         m = snap["manifests"]
-        digests = pylist(m["digest"])
-        kinds = dict(zip(digests, pylist(m["kind"]), strict=True))
+        manifests = digests(m["digest"])
+        kinds = dict(zip(manifests, pylist(m["kind"]), strict=True))
         problems = {
-            d: p for d, p in zip(digests, pylist(m["problem"]), strict=True) if p is not None
+            d: p for d, p in zip(manifests, pylist(m["problem"]), strict=True) if p is not None
         }
         aliases: dict[str, dict[str, str]] = defaultdict(dict)
         for ll in _alias_links(snap["layer_links"]):
             for repo, digest, target in zip(
-                pylist(ll["repository"]), pylist(ll["digest"]), pylist(ll["target"]), strict=True
+                pylist(ll["repository"]), digests(ll["digest"]), digests(ll["target"]), strict=True
             ):
                 aliases[repo][digest] = target
         return cls(
