@@ -17,6 +17,7 @@ import pytest
 from regsweep.clock import utcnow
 from regsweep.demo.generator import generate_demo
 from regsweep.gc import plan as plan_module
+from regsweep.gc.apply import _Applier
 from regsweep.gc.mark import mark
 from regsweep.gc.plan import PLAN_SCHEMA, GcSettings, Plan, make_plan
 from regsweep.layout.keys import blob_data_key
@@ -24,6 +25,7 @@ from regsweep.reports.dataset import load_plan
 from regsweep.scan.graph import Graph
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, ascending, column
+from regsweep.scan.spill import SpilledTable
 from regsweep.storage.filesystem import FilesystemStore
 
 
@@ -149,6 +151,33 @@ def test_plan_file_holds_plain_strings_and_reads_back_equal(
     keys = column(plan.decoded_rows(), "key")
     assert None not in keys
     assert load_plan(path)["key"].tolist() == keys
+
+
+def test_plan_file_of_many_row_groups_reads_back_a_group_at_a_time(
+    snap: Snapshot, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan file of several row groups (a large plan) is read into scratch files a row
+    group at a time and mapped back: the same rows, summary and candidates for apply, in
+    parts."""
+    settings = GcSettings(delete_untagged=True, grace=timedelta(0), max_delete_fraction=1)
+    plan = make_plan(snap, mark(snap, delete_untagged=True), settings, utcnow())
+    monkeypatch.setattr(plan_module, "_WRITE_ROWS", 7)
+    path = tmp_path / "plan.parquet"
+    plan.write(path)
+    groups = pq.ParquetFile(path).num_row_groups
+    assert groups >= -(-plan.rows.num_rows // 7) > 2
+    back = Plan.read(path)
+    assert back.built_from is not None and back.built_from[0] is back.rows
+    assert isinstance(back.built_from[1][0], SpilledTable)
+    assert len(list(back.row_parts())) == groups
+    assert back.rows.schema == PLAN_SCHEMA
+    assert back.decoded_rows().to_pylist() == plan.decoded_rows().to_pylist()
+    assert back.summary() == plan.summary()
+    store = FilesystemStore(tmp_path)  # not touched: candidates only reads the plan
+    candidates = [
+        list(_Applier(store, p, "delete", lambda *a: None, 5).candidates()) for p in (plan, back)
+    ]
+    assert candidates[0] == candidates[1] and len(candidates[0]) > 3
 
 
 def test_link_phase_is_the_same_a_slice_at_a_time(
