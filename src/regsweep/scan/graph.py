@@ -57,8 +57,8 @@ class Graph:
 
         def digests(col: pa.ChunkedArray) -> list[Any]:
             at = by_value(col, lambda v: pc.index_in(v, value_set=named))
-            # named_digests covers every column read here; a digest outside it would be lost.
-            assert at.null_count == col.null_count, "a digest missing from named_digests"
+            if at.null_count != col.null_count:  # named_digests covers every column read here
+                raise AssertionError("a digest missing from named_digests would be lost")
             return [None if i is None else names[i] for i in pylist(at)]
 
         count = total = 0

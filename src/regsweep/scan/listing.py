@@ -70,9 +70,9 @@ def list_layout(
     An object store lists one shard per request stream, all at once. A filesystem store lists
     a group of shards with one walker process (bfs or GNU find), one process per core at a
     time (so both cores work, which Python threads cannot): first the repositories, then the
-    blobs. Each group is
-    handed on as soon as it and those before it are listed, so the scan reads the manifests
-    that the first revision links name while the rest is still being listed."""
+    blobs. Each group is handed on as soon as it and those before it are listed, so the scan
+    reads the manifests that the first revision links name while the rest is still being
+    listed."""
     shards, loose = plan_shards(store, root)
     progress("list", 0, len(shards))
     # Local or not, not whether the store has a columnar listing: a read-only wrapper has
