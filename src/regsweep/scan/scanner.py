@@ -277,6 +277,26 @@ def _distinct(col: pa.ChunkedArray) -> pa.Array:
 _BATCH = 256  # items per task handed to a pool
 
 
+def _references_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Table:
+    """The snapshot's ``references`` rows of ``manifests`` (digest, parsed), in that order,
+    each manifest's in the order it lists them."""
+    parents = [d for d, p in manifests for _ in p.references]
+    refs = [r for _, p in manifests for r in p.references]
+    return table_from_columns(
+        "references",
+        {
+            "parent": parents,
+            "child": [r.digest for r in refs],
+            "kind": [r.kind for r in refs],
+            "media_type": [r.media_type for r in refs],
+            "size": [r.size for r in refs],
+            "platform": [r.platform for r in refs],
+            "has_urls": [r.has_urls for r in refs],
+            "artifact_type": [r.artifact_type for r in refs],
+        },
+    )
+
+
 def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
     return [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
 
@@ -328,10 +348,12 @@ class _Scan:
         self.manifest_blobs: dict[str, tuple[int, int, int]] = {}  # see _blob_objects
         self.found_blobs: list[pa.Table] = []  # the blob rows of manifests (_blob_objects)
         # Manifests read while the listing still runs (see prefetch), and their digests.
-        self.prefetched: list[Future[list[tuple[str, ParsedManifest | None]]]] = []
+        self.prefetched: list[Future[tuple[list[tuple[str, ParsedManifest | None]], pa.Table]]]
+        self.prefetched = []
         self.prefetching: set[str] = set()
         self.prefetcher: Executor = executor
         self.prefetched_manifests: dict[str, ParsedManifest] = {}
+        self.prefetched_references: list[pa.Table] = []  # theirs, see _prefetch
         self.prefetched_links: list[Future[list[tuple[str, tuple[str | None, str | None]]]]] = []
         self.link_contents: dict[str, tuple[str | None, str | None]] = {}  # key -> read result
         self.present = pa.array([], pa.string())  # link targets that are stored blobs
@@ -393,12 +415,11 @@ class _Scan:
                 self.prefetcher = one  # local reads hold the GIL: one thread is enough
             for batch in batches:
                 self.classify(batch)
-            self.prefetched_manifests = {
-                digest: parsed
-                for fut in self.prefetched
-                for digest, parsed in fut.result()
-                if parsed is not None
-            }
+            for fut in self.prefetched:
+                read, references = fut.result()
+                self.prefetched_manifests.update((d, p) for d, p in read if p is not None)
+                self.prefetched_references.append(references)
+            del self.prefetched
             self.link_contents = {
                 key: read for fut in self.prefetched_links for key, read in fut.result()
             }
@@ -865,7 +886,14 @@ class _Scan:
         self.prefetching.update(new)
         self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(new)]
 
-    def _prefetch(self, digests: Sequence[str]) -> list[tuple[str, ParsedManifest | None]]:
+    def _prefetch(
+        self, digests: Sequence[str]
+    ) -> tuple[list[tuple[str, ParsedManifest | None]], pa.Table]:
+        """The manifests ``digests`` (None: not found where their blob must be), and their
+        references as a table. Each manifest keeps only its references to other manifests,
+        which read_manifests follows: a store's references are several times its manifests,
+        and as Python objects they were most of a scan's memory (manifest_tables takes
+        them from the table, only for the manifests the listing shows as blobs)."""
         out: list[tuple[str, ParsedManifest | None]] = []
         for digest in digests:
             try:
@@ -873,7 +901,11 @@ class _Scan:
             except ObjectNotFound:
                 parsed = None  # not a blob (yet): read_manifests decides
             out.append((digest, parsed))
-        return out
+        references = _references_table([(d, p) for d, p in out if p is not None])
+        for _, p in out:
+            if p is not None:
+                p.references = [r for r in p.references if r.kind == REF_MANIFEST]
+        return out, references
 
     def read_manifests(self, links: dict[Kind, pa.Table]) -> None:
         named = [
@@ -947,21 +979,25 @@ class _Scan:
                 "problem": [p.problem for p in parsed],
             },
         )
-        parents = [d for d, p in zip(digests, parsed, strict=True) for _ in p.references]
-        refs = [r for p in parsed for r in p.references]
-        rt = table_from_columns(
-            "references",
-            {
-                "parent": parents,
-                "child": [r.digest for r in refs],
-                "kind": [r.kind for r in refs],
-                "media_type": [r.media_type for r in refs],
-                "size": [r.size for r in refs],
-                "platform": [r.platform for r in refs],
-                "has_urls": [r.has_urls for r in refs],
-                "artifact_type": [r.artifact_type for r in refs],
-            },
-        )
+        # The references of the manifests read here, then of those read while listing (see
+        # _prefetch) whose blob the listing showed; in the order of their manifests' digests,
+        # each manifest's in the order it lists them (a stable sort: a manifest's references
+        # are all in one of these tables).
+        fresh = [
+            (d, p)
+            for d, p in zip(digests, parsed, strict=True)
+            if d not in self.prefetched_manifests
+        ]
+        tables = [_references_table(fresh), *self.prefetched_references]
+        self.prefetched_references = []
+        # Encoded as built (a few distinct values a table): the take below unifies their
+        # dictionaries; only the parents are decoded, for the sort.
+        rt = pa.concat_tables(tables)
+        del tables
+        if self.prefetched_manifests:
+            listed = pa.array(digests, pa.string())
+            rt = rt.filter(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
+        rt = rt.take(pc.sort_indices(decoded(rt["parent"])))
         return mt, rt
 
     # -- tables ------------------------------------------------------------------------------
