@@ -1,11 +1,26 @@
 """The scan's per-kind parts: merged sixteen at a time (fewer, larger buffers), rows in order;
-and the distinct values of its dictionary-encoded link columns."""
+the distinct values of its dictionary-encoded link columns; and the manifests it reads while
+listing, which count only where the listing shows their blobs."""
 
 from __future__ import annotations
 
-import pyarrow as pa
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from regsweep.scan.scanner import _distinct, _Parts
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from regsweep.demo.generator import generate_demo
+from regsweep.layout.keys import blob_data_key
+from regsweep.scan import scanner
+from regsweep.scan.scanner import _distinct, _Parts, scan
+from regsweep.scan.snapshot import column, rows
+from regsweep.storage.filesystem import FilesystemStore
+
+V2 = "docker/registry/v2/"
 
 
 def test_parts_merge_sixteen_at_a_time_and_keep_the_rows_in_order() -> None:
@@ -32,3 +47,36 @@ def test_distinct_values_are_those_the_rows_use() -> None:
     assert sorted(_distinct(col).to_pylist()) == ["a", "b", "c", "d"]
     plain = pa.chunked_array([pa.array(["x", None, "x", "y"])])
     assert sorted(_distinct(plain).to_pylist()) == ["x", "y"]
+
+
+def test_a_manifest_read_while_listing_counts_only_if_the_listing_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Manifests that revision links name are read while the listing runs, their references
+    kept as a table. One whose blob the listing then does not show (deleted between the read
+    and the listing of its shard) is not a manifest of the snapshot, and none of its
+    references are: the scan is the same as with the blob gone."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=3, now=datetime(2026, 11, 20, tzinfo=UTC))
+    before = scan(store)
+    refs = before["references"]
+    digest = sorted(set(column(refs, "parent")))[0]
+    assert digest in column(before["revisions"], "digest")
+    key = blob_data_key(digest, V2)
+    real = scanner.list_layout
+
+    def hiding(*args: Any, **kwargs: Any) -> Iterator[pa.Table]:
+        for table in real(*args, **kwargs):
+            yield table.filter(pc.not_equal(table["key"], key))
+
+    monkeypatch.setattr(scanner, "list_layout", hiding)
+    hidden = scan(store)
+    monkeypatch.undo()
+    assert digest not in column(hidden["manifests"], "digest")
+    assert digest not in column(hidden["references"], "parent")
+    assert hidden["references"].num_rows < refs.num_rows
+    store.delete_many([key])
+    gone = scan(store)
+    for name in gone.names():
+        assert rows(hidden[name]) == rows(gone[name]), name
