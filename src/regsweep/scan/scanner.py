@@ -419,7 +419,7 @@ class _Scan:
                 read, references = fut.result()
                 self.prefetched_manifests.update((d, p) for d, p in read if p is not None)
                 self.prefetched_references.append(references)
-            del self.prefetched
+            self.prefetched = []
             self.link_contents = {
                 key: read for fut in self.prefetched_links for key, read in fut.result()
             }
