@@ -275,6 +275,9 @@ def _distinct(col: pa.ChunkedArray) -> pa.Array:
 
 
 _BATCH = 256  # items per task handed to a pool
+# A batch of manifests read while listing: (digest, parsed or None if absent) and their
+# references as a table (see _Scan._prefetch).
+_Prefetched = tuple[list[tuple[str, ParsedManifest | None]], pa.Table]
 
 
 def _references_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Table:
@@ -348,8 +351,7 @@ class _Scan:
         self.manifest_blobs: dict[str, tuple[int, int, int]] = {}  # see _blob_objects
         self.found_blobs: list[pa.Table] = []  # the blob rows of manifests (_blob_objects)
         # Manifests read while the listing still runs (see prefetch), and their digests.
-        self.prefetched: list[Future[tuple[list[tuple[str, ParsedManifest | None]], pa.Table]]]
-        self.prefetched = []
+        self.prefetched: list[Future[_Prefetched]] = []
         self.prefetching: set[str] = set()
         self.prefetcher: Executor = executor
         self.prefetched_manifests: dict[str, ParsedManifest] = {}
@@ -886,9 +888,7 @@ class _Scan:
         self.prefetching.update(new)
         self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(new)]
 
-    def _prefetch(
-        self, digests: Sequence[str]
-    ) -> tuple[list[tuple[str, ParsedManifest | None]], pa.Table]:
+    def _prefetch(self, digests: Sequence[str]) -> _Prefetched:
         """The manifests ``digests`` (None: not found where their blob must be), and their
         references as a table. Each manifest keeps only its references to other manifests,
         which read_manifests follows: a store's references are several times its manifests,
