@@ -46,7 +46,7 @@ class Graph:
     def from_snapshot(cls, snap: Snapshot) -> Graph:
         # Column by column, the rare rows (subjects, urls, alias links) picked out in Arrow
         # first: this runs on every gc plan, over every reference and link of the store.
-        # Only the blobs something names are held (with their digests decoded: a filtered
+        # Only the blobs something names are held (as their places in ``named``: a filtered
         # dictionary column would keep every digest of its part), counting the rest a part at
         # a time.
         named = named_digests(snap)
@@ -62,18 +62,27 @@ class Graph:
             return [None if i is None else names[i] for i in pylist(at)]
 
         count = total = 0
-        empty = pa.table({"digest": pa.array([], pa.string()), "size": pa.array([], pa.int64())})
-        kept = [empty]
+        # The stored blobs something names, as their places in ``named``, and their sizes.
+        places: list[pa.Array] = [pa.array([], pa.int32())]
+        place_sizes: list[pa.Array] = [pa.array([], pa.int64())]
         for part in snap.parts("blobs", ("digest", "size")):
             count += part.num_rows
             total += int(pc.sum(part["size"]).as_py() or 0)
-            mine = part.filter(by_value(part["digest"], lambda v: pc.is_in(v, value_set=named)))
-            kept.append(pa.table({"digest": decoded(mine["digest"]), "size": mine["size"]}))
-            del part, mine
+            where = by_value(part["digest"], lambda v: pc.index_in(v, value_set=named))
+            stored_here = pc.is_valid(where)
+            places += where.filter(stored_here).chunks
+            place_sizes += part["size"].filter(stored_here).chunks
+            del part, where, stored_here
         stored = (count, total)
-        blobs = pa.concat_tables(kept)
-        del kept
-        sizes = dict(zip(digests(blobs["digest"]), pylist(blobs["size"]), strict=True))
+        found = pa.chunked_array(places, pa.int32())
+        sizes = dict(
+            zip(
+                (names[i] for i in pylist(found)),
+                pylist(pa.chunked_array(place_sizes, pa.int64())),
+                strict=True,
+            )
+        )
+        del places, place_sizes
         refs = snap["references"]
         is_subject = pc.fill_null(pc.equal(decoded(refs["kind"]), "subject"), False)
         subj = refs.filter(is_subject)
@@ -82,7 +91,7 @@ class Graph:
         url_refs = set(zip(digests(with_urls["parent"]), digests(with_urls["child"]), strict=True))
         if subj.num_rows:
             refs = refs.filter(pc.invert(is_subject))
-        unstored = _unstored(refs, decoded(blobs["digest"]).combine_chunks(), url_refs)
+        unstored = _unstored(refs, named.take(found.combine_chunks()), url_refs)
         edges: dict[str, list[tuple[str, str]]] = {}
         for parent, edge in zip(
             digests(refs["parent"]),
