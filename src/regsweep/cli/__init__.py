@@ -1,5 +1,7 @@
 """The ``regsweep`` command line (click), over the library."""
 
+import contextlib
+import ctypes
 import os
 import sys
 
@@ -19,3 +21,13 @@ if sys.platform == "linux":
 # (2M objects: 16-22 MiB lower peak; 10M objects and the filesystem bench: the same time).
 os.environ.setdefault("JE_ARROW_MALLOC_CONF", "dirty_decay_ms:250,muzzy_decay_ms:0,narenas:1")
 os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+
+# glibc's malloc (Python's large objects, the reading threads' buffers) raises its mmap threshold
+# each time a large block is freed, up to 32 MiB, after which large blocks come from the heap
+# and stay resident once freed, between live ones. A fixed threshold keeps every block of 128 KiB
+# or more in its own mapping, returned when freed: a 1M-object filesystem store's peak 547 ->
+# 485 MiB, its mark's and plan's 547 -> 440 MiB (bench/RESULTS.md). The environment's
+# MALLOC_MMAP_THRESHOLD_ wins; other C libraries (musl) have no mallopt.
+if sys.platform == "linux" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
