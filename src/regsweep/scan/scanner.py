@@ -991,14 +991,23 @@ class _Scan:
         tables = [_references_table(fresh), *self.prefetched_references]
         self.prefetched_references = []
         # Encoded as built (a few distinct values a table): the take below unifies their
-        # dictionaries; only the parents are decoded, for the sort.
-        rt = pa.concat_tables(tables)
+        # dictionaries. The rows kept and their order are found first and taken a column at a
+        # time (see _take): filtering, then sorting, the whole table held three copies of it
+        # at once, the peak of a scan of many manifests.
+        held = [pa.concat_tables(tables)]  # so that _take is given the only reference
         del tables
+        rt = held[0]
+        ranks = pa.array(value_ranks(rt["parent"]))
         if self.prefetched_manifests:
             listed = pa.array(digests, pa.string())
-            rt = rt.filter(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
-        rt = rt.take(pc.sort_indices(decoded(rt["parent"])))
-        return mt, rt
+            rows = pc.indices_nonzero(
+                one_array(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
+            )
+            order = rows.take(pc.sort_indices(ranks.take(rows)))
+        else:
+            order = pc.sort_indices(ranks)
+        del rt, ranks
+        return mt, _take(held.pop(), order)
 
     # -- tables ------------------------------------------------------------------------------
 
