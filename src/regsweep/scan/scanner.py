@@ -422,9 +422,11 @@ class _Scan:
                 self.prefetched_manifests.update((d, p) for d, p in read if p is not None)
                 self.prefetched_references.append(references)
             self.prefetched = []
+            self.prefetching = set()  # (only to start each read once)
             self.link_contents = {
                 key: read for fut in self.prefetched_links for key, read in fut.result()
             }
+            self.prefetched_links = []
         for mpu in list_incomplete_uploads(self.store, self.root):
             self.add_multipart(mpu)
         self.gather()
@@ -730,6 +732,8 @@ class _Scan:
         pending = [key for _, key in to_read if key not in self.link_contents]
         fresh = dict(zip(pending, self.pmap(self._read_link, pending, "links"), strict=True))
         read = [self.link_contents.get(key) or fresh[key] for _, key in to_read]
+        self.link_contents = {}
+        del to_read, pending, fresh
         out: dict[Kind, pa.Table] = {}
         at = 0
         for kind in kinds:
