@@ -95,7 +95,7 @@ def list_layout(
     finds = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="find")
     # A group is started when one is handed on, so that no more than ``cores`` listed groups
     # wait for the scan: on a warm page cache the walkers outrun the classification, and every
-    # group listed ahead was held in memory (a 1M-object store: ~130 MiB at the listing's end).
+    # group listed ahead was held in memory (a 1M-object store: ~80 MiB more at the listing's end).
     todo = iter(groups)
     running: deque[tuple[Future[pa.Table | None], int]] = deque()
 
