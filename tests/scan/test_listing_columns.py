@@ -189,6 +189,34 @@ def test_groups_come_in_order_and_an_abandoned_listing_stops(
     assert len(started) < groups
 
 
+def test_the_listing_runs_no_more_than_a_group_per_core_ahead(
+    demo: FilesystemStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each group listed ahead of the scan is held in memory until the scan takes it: a group
+    is started only as one is handed on, so at most one per core waits, however slowly the
+    scan classifies (on a warm page cache the walkers are faster than it)."""
+    cores = 2
+    monkeypatch.setattr(listing.os, "cpu_count", lambda: cores)
+    started: list[list[str]] = []
+
+    def counted(store: FilesystemStore, prefixes: list[str]) -> pa.Table:
+        started.append(prefixes)
+        return list_table(store, prefixes)
+
+    monkeypatch.setattr(listing, "list_table", counted)
+    with ThreadPoolExecutor(4) as pool:
+        tables = list_layout(demo, V2, pool)
+        next(tables)  # the loose files
+        taken, rows = 0, 0
+        for table in tables:
+            taken += 1
+            rows += table.num_rows
+            time.sleep(0.05)  # a slow scan: the walkers would run ahead if they could
+            assert len(started) - taken <= cores
+    assert taken == len(started) > 2 * cores
+    assert rows + len(listing.plan_shards(demo, V2)[1]) == sum(1 for _ in demo.iter_objects(V2))
+
+
 def test_blob_keys_are_the_listed_keys(tmp_path: Path) -> None:
     """The scan holds no key for a blob or ``_layers`` link found by the column classifier
     (null in memory); ``with_keys`` and a written snapshot give them back from the digest and
