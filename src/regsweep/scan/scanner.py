@@ -1001,16 +1001,12 @@ class _Scan:
         held = [pa.concat_tables(tables)]  # so that _take is given the only reference
         del tables
         rt = held[0]
-        ranks = pa.array(value_ranks(rt["parent"]))
+        order = _order(rt, ["parent"])
         if self.prefetched_manifests:
             listed = pa.array(digests, pa.string())
-            rows = pc.indices_nonzero(
-                one_array(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
-            )
-            order = rows.take(pc.sort_indices(ranks.take(rows)))
-        else:
-            order = pc.sort_indices(ranks)
-        del rt, ranks
+            kept = one_array(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
+            order = order.filter(kept.take(order))  # the sort is stable: filtered, still in order
+        del rt
         return mt, _take(held.pop(), order)
 
     # -- tables ------------------------------------------------------------------------------
