@@ -34,7 +34,7 @@ from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult
 from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import Graph, pylist
+from regsweep.scan.graph import Graph, kind_is, pylist
 from regsweep.scan.snapshot import (
     Snapshot,
     as_dictionary,
@@ -1033,8 +1033,7 @@ def _blob_activity_us(
     touch(_digest_times(ll["digest"], ll["last_modified"], wanted, pc.invert(by_target)))
     refs = snap["references"]
     # By dictionary value: a decoded copy of every reference's child was 35 MiB at 1M objects.
-    subject = by_value(refs["kind"], lambda v: pc.equal(v, "subject"))
-    strong = pc.invert(pc.fill_null(subject, False))
+    strong = pc.invert(kind_is(refs, "subject"))
     if wanted is not None:
         chosen = by_value(refs["child"], lambda v: pc.is_in(v, value_set=wanted))
         strong = pc.and_(strong, pc.fill_null(chosen, False))

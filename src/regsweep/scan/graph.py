@@ -84,7 +84,7 @@ class Graph:
         )
         del places, place_sizes
         refs = snap["references"]
-        is_subject = pc.fill_null(pc.equal(decoded(refs["kind"]), "subject"), False)
+        is_subject = kind_is(refs, "subject")
         subj = refs.filter(is_subject)
         subjects = dict(zip(digests(subj["parent"]), digests(subj["child"]), strict=True))
         with_urls = refs.filter(pc.fill_null(refs["has_urls"], False))
@@ -191,7 +191,7 @@ def _unstored(
     """Graph.unstored, from the strong references ``refs`` and the ``stored`` blob digests."""
     odd = refs.filter(
         pc.and_(
-            pc.invert(pc.fill_null(pc.equal(decoded(refs["kind"]), "manifest"), False)),
+            pc.invert(kind_is(refs, "manifest")),
             pc.invert(by_value(refs["child"], lambda v: pc.is_in(v, value_set=stored))),
         )
     )
@@ -202,6 +202,12 @@ def _unstored(
         if (parent, child) not in url_refs:
             out[parent].append((child, kind))
     return dict(out)
+
+
+def kind_is(refs: pa.Table, kind: str) -> pa.ChunkedArray:
+    """Per reference: its kind is ``kind`` (compared once per dictionary value, not on a
+    decoded copy of every reference's kind)."""
+    return pc.fill_null(by_value(refs["kind"], lambda v: pc.equal(v, kind)), False)
 
 
 _NAMING = {
