@@ -97,7 +97,7 @@ def list_layout(
     # wait for the scan: on a warm page cache the walkers outrun the classification, and every
     # group listed ahead was held in memory (a 1M-object store: ~80 MiB more at the listing's end).
     todo = iter(groups)
-    running: deque[tuple[Future[pa.Table | None], int]] = deque()
+    running: deque[tuple[Future[pa.Table], int]] = deque()
 
     def start_next() -> None:
         group = next(todo, None)
