@@ -128,9 +128,7 @@ def candidates(
     tagged_digests = {d for d in repo.tags.values() if d is not None}
     children: set[str] = set()
     for m in repo.revision_digests():
-        for child, kind in graph.edges.get(m, ()):
-            if kind == "manifest":
-                children.add(child)
+        children.update(graph.manifest_children.get(m, ()))
     referrers = {d for d in present if d in graph.subjects}
     untagged = [
         Candidate(repo.name, "untagged", d, (), media_of(d, graph, artifact_types))

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regsweep.scan.snapshot import Snapshot, by_value, decoded
+from regsweep.scan.snapshot import Snapshot, by_value, decoded, one_array
 
 
 @dataclass
@@ -25,7 +25,11 @@ class Graph:
     # manifest, a link or a tag): the only blobs the mark and the reports look up one by one.
     # A blob nothing names stays in Arrow, since a store can hold millions of them.
     blob_sizes: dict[str, int]
-    edges: dict[str, list[tuple[str, str]]]  # parent -> [(child, kind)], strong edges only
+    # parent -> its children over strong edges, in the order the manifest lists them. A tuple
+    # per parent rather than a (child, kind) pair per edge: the pairs and their lists were a
+    # third of the graph (hundreds of thousands of edges in a store of many manifests).
+    edges: dict[str, tuple[str, ...]]
+    manifest_children: dict[str, tuple[str, ...]]  # parent -> the children it lists as manifests
     subjects: dict[str, str]  # referrer -> subject digest (weak edge)
     manifest_kind: dict[str, str]
     manifest_problem: dict[str, str]
@@ -92,17 +96,12 @@ class Graph:
         if subj.num_rows:
             refs = refs.filter(pc.invert(is_subject))
         unstored = _unstored(refs, named.take(found.combine_chunks()), url_refs)
-        edges: dict[str, list[tuple[str, str]]] = {}
-        for parent, edge in zip(
-            digests(refs["parent"]),
-            zip(digests(refs["child"]), pylist(refs["kind"]), strict=True),
-            strict=True,
-        ):
-            out = edges.get(parent)
-            if out is None:
-                edges[parent] = [edge]
-            else:
-                out.append(edge)
+        edges = _runs(refs["parent"], digests(refs["child"]), names, named)
+        manifest_refs = refs.filter(kind_is(refs, "manifest"))
+        manifest_children = _runs(
+            manifest_refs["parent"], digests(manifest_refs["child"]), names, named
+        )
+        del manifest_refs
         m = snap["manifests"]
         manifests = digests(m["digest"])
         kinds = dict(zip(manifests, pylist(m["kind"]), strict=True))
@@ -116,7 +115,16 @@ class Graph:
             ):
                 aliases[repo][digest] = target
         return cls(
-            sizes, edges, subjects, kinds, problems, dict(aliases), url_refs, unstored, *stored
+            sizes,
+            edges,
+            manifest_children,
+            subjects,
+            kinds,
+            problems,
+            dict(aliases),
+            url_refs,
+            unstored,
+            *stored,
         )
 
     def canonical(self, repo: str | None, digest: str) -> str:
@@ -138,7 +146,7 @@ class Graph:
         while frontier:
             new: set[str] = set()
             for d in filter(edges.__contains__, frontier):
-                new.update(map(_first, edges[d]))
+                new.update(edges[d])
             if aliases:
                 for d in filter(aliases.__contains__, frontier):
                     if d not in sizes:
@@ -183,6 +191,24 @@ def _alias_links(ll: pa.Table) -> Iterable[pa.Table]:
         keep = pc.and_(pc.is_valid(target), differ)
         if pc.any(keep).as_py():
             yield pa.Table.from_batches([batch]).filter(keep)
+
+
+def _runs(
+    parent: pa.ChunkedArray, children: list[str], names: list[str], named: pa.Array
+) -> dict[str, tuple[str, ...]]:
+    """parent -> its ``children`` (the column ``parent``'s rows, in their order). The snapshot
+    lists a manifest's references together, so a parent's children are one run of rows, taken
+    as one slice, not a row at a time (a parent in several runs gets them all)."""
+    at = one_array(by_value(parent, lambda v: pc.index_in(v, value_set=named))).to_numpy()
+    starts = (np.flatnonzero(at[1:] != at[:-1]) + 1).tolist()
+    out: dict[str, tuple[str, ...]] = {}
+    for a, b in zip([0, *starts], [*starts, len(at)], strict=True):
+        if a == b:
+            continue  # no rows
+        key = names[at[a]]
+        run = tuple(children[a:b])
+        out[key] = run if key not in out else out[key] + run
+    return out
 
 
 def _unstored(
@@ -234,6 +260,3 @@ def named_digests(snap: Snapshot) -> pa.Array:
             else:
                 parts += col.chunks
     return pc.unique(pa.chunked_array(parts, pa.string())) if parts else pa.nulls(0, pa.string())
-
-
-_first = itemgetter(0)
