@@ -993,6 +993,12 @@ class _Scan:
         ]
         tables = [_references_table(fresh), *self.prefetched_references]
         self.prefetched_references = []
+        listed = pa.array(digests, pa.string()) if self.prefetched_manifests else None
+        # The parsed manifests and their blobs' rows are in ``mt`` now: let them go before the
+        # references are sorted, this phase's peak (~50 MiB of Python objects for 94k manifests).
+        del fresh, parsed, digests
+        self.manifests, self.prefetched_manifests = {}, {}
+        self.manifest_blobs, self.found_blobs = {}, []
         # Encoded as built (a few distinct values a table): the take below unifies their
         # dictionaries. The rows kept and their order are found first and taken a column at a
         # time (see _take): filtering, then sorting, the whole table held three copies of it
@@ -1001,8 +1007,7 @@ class _Scan:
         del tables
         rt = held[0]
         order = _order(rt, ["parent"])
-        if self.prefetched_manifests:
-            listed = pa.array(digests, pa.string())
+        if listed is not None:
             kept = one_array(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
             order = order.filter(kept.take(order))  # the sort is stable: filtered, still in order
         del rt
