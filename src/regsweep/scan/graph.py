@@ -59,11 +59,17 @@ class Graph:
         # edges to and from it), and each column's own conversion would make its own copies.
         names = named.to_pylist()
 
-        def digests(col: pa.ChunkedArray) -> list[Any]:
+        def where_named(col: pa.ChunkedArray) -> pa.ChunkedArray:
             at = by_value(col, lambda v: pc.index_in(v, value_set=named))
             if at.null_count != col.null_count:  # named_digests covers every column read here
                 raise AssertionError("a digest missing from named_digests would be lost")
-            return [None if i is None else names[i] for i in pylist(at)]
+            return at
+
+        def digests(col: pa.ChunkedArray, at: pa.ChunkedArray | None = None) -> list[Any]:
+            return [
+                None if i is None else names[i]
+                for i in pylist(where_named(col) if at is None else at)
+            ]
 
         count = total = 0
         # The stored blobs something names, as their places in ``named``, and their sizes.
@@ -95,8 +101,14 @@ class Graph:
         url_refs = set(zip(digests(with_urls["parent"]), digests(with_urls["child"]), strict=True))
         if subj.num_rows:
             refs = refs.filter(pc.invert(is_subject))
-        unstored = _unstored(refs, named.take(found.combine_chunks()), url_refs)
-        edges = _runs(refs["parent"], digests(refs["child"]), names, named)
+        # Each child's place, once: for its name in the edges, and whether it is stored.
+        child_at = where_named(refs["child"])
+        is_stored = np.zeros(len(named) + 1, bool)  # the last place: a null child
+        is_stored[found.to_numpy()] = True
+        stored_child = is_stored[pc.fill_null(child_at, len(named)).to_numpy()]
+        unstored = _unstored(refs, pa.array(stored_child), url_refs)
+        edges = _runs(refs["parent"], digests(refs["child"], child_at), names, named)
+        del child_at, stored_child
         manifest_refs = refs.filter(kind_is(refs, "manifest"))
         manifest_children = _runs(
             manifest_refs["parent"], digests(manifest_refs["child"]), names, named
@@ -214,13 +226,9 @@ def _runs(
 def _unstored(
     refs: pa.Table, stored: pa.Array, url_refs: set[tuple[str, str]]
 ) -> dict[str, list[tuple[str, str]]]:
-    """Graph.unstored, from the strong references ``refs`` and the ``stored`` blob digests."""
-    odd = refs.filter(
-        pc.and_(
-            pc.invert(kind_is(refs, "manifest")),
-            pc.invert(by_value(refs["child"], lambda v: pc.is_in(v, value_set=stored))),
-        )
-    )
+    """Graph.unstored, from the strong references ``refs`` and, per reference, whether its
+    child is a stored blob."""
+    odd = refs.filter(pc.and_(pc.invert(kind_is(refs, "manifest")), pc.invert(stored)))
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for parent, child, kind in zip(
         pylist(odd["parent"]), pylist(odd["child"]), pylist(odd["kind"]), strict=True
