@@ -442,7 +442,8 @@ class _Columns:
         self.table = table
         self.keyed = keyed
         self.num_rows = table.num_rows
-        self.cols = {n: pylist(table[n]) for n in names}
+        self.names = names
+        self.cols: dict[str, list[Any]] = {}
         self._millis: list[int | None] | None = None
         self._keys: list[str] | None = None
         self._sizes: list[int | None] | None = None
@@ -454,6 +455,12 @@ class _Columns:
         return cls(snap[table], *names, keyed=partial(snap.with_keys, table))
 
     def __getitem__(self, name: str) -> list[Any]:
+        # Converted when first asked for: a plan that removes no tag and no untagged manifest
+        # never looks at the tag history (~25 MiB of lists and strings for 78k entries).
+        if name not in self.cols:
+            if name not in self.names:
+                raise KeyError(name)
+            self.cols[name] = pylist(self.table[name])
         return self.cols[name]
 
     @property
@@ -548,9 +555,10 @@ def make_plan(
             if key in removed_tags:
                 tags[key].append(i)
     history: dict[tuple[str, str], list[int]] = defaultdict(list)  # of the removed tags
-    for i, key in enumerate(zip(hs["repository"], hs["tag"], strict=True)):
-        if key in removed_tags:
-            history[key].append(i)
+    if removed_tags:
+        for i, key in enumerate(zip(hs["repository"], hs["tag"], strict=True)):
+            if key in removed_tags:
+                history[key].append(i)
     for (repo, tag), removal in sorted(removed_tags.items()):
         reason, rule = removal.reason, removal.rule
         extra = {"rule": rule, "decided_by": removal.decided_by, "rank": removal.rank}
@@ -620,7 +628,9 @@ def make_plan(
     # the plan); in key order, as every phase.
     wanted = {(repo, d) for repo, d, _, _ in untagged}
     history_by_digest: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, (repo, tag, d) in enumerate(zip(hs["repository"], hs["tag"], hs["digest"], strict=True)):
+    for i, (repo, tag, d) in (
+        enumerate(zip(hs["repository"], hs["tag"], hs["digest"], strict=True)) if wanted else ()
+    ):
         if (repo, d) in wanted and (repo, tag) not in removed_tags:
             history_by_digest[(repo, d)].append(i)
     del wanted
