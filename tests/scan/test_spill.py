@@ -117,6 +117,24 @@ def test_a_scan_is_the_same_however_many_files_its_blobs_take(
     assert cut.counts()["blobs"] == blobs.num_rows
 
 
+def test_whether_a_links_blob_is_stored_is_looked_up_in_every_part_of_the_blobs(
+    registry: FilesystemStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A _layers link whose blob was never stored, beside the demo's links, whose blobs are.
+    repo = rows(scan(registry)["layer_links"])[0]["repository"]
+    absent = "sha256:" + hashlib.sha256(b"never stored").hexdigest()
+    registry.write(f"{V2}repositories/{repo}/_layers/sha256/{absent[7:]}/link", absent.encode())
+    monkeypatch.setattr(scanner, "_SPILL_ROWS", 1)
+    monkeypatch.setattr(scanner, "_PART_ROWS", 1)  # the stored blobs in many parts
+    snap = scan(registry)
+    assert snap.spilled["blobs"].num_parts > 2
+    links = rows(snap["layer_links"])
+    assert [r["digest"] for r in links if not r["blob_present"]] == [absent]
+    assert len(links) > 10
+    stored = {r["digest"] for r in rows(snap["blobs"])}
+    assert all(r["target"] in stored for r in links if r["blob_present"])
+
+
 @pytest.mark.parametrize("delete_untagged", [False, True])
 def test_a_plan_is_the_same_with_the_blobs_on_disk_or_in_memory(
     registry: FilesystemStore, delete_untagged: bool
