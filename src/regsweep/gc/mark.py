@@ -115,10 +115,11 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
     for name, valid in zip(pylist(r["repository"]), pylist(r["valid_name"]), strict=True):
         get(name).valid = bool(valid)
     rv = snap["revisions"]
+    shared: dict[tuple[int, ...], list[Any]] = {}  # digest and target share their strings
     for name, d, target, present in zip(
         pylist(rv["repository"]),
-        pylist(rv["digest"]),
-        pylist(rv["target"]),
+        pylist(rv["digest"], shared),
+        pylist(rv["target"], shared),
         pylist(rv["blob_present"]),
         strict=True,
     ):

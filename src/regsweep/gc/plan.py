@@ -444,6 +444,7 @@ class _Columns:
         self.num_rows = table.num_rows
         self.names = names
         self.cols: dict[str, list[Any]] = {}
+        self._shared: dict[tuple[int, ...], list[Any]] = {}  # see pylist
         self._millis: list[int | None] | None = None
         self._keys: list[str] | None = None
         self._sizes: list[int | None] | None = None
@@ -460,7 +461,7 @@ class _Columns:
         if name not in self.cols:
             if name not in self.names:
                 raise KeyError(name)
-            self.cols[name] = pylist(self.table[name])
+            self.cols[name] = pylist(self.table[name], self._shared)
         return self.cols[name]
 
     @property

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regsweep.scan.snapshot import Snapshot, by_value, decoded, one_array
+from regsweep.scan.snapshot import Snapshot, by_value, decoded, identity, one_array
 
 
 @dataclass
@@ -168,15 +168,21 @@ class Graph:
         return seen
 
 
-def pylist(col: pa.ChunkedArray | pa.Array) -> list[Any]:
+def pylist(
+    col: pa.ChunkedArray | pa.Array, shared: dict[tuple[int, ...], list[Any]] | None = None
+) -> list[Any]:
     """A column as Python values. A dictionary column converts each distinct value once and
     every row shares that string object: much cheaper than decoding row by row, and hashing a
-    shared string is cached (digests are looked up in sets and dicts over and over)."""
+    shared string is cached (digests are looked up in sets and dicts over and over).
+
+    ``shared`` (the same dict for several columns) lets columns that share a dictionary share
+    its strings too: a link's digest and target columns share one (scanner._take), and
+    converting each on its own held every digest twice."""
     if isinstance(col, pa.ChunkedArray):
         if col.num_chunks != 1:
             # Chunk by chunk: combining chunks that have their own dictionaries would copy
             # every dictionary (the blobs' digests come in sixteen chunks).
-            return [v for chunk in col.chunks for v in pylist(chunk)]
+            return [v for chunk in col.chunks for v in pylist(chunk, shared)]
         col = col.chunk(0)
     if not pa.types.is_dictionary(col.type):
         return col.to_pylist()  # type: ignore[no-any-return]
@@ -184,7 +190,10 @@ def pylist(col: pa.ChunkedArray | pa.Array) -> list[Any]:
         # A filtered column keeps its whole dictionary (say, every blob of the store):
         # decoding the rows is cheaper than converting every value.
         return col.cast(col.type.value_type).to_pylist()  # type: ignore[no-any-return]
-    vals = col.dictionary.to_pylist()
+    if shared is None:
+        vals = col.dictionary.to_pylist()
+    elif (vals := shared.get(same := identity(col.dictionary))) is None:
+        vals = shared[same] = col.dictionary.to_pylist()
     idx = col.indices.to_pylist()
     if col.null_count:
         return [None if i is None else vals[i] for i in idx]

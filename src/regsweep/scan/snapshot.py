@@ -399,7 +399,7 @@ def by_value(
     at: dict[tuple[int, ...], int] = {}  # a dictionary's buffers -> where its values start
     dictionaries: list[pa.Array] = []
     for c in col.chunks:
-        if (same := _identity(c.dictionary)) not in at:
+        if (same := identity(c.dictionary)) not in at:
             at[same] = sum(len(x) for x in dictionaries)
             dictionaries.append(c.dictionary)
     if not dictionaries:
@@ -407,13 +407,13 @@ def by_value(
     values = fn(pa.chunked_array(dictionaries, col.type.value_type))
     values = one_array(values) if isinstance(values, pa.ChunkedArray) else values
     out = [
-        values.slice(at[_identity(c.dictionary)], len(c.dictionary)).take(c.indices)
+        values.slice(at[identity(c.dictionary)], len(c.dictionary)).take(c.indices)
         for c in col.chunks
     ]
     return pa.chunked_array(out, values.type)
 
 
-def _identity(array: pa.Array) -> tuple[int, ...]:
+def identity(array: pa.Array) -> tuple[int, ...]:
     """Where ``array``'s values live: equal for chunks that share one dictionary."""
     return (array.offset, len(array), *(b.address for b in array.buffers() if b is not None))
 
