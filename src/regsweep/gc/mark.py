@@ -190,11 +190,6 @@ def mark(
             return "manifest blob was not read"
         return graph.manifest_problem.get(d)
 
-    # Every digest manifest_problem has a problem for, as one set: a repository is looked at
-    # digest by digest only when its revisions or tags name one.
-    problematic = graph.manifest_problem.keys() | (
-        graph.blob_sizes.keys() - graph.manifest_kind.keys()
-    )
     revision_digests = {name: repo.revision_digests() for name, repo in repos.items()}
     unresolved = _links_where(snap, lambda ll: pc.is_null(ll["target"]))
     # Fail-closed checks that do not depend on the roots.
@@ -202,7 +197,9 @@ def mark(
         if not repo.valid:
             unsafe[repo.name] = "invalid repository name (Distribution ignores it; kept whole)"
             continue
-        if not revision_digests[repo.name].isdisjoint(problematic):
+        # (Asked per digest: a set of every digest with a problem held every stored layer and
+        # config, none of which is a manifest that was read.)
+        if any(manifest_problem(x) is not None for x in revision_digests[repo.name]):
             for d, target in repo.revisions.items():
                 for x in {d, target} - {None}:
                     assert x is not None
@@ -214,7 +211,7 @@ def mark(
                 # Its history would name what it may point to; without one, it could be any
                 # manifest of the repository.
                 unsafe[repo.name] = f"tag {tag}: current/link cannot be read and has no history"
-            elif target in problematic and (p := manifest_problem(target)) is not None:
+            elif target is not None and (p := manifest_problem(target)) is not None:
                 unsafe[repo.name] = f"manifest {target} of tag {tag}: {p}"
         for d, _ in unresolved.get(repo.name, ()):
             # We cannot tell which blob this link protects: no blob may be swept.
