@@ -869,7 +869,7 @@ class _Scan:
         r = blob.select(["key", "size", "last_modified"]).to_pylist()[0]
         return ObjectInfo(r["key"], r["size"], r["last_modified"])
 
-    def stored(self, digests: pa.ChunkedArray) -> pa.ChunkedArray:
+    def stored(self, digests: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         """Per value of ``digests``: it is a stored blob. One pass over the blobs, with each
         part's own digests as the value set (they are their part's dictionary: no copy). The
         distinct targets of every link as the value set, hashed again for each part, held
