@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regsweep.scan.snapshot import by_value, decoded
+from regsweep.scan.graph import pylist
+from regsweep.scan.snapshot import (
+    DIGEST_COLUMNS,
+    by_value,
+    compacted,
+    decoded,
+    identity,
+    share_digests,
+)
 
 
 def test_by_value_equals_the_kernel_on_decoded_rows() -> None:
@@ -54,3 +64,79 @@ def test_by_value_runs_the_kernel_once_over_every_distinct_dictionary() -> None:
     )
     assert got.to_pylist() == [False, True, True, True, True]
     assert calls == [4]  # a, b once (shared), c, b of the other; the empty chunk adds nothing
+
+
+def _dicts(values: list[str | None]) -> pa.ChunkedArray:
+    return pa.chunked_array([pa.array(values, pa.string()).dictionary_encode()])
+
+
+def test_share_digests_puts_every_digest_column_over_one_dictionary() -> None:
+    """The same rows, every digest column's chunks over one dictionary of every digest they
+    name; a column that shared a chunk with another (a link's digest and target) still does;
+    other columns are left alone."""
+    links = _dicts(["sha256:b", "sha256:c", None])
+    tables = {
+        "references": pa.table(
+            {"parent": _dicts(["sha256:a", "sha256:a"]), "child": _dicts(["sha256:b", "x:1"])}
+        ),
+        "layer_links": pa.table(
+            {"digest": links, "target": links, "repo": _dicts(["r", "r", "s"])}
+        ),
+        "tags": pa.table({"digest": _dicts(["sha256:a"])}),
+    }
+    before = {name: t.to_pylist() for name, t in tables.items()}
+    share_digests(tables)
+    assert {name: t.to_pylist() for name, t in tables.items()} == before
+    dictionaries = {
+        identity(chunk.dictionary)
+        for name, columns in DIGEST_COLUMNS.items()
+        if name in tables
+        for c in columns
+        for chunk in tables[name][c].chunks
+    }
+    assert len(dictionaries) == 1
+    (shared,) = {tuple(tables["tags"]["digest"].chunk(0).dictionary.to_pylist())}
+    assert sorted(shared) == ["sha256:a", "sha256:b", "sha256:c", "x:1"]
+    ll = tables["layer_links"]
+    assert identity(ll["digest"].chunk(0).indices) == identity(ll["target"].chunk(0).indices)
+    assert ll["repo"].chunk(0).dictionary.to_pylist() == ["r", "s"]
+
+
+def test_compacted_keeps_only_the_dictionary_values_the_rows_use() -> None:
+    wide = pa.array([f"sha256:{i:064x}" for i in range(1000)])
+    col = pa.DictionaryArray.from_arrays(pa.array([7, None, 3, 7], pa.int32()), wide)
+    table = pa.table({"digest": pa.chunked_array([col]), "n": [1, 2, 3, 4]})
+    out = compacted(table)
+    assert out.to_pylist() == table.to_pylist()
+    assert out.schema == table.schema
+    assert sorted(out["digest"].chunk(0).dictionary.to_pylist()) == [
+        wide[3].as_py(),
+        wide[7].as_py(),
+    ]
+    assert compacted(out)["digest"].chunk(0).dictionary.equals(out["digest"].chunk(0).dictionary)
+
+
+def test_pylist_gives_columns_of_one_dictionary_the_same_strings() -> None:
+    wide = pa.array([f"sha256:{i:064x}" for i in range(100)])
+    a = pa.DictionaryArray.from_arrays(pa.array([5, 6, None], pa.int32()), wide)
+    b = pa.DictionaryArray.from_arrays(pa.array([6, 9], pa.int32()), wide)
+    shared: dict[tuple[int, ...], list[Any]] = {}
+    got_a, got_b = pylist(a, shared), pylist(b, shared)
+    assert got_a == [wide[5].as_py(), wide[6].as_py(), None]
+    assert got_b == [wide[6].as_py(), wide[9].as_py()]
+    assert got_a[1] is got_b[0]  # one string object
+    assert pylist(a) == got_a  # the same values without sharing
+
+
+def test_share_digests_with_empty_columns() -> None:
+    """Tables with no rows (or whose only rows are null) have empty dictionaries."""
+    empty = pa.chunked_array([pa.array([], pa.string()).dictionary_encode()])
+    tables = {
+        "references": pa.table({"parent": empty, "child": empty}),
+        "tags": pa.table({"digest": _dicts([None])}),
+        "manifests": pa.table({"digest": _dicts(["sha256:a"])}),
+    }
+    share_digests(tables)
+    assert tables["manifests"]["digest"].to_pylist() == ["sha256:a"]
+    assert tables["tags"]["digest"].to_pylist() == [None]
+    assert tables["references"].num_rows == 0

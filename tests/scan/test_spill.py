@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from regsweep.clock import utcnow
@@ -19,7 +20,7 @@ from regsweep.gc.mark import mark
 from regsweep.gc.plan import GcSettings, make_plan
 from regsweep.scan import scanner
 from regsweep.scan.scanner import scan
-from regsweep.scan.snapshot import Snapshot, ascending, rows
+from regsweep.scan.snapshot import DIGEST_COLUMNS, Snapshot, ascending, decoded, identity, rows
 from regsweep.scan.spill import ScratchError, SpilledTable
 from regsweep.storage.filesystem import FilesystemStore
 
@@ -133,6 +134,23 @@ def test_whether_a_links_blob_is_stored_is_looked_up_in_every_part_of_the_blobs(
     assert len(links) > 10
     stored = {r["digest"] for r in rows(snap["blobs"])}
     assert all(r["target"] in stored for r in links if r["blob_present"])
+
+
+def test_a_scans_digest_columns_share_one_dictionary_and_are_written_compact(
+    registry: FilesystemStore, tmp_path: Path
+) -> None:
+    snap = scan(registry)
+    digest_columns = [(t, c) for t, cs in DIGEST_COLUMNS.items() for c in cs]
+    shared = {identity(ch.dictionary) for t, c in digest_columns for ch in snap[t][c].chunks}
+    assert len(shared) == 1
+    snap.write(tmp_path / "snap")
+    back = Snapshot.read(tmp_path / "snap")
+    for t, c in digest_columns:
+        assert rows(back[t]) == rows(snap[t]), t
+        col = back[t][c]
+        # Parquet writes a dictionary whole: each table's own digests only, not the store's.
+        distinct = len(pc.unique(decoded(col)).drop_null())
+        assert 0 < sum(len(ch.dictionary) for ch in col.chunks) <= distinct, (t, c)
 
 
 @pytest.mark.parametrize("delete_untagged", [False, True])

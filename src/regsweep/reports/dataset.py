@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from regsweep.errors import UsageError
 from regsweep.reports.tables import SCHEMAS, TABLES, Report
+from regsweep.scan.snapshot import compacted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +59,7 @@ def write_report(report: Report, directory: str | Path) -> list[Path]:
         final = part_dir / PART_NAME
         # A leading "." hides the temporary file from dataset discovery while it is written.
         tmp = part_dir / f".{PART_NAME}.{os.getpid()}.tmp"
-        pq.write_table(report.tables[name], tmp)
+        pq.write_table(compacted(report.tables[name]), tmp)
         os.replace(tmp, final)
         paths.append(final)
     return paths

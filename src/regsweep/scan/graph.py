@@ -16,7 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regsweep.scan.snapshot import Snapshot, by_value, decoded, identity, one_array
+from regsweep.scan.snapshot import (
+    DIGEST_COLUMNS,
+    Snapshot,
+    by_value,
+    decoded,
+    identity,
+    one_array,
+)
 
 
 @dataclass
@@ -60,7 +67,7 @@ class Graph:
         names = named.to_pylist()
 
         def where_named(col: pa.ChunkedArray) -> pa.ChunkedArray:
-            at = by_value(col, lambda v: pc.index_in(v, value_set=named))
+            at = places(col, named)
             if at.null_count != col.null_count:  # named_digests covers every column read here
                 raise AssertionError("a digest missing from named_digests would be lost")
             return at
@@ -73,18 +80,18 @@ class Graph:
 
         count = total = 0
         # The stored blobs something names, as their places in ``named``, and their sizes.
-        places: list[pa.Array] = [pa.array([], pa.int32())]
+        found_at: list[pa.Array] = [pa.array([], pa.int32())]
         place_sizes: list[pa.Array] = [pa.array([], pa.int64())]
         for part in snap.parts("blobs", ("digest", "size")):
             count += part.num_rows
             total += int(pc.sum(part["size"]).as_py() or 0)
-            where = by_value(part["digest"], lambda v: pc.index_in(v, value_set=named))
+            where = places(part["digest"], named)
             stored_here = pc.is_valid(where)
-            places += where.filter(stored_here).chunks
+            found_at += where.filter(stored_here).chunks
             place_sizes += part["size"].filter(stored_here).chunks
             del part, where, stored_here
         stored = (count, total)
-        found = pa.chunked_array(places, pa.int32())
+        found = pa.chunked_array(found_at, pa.int32())
         sizes = dict(
             zip(
                 (names[i] for i in pylist(found)),
@@ -92,7 +99,7 @@ class Graph:
                 strict=True,
             )
         )
-        del places, place_sizes
+        del found_at, place_sizes
         refs = snap["references"]
         is_subject = kind_is(refs, "subject")
         subj = refs.filter(is_subject)
@@ -107,11 +114,11 @@ class Graph:
         is_stored[found.to_numpy()] = True
         stored_child = is_stored[pc.fill_null(child_at, len(named)).to_numpy()]
         unstored = _unstored(refs, pa.array(stored_child), url_refs)
-        edges = _runs(refs["parent"], digests(refs["child"], child_at), names, named)
+        edges = _runs(where_named(refs["parent"]), digests(refs["child"], child_at), names)
         del child_at, stored_child
         manifest_refs = refs.filter(kind_is(refs, "manifest"))
         manifest_children = _runs(
-            manifest_refs["parent"], digests(manifest_refs["child"]), names, named
+            where_named(manifest_refs["parent"]), digests(manifest_refs["child"]), names
         )
         del manifest_refs
         m = snap["manifests"]
@@ -186,14 +193,23 @@ def pylist(
         col = col.chunk(0)
     if not pa.types.is_dictionary(col.type):
         return col.to_pylist()  # type: ignore[no-any-return]
-    if len(col.dictionary) > len(col):
+    if shared is not None:
+        # The values the rows use, each converted once for every column given ``shared``
+        # (a digest column's dictionary is every digest of the snapshot, see share_digests).
+        if (vals := shared.get(same := identity(col.dictionary))) is None:
+            vals = shared[same] = [None] * len(col.dictionary)
+        used = pc.unique(col.indices).drop_null().to_numpy()
+        new = [int(i) for i in used if vals[i] is None]
+        if new:
+            picked = col.dictionary.take(pa.array(new, pa.int32())).to_pylist()
+            for i, v in zip(new, picked, strict=True):
+                vals[i] = v
+    elif len(col.dictionary) > len(col):
         # A filtered column keeps its whole dictionary (say, every blob of the store):
         # decoding the rows is cheaper than converting every value.
         return col.cast(col.type.value_type).to_pylist()  # type: ignore[no-any-return]
-    if shared is None:
+    else:
         vals = col.dictionary.to_pylist()
-    elif (vals := shared.get(same := identity(col.dictionary))) is None:
-        vals = shared[same] = col.dictionary.to_pylist()
     idx = col.indices.to_pylist()
     if col.null_count:
         return [None if i is None else vals[i] for i in idx]
@@ -214,13 +230,25 @@ def _alias_links(ll: pa.Table) -> Iterable[pa.Table]:
             yield pa.Table.from_batches([batch]).filter(keep)
 
 
+def places(col: pa.ChunkedArray, named: pa.Array) -> pa.ChunkedArray:
+    """Per row of the digest column ``col``, the place of its digest in ``named`` (null where
+    it is not there). A column whose dictionary is ``named`` itself (``share_digests``) is its
+    indices: nothing to look up."""
+    if pa.types.is_dictionary(col.type) and all(
+        identity(c.dictionary) == identity(named) for c in col.chunks
+    ):
+        return pa.chunked_array([c.indices for c in col.chunks], col.type.index_type)
+    return by_value(col, lambda v: pc.index_in(v, value_set=named))
+
+
 def _runs(
-    parent: pa.ChunkedArray, children: list[str], names: list[str], named: pa.Array
+    parent_at: pa.ChunkedArray, children: list[str], names: list[str]
 ) -> dict[str, tuple[str, ...]]:
-    """parent -> its ``children`` (the column ``parent``'s rows, in their order). The snapshot
-    lists a manifest's references together, so a parent's children are one run of rows, taken
-    as one slice, not a row at a time (a parent in several runs gets them all)."""
-    at = one_array(by_value(parent, lambda v: pc.index_in(v, value_set=named))).to_numpy()
+    """parent -> its ``children``, the parents given by their places in ``names`` (one per
+    row, in the rows' order). The snapshot lists a manifest's references together, so a
+    parent's children are one run of rows, taken as one slice, not a row at a time (a parent
+    in several runs gets them all)."""
+    at = one_array(parent_at).to_numpy()
     starts = (np.flatnonzero(at[1:] != at[:-1]) + 1).tolist()
     out: dict[str, tuple[str, ...]] = {}
     for a, b in zip([0, *starts], [*starts, len(at)], strict=True):
@@ -253,27 +281,26 @@ def kind_is(refs: pa.Table, kind: str) -> pa.ChunkedArray:
     return pc.fill_null(by_value(refs["kind"], lambda v: pc.equal(v, kind)), False)
 
 
-_NAMING = {
-    "references": ("parent", "child"),
-    "manifests": ("digest",),
-    "layer_links": ("digest", "target"),
-    "revisions": ("digest", "target"),
-    "tags": ("digest",),
-    "tag_history": ("digest",),
-}
-
-
 def named_digests(snap: Snapshot) -> pa.Array:
     """Every digest a table other than ``blobs`` names (a superset: a dictionary column gives
     its dictionary, which may hold values no row uses any more)."""
-    parts = []
-    for name, columns in _NAMING.items():
+    parts: dict[tuple[int, ...], pa.Array] = {}  # by identity: dictionaries may be shared
+    for name, columns in DIGEST_COLUMNS.items():
         if name not in snap:
             continue
         for c in columns:
             col = snap[name][c]
             if pa.types.is_dictionary(col.type):
-                parts += [chunk.dictionary for chunk in col.chunks]
+                parts.update((identity(chunk.dictionary), chunk.dictionary) for chunk in col.chunks)
             else:
-                parts += col.chunks
-    return pc.unique(pa.chunked_array(parts, pa.string())) if parts else pa.nulls(0, pa.string())
+                parts.update((identity(chunk), chunk) for chunk in col.chunks)
+    if len(parts) == 1:
+        # One dictionary for every column (share_digests): it is the answer as it is, its
+        # values distinct (checked: counting them holds no copy), and every column's indices
+        # are places in it.
+        (only,) = parts.values()
+        if pa.types.is_string(only.type) and pc.count_distinct(only).as_py() == len(only):
+            return only
+    if not parts:
+        return pa.nulls(0, pa.string())
+    return pc.unique(pa.chunked_array(list(parts.values()), pa.string()))

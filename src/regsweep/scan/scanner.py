@@ -52,6 +52,7 @@ from regsweep.scan.snapshot import (
     by_value,
     decoded,
     one_array,
+    share_digests,
     table_from_columns,
     value_ranks,
     with_keys,
@@ -443,6 +444,7 @@ class _Scan:
             "uploads": self.uploads_table(),
         }
         tables["manifests"], tables["references"] = self.manifest_tables()
+        share_digests(tables)
         tables["anomalies"] = self.anomalies.build()
         meta: dict[str, Any] = {
             "store": self.store.url,

@@ -188,6 +188,88 @@ DERIVED_KEYS: dict[str, KeyShape] = {
 }
 _WRITE_ROWS = 1 << 18  # rows whose keys are built at a time when a table is written
 
+# The columns that hold digests, by table (the blobs' are in scratch files, see spill.py).
+DIGEST_COLUMNS: dict[str, tuple[str, ...]] = {
+    "references": ("parent", "child"),
+    "manifests": ("digest",),
+    "layer_links": ("digest", "target"),
+    "revisions": ("digest", "target"),
+    "tags": ("digest",),
+    "tag_history": ("digest",),
+}
+
+
+def share_digests(tables: dict[str, pa.Table]) -> None:
+    """Every digest column of ``tables`` (replaced in place) as indices into one dictionary of
+    every digest they name. Each table's columns had their own dictionary, most digests in
+    several of them (a layer is a reference's child and a link's digest and target in every
+    repository that uses it): ~64 MiB of dictionaries for 351k distinct digests on a store of
+    94k manifests, against 25 MiB for one. What reads them (the graph) can then use the
+    indices as they are instead of looking every digest up. Written tables are compacted
+    again (``compacted``): a dictionary is written whole, used or not."""
+    columns = [(t, c) for t, cs in DIGEST_COLUMNS.items() if t in tables for c in cs]
+    where: dict[tuple[int, ...], int] = {}  # a dictionary's identity -> its place below
+    dictionaries: list[pa.Array] = []
+    for t, c in columns:
+        col = tables[t][c]
+        if not pa.types.is_dictionary(col.type):
+            return  # not a scan's tables
+        for chunk in col.chunks:
+            if (key := identity(chunk.dictionary)) not in where:
+                where[key] = len(dictionaries)
+                dictionaries.append(chunk.dictionary)
+    if len(dictionaries) < 2:
+        return
+    # One pass of hashing: a chunked array is encoded over one dictionary, its chunks' indices
+    # the place of each old dictionary's values in it.
+    encoded = pa.chunked_array(dictionaries, pa.string()).dictionary_encode()
+    if any(chunk.null_count for chunk in encoded.chunks):
+        return  # a null in a dictionary: not one a scan makes
+    if encoded.num_chunks == 0:
+        return  # no digest at all
+    shared = encoded.chunk(0).dictionary
+    # Each old dictionary's slice of the new indices (Arrow may leave empty chunks out).
+    every = pa.concat_arrays([chunk.indices for chunk in encoded.chunks])
+    starts = itertools.accumulate((len(d) for d in dictionaries), initial=0)
+    remaps = [every.slice(at, len(d)) for at, d in zip(starts, dictionaries, strict=False)]
+    del encoded, dictionaries
+    done: dict[Any, pa.Array] = {}  # columns that shared a chunk still do
+    for t, c in columns:
+        col = tables[t][c]
+        chunks = []
+        for chunk in col.chunks:
+            same = (identity(chunk.dictionary), identity(chunk.indices))
+            if same not in done:
+                remap = remaps[where[same[0]]]
+                done[same] = pa.DictionaryArray.from_arrays(remap.take(chunk.indices), shared)
+            chunks.append(done[same])
+        at = tables[t].schema.get_field_index(c)
+        tables[t] = tables[t].set_column(at, c, pa.chunked_array(chunks, col.type))
+
+
+def compacted(table: pa.Table) -> pa.Table:
+    """``table`` with each dictionary column's dictionary cut to the values its rows use:
+    Parquet writes a dictionary whole, and a digest column's is every digest of the snapshot
+    (``share_digests``)."""
+    for at, f in enumerate(table.schema):
+        if not pa.types.is_dictionary(f.type):
+            continue
+        col, chunks, changed = table.column(at), [], False
+        for chunk in col.chunks:
+            used = pc.unique(chunk.indices).drop_null()
+            if len(used) < len(chunk.dictionary):
+                remap = np.zeros(len(chunk.dictionary), np.int32)
+                remap[used.to_numpy()] = np.arange(len(used), dtype=np.int32)
+                indices = pc.take(pa.array(remap), chunk.indices)
+                chunk = pa.DictionaryArray.from_arrays(
+                    indices.cast(chunk.indices.type), chunk.dictionary.take(used)
+                )
+                changed = True
+            chunks.append(chunk)
+        if changed:
+            table = table.set_column(at, f, pa.chunked_array(chunks, f.type))
+    return table
+
 
 class TableBuilder:
     """Collects rows column by column (cheaper than a dict per row) for one schema."""
@@ -313,10 +395,11 @@ class Snapshot:
                     for table in itertools.chain([first], parts):
                         for start in range(0, max(table.num_rows, 1), _WRITE_ROWS):
                             part = table.slice(start, _WRITE_ROWS)
+                            part = compacted(part)
                             w.write_table(with_keys(part, self.layout_root, DERIVED_KEYS[name]))
                 del first, parts
             else:
-                pq.write_table(self[name], p)
+                pq.write_table(compacted(self[name]), p)
             paths.append(p)
         meta = out / "meta.json"
         meta.write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
