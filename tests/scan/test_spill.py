@@ -19,6 +19,7 @@ from regsweep.demo.generator import generate_demo
 from regsweep.gc.mark import mark
 from regsweep.gc.plan import GcSettings, make_plan
 from regsweep.scan import scanner
+from regsweep.scan.graph import named_digests
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import DIGEST_COLUMNS, Snapshot, ascending, decoded, identity, rows
 from regsweep.scan.spill import ScratchError, SpilledTable
@@ -143,6 +144,7 @@ def test_a_scans_digest_columns_share_one_dictionary_and_are_written_compact(
     digest_columns = [(t, c) for t, cs in DIGEST_COLUMNS.items() for c in cs]
     shared = {identity(ch.dictionary) for t, c in digest_columns for ch in snap[t][c].chunks}
     assert len(shared) == 1
+    assert {identity(named_digests(snap))} == shared  # the graph reads places, no lookups
     snap.write(tmp_path / "snap")
     back = Snapshot.read(tmp_path / "snap")
     for t, c in digest_columns:
