@@ -115,7 +115,9 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
     for name, valid in zip(pylist(r["repository"]), pylist(r["valid_name"]), strict=True):
         get(name).valid = bool(valid)
     rv = snap["revisions"]
-    shared: dict[tuple[int, ...], list[Any]] = {}  # digest and target share their strings
+    # One string per digest for every digest column read here: they share one dictionary
+    # (share_digests), and a revision's digest is also its tags' and their history's.
+    shared: dict[tuple[int, ...], list[Any]] = {}
     for name, d, target, present in zip(
         pylist(rv["repository"]),
         pylist(rv["digest"], shared),
@@ -129,7 +131,7 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
     t = snap["tags"]
     unreadable: set[tuple[str, str]] = set()
     for name, tag, target in zip(
-        pylist(t["repository"]), pylist(t["tag"]), pylist(t["digest"]), strict=True
+        pylist(t["repository"]), pylist(t["tag"]), pylist(t["digest"], shared), strict=True
     ):
         (repos.get(name) or get(name)).tags[tag] = target
         if target is None:
@@ -137,7 +139,7 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
     h = snap["tag_history"]
     if unreadable:
         for name, tag, d in zip(
-            pylist(h["repository"]), pylist(h["tag"]), pylist(h["digest"]), strict=True
+            pylist(h["repository"]), pylist(h["tag"]), pylist(h["digest"], shared), strict=True
         ):
             if (name, tag) in unreadable:
                 repos[name].history[tag].add(d)

@@ -435,7 +435,11 @@ class _Columns:
     ``_Rows.add_row``."""
 
     def __init__(
-        self, table: pa.Table, *names: str, keyed: Callable[[pa.Table], pa.Table] | None = None
+        self,
+        table: pa.Table,
+        *names: str,
+        keyed: Callable[[pa.Table], pa.Table] | None = None,
+        shared: dict[tuple[int, ...], list[Any]] | None = None,
     ) -> None:
         # ``keyed``: ``table`` with every key (``Snapshot.with_keys``), where the snapshot holds
         # some as null and the plan needs them (to order its rows by key).
@@ -444,16 +448,24 @@ class _Columns:
         self.num_rows = table.num_rows
         self.names = names
         self.cols: dict[str, list[Any]] = {}
-        self._shared: dict[tuple[int, ...], list[Any]] = {}  # see pylist
+        # Strings converted for columns of one dictionary, shared by the tables given the same
+        # dict (a snapshot's digest columns share one dictionary: see pylist, share_digests).
+        self._shared = {} if shared is None else shared
         self._millis: list[int | None] | None = None
         self._keys: list[str] | None = None
         self._sizes: list[int | None] | None = None
         self._etags: list[str | None] | None = None
 
     @classmethod
-    def of(cls, snap: Snapshot, table: str, *names: str) -> _Columns:
+    def of(
+        cls,
+        snap: Snapshot,
+        table: str,
+        *names: str,
+        shared: dict[tuple[int, ...], list[Any]] | None = None,
+    ) -> _Columns:
         """Table ``table`` of ``snap``, whose keys are built where the snapshot holds none."""
-        return cls(snap[table], *names, keyed=partial(snap.with_keys, table))
+        return cls(snap[table], *names, keyed=partial(snap.with_keys, table), shared=shared)
 
     def __getitem__(self, name: str) -> list[Any]:
         # Converted when first asked for: a plan that removes no tag and no untagged manifest
@@ -533,9 +545,12 @@ def make_plan(
     # Tags, tag history and revisions are read column by column, indexed by row number; only
     # the rows that go into the plan become dicts (converting whole tables was a hot spot),
     # and only the rows of candidates are indexed (a store can hold millions of tags).
-    tg = _Columns.of(snap, "tags", "repository", "tag", "digest")
-    hs = _Columns.of(snap, "tag_history", "repository", "tag", "digest")
-    rv = _Columns.of(snap, "revisions", "repository", "digest", "target", "blob_present")
+    strings: dict[tuple[int, ...], list[Any]] = {}  # one string per digest for all three
+    tg = _Columns.of(snap, "tags", "repository", "tag", "digest", shared=strings)
+    hs = _Columns.of(snap, "tag_history", "repository", "tag", "digest", shared=strings)
+    rv = _Columns.of(
+        snap, "revisions", "repository", "digest", "target", "blob_present", shared=strings
+    )
 
     def young(ms: list[int | None], idx: list[int]) -> bool:
         return any((t := ms[i]) is not None and t * 1000 >= cutoff_us for i in idx)
