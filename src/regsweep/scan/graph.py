@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,80 +27,80 @@ from regsweep.scan.snapshot import (
 )
 
 
-@dataclass
 class Graph:
-    # The sizes of the stored blobs that something in the snapshot names (a reference, a
-    # manifest, a link or a tag): the only blobs the mark and the reports look up one by one.
-    # A blob nothing names stays in Arrow, since a store can hold millions of them.
-    blob_sizes: dict[str, int]
-    # parent -> its children over strong edges, in the order the manifest lists them. A tuple
-    # per parent rather than a (child, kind) pair per edge: the pairs and their lists were a
-    # third of the graph (hundreds of thousands of edges in a store of many manifests).
-    edges: dict[str, tuple[str, ...]]
-    manifest_children: dict[str, tuple[str, ...]]  # parent -> the children it lists as manifests
-    subjects: dict[str, str]  # referrer -> subject digest (weak edge)
-    manifest_kind: dict[str, str]
-    manifest_problem: dict[str, str]
-    aliases: dict[str, dict[str, str]] = field(default_factory=dict)  # repo -> {alias: canonical}
-    url_refs: set[tuple[str, str]] = field(default_factory=set)  # (parent, child) with urls
-    # parent -> [(child, kind)]: the strong edges to a config, layer or blob that is not
-    # stored and has no urls (index children may legitimately be absent, §3.3). Only these can
-    # be missing blobs; found in Arrow, as nearly every child is stored.
-    unstored: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    stored_blobs: int = 0  # every stored blob, named or not
-    stored_bytes: int = 0
+    """The graph over the places of digests in ``named`` (every digest the snapshot names,
+    sorted): numpy arrays of a few bytes a digest and an edge, not a Python string per digest
+    in several dicts (those were ~80 MiB for a store of 94k manifests, held through the mark
+    and the plan). The mark and the plan work on places; the string API below (``blob_sizes``,
+    ``edges``, ``closure``, ...) serves retention, the reports and the audit, and is built the
+    first time one of them asks."""
 
-    def has_urls(self, parent: str, child: str) -> bool:
-        """A foreign or non-distributable layer: it may legitimately be absent."""
-        return (parent, child) in self.url_refs
+    def __init__(
+        self,
+        named: pa.Array,
+        sizes: np.ndarray,
+        edges_at: tuple[np.ndarray, np.ndarray],
+        manifest_children_at: tuple[np.ndarray, np.ndarray],
+        kind_at: np.ndarray,
+        kind_names: list[str],
+        problem_at: dict[int, str],
+        subjects: dict[str, str],
+        aliases: dict[str, dict[str, str]],
+        alias_at: dict[str, tuple[np.ndarray, np.ndarray]],
+        url_refs: set[tuple[str, str]],
+        unstored_at: dict[int, list[tuple[int, str, str]]],
+        stored: tuple[int, int],
+    ) -> None:
+        self.named = named  # every named digest, sorted and distinct: a digest's place
+        # Per place: the size of the stored blob, -1 where no blob is stored (named only).
+        self.sizes = sizes
+        # Per place: its children over strong edges, in the order its manifest lists them, as
+        # CSR (starts, children): the children of place p are children[starts[p]:starts[p+1]].
+        self.edges_at = edges_at
+        self.manifest_children_at = manifest_children_at  # of those, the manifest children
+        self.kind_at = kind_at  # per place: the index in kind_names of its manifest kind, or -1
+        self.kind_names = kind_names
+        self.problem_at = problem_at  # place -> the problem of its manifest
+        self.subjects = subjects  # referrer -> subject digest (weak edge)
+        self.aliases = aliases  # repo -> {alias: canonical}
+        self.alias_at = alias_at  # the same as places: repo -> (aliases, sorted; targets)
+        self.url_refs = url_refs  # (parent, child) with urls
+        # parent place -> [(child place, child, kind)]: the strong edges to a config, layer or
+        # blob that is not stored and has no urls (index children may legitimately be absent,
+        # §3.3). Only these can be missing blobs; found in Arrow, as nearly every child is stored.
+        self.unstored_at = unstored_at
+        self.stored_blobs, self.stored_bytes = stored  # every stored blob, named or not
+        self._seen = np.zeros(len(named), bool)  # reach's scratch: all False between calls
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> Graph:
         # Column by column, the rare rows (subjects, urls, alias links) picked out in Arrow
         # first: this runs on every gc plan, over every reference and link of the store.
-        # Only the blobs something names are held (as their places in ``named``: a filtered
-        # dictionary column would keep every digest of its part), counting the rest a part at
-        # a time.
         named = named_digests(snap)
-        # Every digest as one Python string, whichever table and column it is read from: the
-        # graph holds each digest in several places (a blob's size, a manifest's kind, the
-        # edges to and from it), and each column's own conversion would make its own copies.
-        names = named.to_pylist()
+        n = len(named)
 
-        def where_named(col: pa.ChunkedArray) -> pa.ChunkedArray:
+        def where_named(col: pa.ChunkedArray) -> np.ndarray:
+            """The places of ``col``'s digests, -1 for a null one."""
             at = places(col, named)
             if at.null_count != col.null_count:  # named_digests covers every column read here
                 raise AssertionError("a digest missing from named_digests would be lost")
-            return at
+            return np.asarray(one_array(pc.fill_null(at, -1)).to_numpy(), np.int64)
 
-        def digests(col: pa.ChunkedArray, at: pa.ChunkedArray | None = None) -> list[Any]:
-            return [
-                None if i is None else names[i]
-                for i in pylist(where_named(col) if at is None else at)
-            ]
+        def digests(col: pa.ChunkedArray) -> list[Any]:
+            return pylist(col)
 
+        # The stored blobs something names, as their sizes by place, counting the rest a part
+        # at a time (a store can hold millions that nothing names).
         count = total = 0
-        # The stored blobs something names, as their places in ``named``, and their sizes.
-        found_at: list[pa.Array] = [pa.array([], pa.int32())]
-        place_sizes: list[pa.Array] = [pa.array([], pa.int64())]
+        sizes = np.full(n, -1, np.int64)
         for part in snap.parts("blobs", ("digest", "size")):
             count += part.num_rows
             total += int(pc.sum(part["size"]).as_py() or 0)
             where = places(part["digest"], named)
             stored_here = pc.is_valid(where)
-            found_at += where.filter(stored_here).chunks
-            place_sizes += part["size"].filter(stored_here).chunks
-            del part, where, stored_here
-        stored = (count, total)
-        found = pa.chunked_array(found_at, pa.int32())
-        sizes = dict(
-            zip(
-                (names[i] for i in pylist(found)),
-                pylist(pa.chunked_array(place_sizes, pa.int64())),
-                strict=True,
-            )
-        )
-        del found_at, place_sizes
+            at = one_array(where.filter(stored_here)).to_numpy()
+            sizes[at] = one_array(pc.fill_null(part["size"].filter(stored_here), 0)).to_numpy()
+            del part, where, stored_here, at
         refs = snap["references"]
         is_subject = kind_is(refs, "subject")
         subj = refs.filter(is_subject)
@@ -109,43 +109,194 @@ class Graph:
         url_refs = set(zip(digests(with_urls["parent"]), digests(with_urls["child"]), strict=True))
         if subj.num_rows:
             refs = refs.filter(pc.invert(is_subject))
-        # Each child's place, once: for its name in the edges, and whether it is stored.
-        child_at = where_named(refs["child"])
-        is_stored = np.zeros(len(named) + 1, bool)  # the last place: a null child
-        is_stored[found.to_numpy()] = True
-        stored_child = is_stored[pc.fill_null(child_at, len(named)).to_numpy()]
-        unstored = _unstored(refs, pa.array(stored_child), url_refs)
-        edges = _runs(where_named(refs["parent"]), digests(refs["child"], child_at), names)
-        del child_at, stored_child
-        manifest_refs = refs.filter(kind_is(refs, "manifest"))
-        manifest_children = _runs(
-            where_named(manifest_refs["parent"]), digests(manifest_refs["child"]), names
-        )
-        del manifest_refs
+        parent_at, child_at = where_named(refs["parent"]), where_named(refs["child"])
+        is_manifest = kind_is(refs, "manifest")
+        unstored = _unstored(refs, parent_at, child_at, sizes, is_manifest, url_refs)
+        edges = _csr(parent_at, child_at, n)
+        mask = one_array(is_manifest).to_numpy(zero_copy_only=False)
+        manifest_children = _csr(parent_at[mask], child_at[mask], n)
+        del parent_at, child_at, mask
         m = snap["manifests"]
-        manifests = digests(m["digest"])
-        kinds = dict(zip(manifests, pylist(m["kind"]), strict=True))
-        problems = {
-            d: p for d, p in zip(manifests, pylist(m["problem"]), strict=True) if p is not None
-        }
+        m_at = where_named(m["digest"])
+        kinds = one_array(m["kind"])
+        kinds = kinds if pa.types.is_dictionary(kinds.type) else kinds.dictionary_encode()
+        kind_at = np.full(n, -1, np.int8)
+        kind_at[m_at[m_at >= 0]] = pc.fill_null(kinds.indices, -1).to_numpy()[m_at >= 0]
+        has_problem = pc.is_valid(m["problem"])
+        problem_at = dict(
+            zip(
+                m_at[one_array(has_problem).to_numpy(zero_copy_only=False)].tolist(),
+                pylist(m["problem"].filter(has_problem)),
+                strict=True,
+            )
+        )
         aliases: dict[str, dict[str, str]] = defaultdict(dict)
+        alias_pairs: dict[str, dict[int, int]] = defaultdict(dict)
         for ll in _alias_links(snap["layer_links"]):
-            for repo, digest, target in zip(
-                pylist(ll["repository"]), digests(ll["digest"]), digests(ll["target"]), strict=True
+            for repo, digest, target, src, dst in zip(
+                pylist(ll["repository"]),
+                digests(ll["digest"]),
+                digests(ll["target"]),
+                where_named(ll["digest"]).tolist(),
+                where_named(ll["target"]).tolist(),
+                strict=True,
             ):
                 aliases[repo][digest] = target
+                if src >= 0 and dst >= 0:
+                    alias_pairs[repo][src] = dst
+        alias_at = {
+            repo: (np.array(sorted(pairs), np.int64), np.array([pairs[k] for k in sorted(pairs)]))
+            for repo, pairs in alias_pairs.items()
+        }
         return cls(
+            named,
             sizes,
             edges,
             manifest_children,
+            kind_at,
+            kinds.dictionary.to_pylist(),
+            problem_at,
             subjects,
-            kinds,
-            problems,
             dict(aliases),
+            alias_at,
             url_refs,
             unstored,
-            *stored,
+            (count, total),
         )
+
+    # -- places ------------------------------------------------------------------------------
+
+    def places_of(self, digests: Iterable[str]) -> np.ndarray:
+        """The places of ``digests`` (one lookup for them all), -1 where one is not named."""
+        values = pa.array(list(digests), pa.string())
+        return np.asarray(pc.fill_null(pc.index_in(values, value_set=self.named), -1), np.int64)
+
+    def column_places(self, col: pa.ChunkedArray) -> np.ndarray:
+        """Per row of the digest column ``col``: its place, -1 where null or not named."""
+        return np.asarray(one_array(pc.fill_null(places(col, self.named), -1)), np.int64)
+
+    def digests_at(self, at: np.ndarray) -> pa.Array:
+        """The digests at places ``at``, as an Arrow array (sorted when ``at`` is)."""
+        return self.named.take(pa.array(np.asarray(at, np.int64)))
+
+    def problem(self, at: int) -> str | None:
+        """Why the manifest at place ``at`` cannot be used, or None (a stored blob named as a
+        manifest that was not read as one has a problem too)."""
+        if at < 0:
+            return None
+        if self.sizes[at] >= 0 and self.kind_at[at] < 0:
+            return "manifest blob was not read"
+        return self.problem_at.get(at)
+
+    def stored(self, at: int) -> bool:
+        return at >= 0 and bool(self.sizes[at] >= 0)
+
+    def canonical_at(self, repo: str | None, at: int) -> int:
+        """``canonical`` on places: the alias link's target where ``at`` is not stored."""
+        if at < 0 or self.sizes[at] >= 0:
+            return at
+        src, dst = self.alias_places(repo)
+        i = int(np.searchsorted(src, at))
+        return int(dst[i]) if i < len(src) and src[i] == at else at
+
+    def alias_places(self, repo: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """The repository's alias links as places: (aliases, sorted; their targets)."""
+        if repo is None:
+            return _NO_PLACES, _NO_PLACES
+        return self.alias_at.get(repo, (_NO_PLACES, _NO_PLACES))
+
+    def reach(
+        self, roots: np.ndarray, aliases: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Every place reachable from the places ``roots`` over strong edges, roots included,
+        sorted; an unstored alias digest (``aliases``: ``alias_places``) leads to its
+        canonical blob. Level by level on arrays: a Python step per level, not per digest."""
+        starts, children = self.edges_at
+        alias_src, alias_dst = aliases if aliases is not None else (_NO_PLACES, _NO_PLACES)
+        seen = self._seen
+        frontier = np.unique(np.asarray(roots, np.int64))
+        frontier = frontier[frontier >= 0]
+        found = [frontier]
+        seen[frontier] = True
+        try:
+            while len(frontier):
+                lo, hi = starts[frontier], starts[frontier + 1]
+                new = children[_ranges(lo, hi - lo)]
+                if len(alias_src):
+                    odd = frontier[self.sizes[frontier] < 0]
+                    pos = np.searchsorted(alias_src, odd)
+                    ok = pos < len(alias_src)
+                    ok[ok] = alias_src[pos[ok]] == odd[ok]
+                    new = np.concatenate([new, alias_dst[pos[ok]]])
+                new = np.unique(new)
+                frontier = new[~seen[new]]
+                seen[frontier] = True
+                found.append(frontier)
+        finally:
+            for f in found:
+                seen[f] = False
+        return np.sort(np.concatenate(found))
+
+    # -- the string API (retention, reports, audit) ------------------------------------------
+
+    @cached_property
+    def names(self) -> list[str]:
+        return self.named.to_pylist()  # type: ignore[no-any-return]
+
+    @cached_property
+    def _place(self) -> dict[str, int]:
+        return {d: i for i, d in enumerate(self.names)}
+
+    @cached_property
+    def blob_sizes(self) -> dict[str, int]:
+        """The sizes of the stored blobs that something in the snapshot names (a reference, a
+        manifest, a link or a tag)."""
+        at = np.flatnonzero(self.sizes >= 0)
+        names = self.names
+        return dict(zip((names[i] for i in at.tolist()), self.sizes[at].tolist(), strict=True))
+
+    @cached_property
+    def edges(self) -> dict[str, tuple[str, ...]]:
+        """parent -> its children over strong edges, in the order its manifest lists them."""
+        return self._runs(self.edges_at)
+
+    @cached_property
+    def manifest_children(self) -> dict[str, tuple[str, ...]]:
+        """parent -> the children it lists as manifests."""
+        return self._runs(self.manifest_children_at)
+
+    def _runs(self, csr: tuple[np.ndarray, np.ndarray]) -> dict[str, tuple[str, ...]]:
+        starts, children = csr
+        names = self.names
+        kids = [names[c] for c in children.tolist()]
+        bounds = starts.tolist()
+        return {
+            names[p]: tuple(kids[bounds[p] : bounds[p + 1]])
+            for p in np.flatnonzero(np.diff(starts)).tolist()
+        }
+
+    @cached_property
+    def manifest_kind(self) -> dict[str, str]:
+        names, kinds = self.names, self.kind_names
+        at = np.flatnonzero(self.kind_at >= 0)
+        return {
+            names[i]: kinds[k] for i, k in zip(at.tolist(), self.kind_at[at].tolist(), strict=True)
+        }
+
+    @cached_property
+    def manifest_problem(self) -> dict[str, str]:
+        return {self.names[i]: p for i, p in self.problem_at.items()}
+
+    @cached_property
+    def unstored(self) -> dict[str, list[tuple[str, str]]]:
+        return {
+            self.names[p]: [(child, kind) for _, child, kind in gone]
+            for p, gone in self.unstored_at.items()
+        }
+
+    def has_urls(self, parent: str, child: str) -> bool:
+        """A foreign or non-distributable layer: it may legitimately be absent."""
+        return (parent, child) in self.url_refs
 
     def canonical(self, repo: str | None, digest: str) -> str:
         """The stored blob for ``digest``: itself, or the target of the repository's alias link
@@ -157,23 +308,39 @@ class Graph:
     def closure(self, repo: str | None, roots: Iterable[str]) -> set[str]:
         """Every digest reachable from ``roots`` over strong edges, roots included, with alias
         digests replaced by their canonical blobs (the alias digest itself is kept too)."""
-        # Level by level with set operations: only parents and aliases cost a Python step.
-        aliases = self.aliases.get(repo, {}) if repo is not None else {}
-        edges = self.edges
-        sizes = self.blob_sizes
-        seen = set(roots)
-        frontier = set(seen)
-        while frontier:
-            new: set[str] = set()
-            for d in filter(edges.__contains__, frontier):
-                new.update(edges[d])
-            if aliases:
-                for d in filter(aliases.__contains__, frontier):
-                    if d not in sizes:
-                        new.add(aliases[d])
-            frontier = new - seen
-            seen |= frontier
-        return seen
+        roots = set(roots)
+        place = self._place
+        at = np.array([place[d] for d in roots if d in place], np.int64)
+        names = self.names
+        reached = self.reach(at, self.alias_places(repo))
+        return roots | {names[i] for i in reached.tolist()}
+
+
+_NO_PLACES = np.zeros(0, np.int64)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices starts[i] .. starts[i] + lengths[i] - 1 of every i, one after another."""
+    total = int(lengths.sum())
+    if not total:
+        return _NO_PLACES
+    keep = lengths > 0
+    starts, lengths = starts[keep], lengths[keep]
+    shift = starts - np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    return np.repeat(shift, lengths) + np.arange(total)
+
+
+def _csr(parents: np.ndarray, children: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, children) of the edges parents[i] -> children[i]: a parent's children in the
+    order of the rows (a stable sort; the snapshot lists them so already, by parent)."""
+    keep = (parents >= 0) & (children >= 0)
+    parents, children = parents[keep], children[keep]
+    if len(parents) and not (parents[1:] >= parents[:-1]).all():
+        order = np.argsort(parents, kind="stable")
+        parents, children = parents[order], children[order]
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(parents, minlength=n), out=starts[1:])
+    return starts, children.astype(np.int32)
 
 
 def pylist(
@@ -242,37 +409,31 @@ def places(col: pa.ChunkedArray, named: pa.Array) -> pa.ChunkedArray:
     return by_value(col, lambda v: pc.index_in(v, value_set=named))
 
 
-def _runs(
-    parent_at: pa.ChunkedArray, children: list[str], names: list[str]
-) -> dict[str, tuple[str, ...]]:
-    """parent -> its ``children``, the parents given by their places in ``names`` (one per
-    row, in the rows' order). The snapshot lists a manifest's references together, so a
-    parent's children are one run of rows, taken as one slice, not a row at a time (a parent
-    in several runs gets them all)."""
-    at = one_array(parent_at).to_numpy()
-    starts = (np.flatnonzero(at[1:] != at[:-1]) + 1).tolist()
-    out: dict[str, tuple[str, ...]] = {}
-    for a, b in zip([0, *starts], [*starts, len(at)], strict=True):
-        if a == b:
-            continue  # no rows
-        key = names[at[a]]
-        run = tuple(children[a:b])
-        out[key] = run if key not in out else out[key] + run
-    return out
-
-
 def _unstored(
-    refs: pa.Table, stored: pa.Array, url_refs: set[tuple[str, str]]
-) -> dict[str, list[tuple[str, str]]]:
-    """Graph.unstored, from the strong references ``refs`` and, per reference, whether its
-    child is a stored blob."""
-    odd = refs.filter(pc.and_(pc.invert(kind_is(refs, "manifest")), pc.invert(stored)))
-    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for parent, child, kind in zip(
-        pylist(odd["parent"]), pylist(odd["child"]), pylist(odd["kind"]), strict=True
+    refs: pa.Table,
+    parent_at: np.ndarray,
+    child_at: np.ndarray,
+    sizes: np.ndarray,
+    is_manifest: pa.ChunkedArray,
+    url_refs: set[tuple[str, str]],
+) -> dict[int, list[tuple[int, str, str]]]:
+    """Graph.unstored_at, from the strong references ``refs`` and their places."""
+    stored = child_at >= 0
+    stored[stored] = sizes[child_at[stored]] >= 0
+    odd = ~stored & ~one_array(is_manifest).to_numpy(zero_copy_only=False)
+    rows = pa.array(np.flatnonzero(odd))
+    few = refs.take(rows)
+    out: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for p, c, parent, child, kind in zip(
+        parent_at[odd].tolist(),
+        child_at[odd].tolist(),
+        pylist(few["parent"]),
+        pylist(few["child"]),
+        pylist(few["kind"]),
+        strict=True,
     ):
         if (parent, child) not in url_refs:
-            out[parent].append((child, kind))
+            out[p].append((c, child, kind))
     return dict(out)
 
 
@@ -304,4 +465,6 @@ def named_digests(snap: Snapshot) -> pa.Array:
             return only
     if not parts:
         return pa.nulls(0, pa.string())
-    return pc.unique(pa.chunked_array(list(parts.values()), pa.string()))
+    # Sorted, as share_digests's is: the graph's places then compare as their digests do.
+    distinct = pc.unique(pa.chunked_array(list(parts.values()), pa.string())).drop_null()
+    return distinct.take(pc.array_sort_indices(distinct))
