@@ -76,12 +76,12 @@ def test_scan_mark_and_plan_run_with_it_paused(
         monkeypatch.setattr(module, name, run)
 
     spy(scanner._Scan, "run")
-    spy(mark_module, "repo_views")
+    spy(mark_module, "_repositories")
     spy(plan_module, "_in_link_order")
     store = FilesystemStore(tmp_path)
     generate_demo(store, now=datetime.now(UTC))
     snap = scanner.scan(store)
     marked = mark_module.mark(snap)
     plan_module.make_plan(snap, marked, plan_module.GcSettings(), datetime.now(UTC))
-    assert seen == {"run": False, "repo_views": False, "_in_link_order": False}
+    assert seen == {"run": False, "_repositories": False, "_in_link_order": False}
     assert gc.isenabled()

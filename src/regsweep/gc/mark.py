@@ -21,14 +21,16 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import Graph, pylist
-from regsweep.scan.snapshot import Snapshot, by_value
+from regsweep.scan.graph import NO_PLACES, Graph, has_place, pylist
+from regsweep.scan.snapshot import Snapshot, by_value, one_array
 
 # cosign: [prefix]sha256-<hex>.sig|.att|.sbom ; OCI referrers fallback: sha256-<hex>
 REFERRER_TAG = re.compile(
@@ -54,27 +56,91 @@ class MissingBlob:
     kind: str  # config | layer | blob
 
 
+class RepoPlaces:
+    """Per repository, a sorted array of places (``Graph.named``): the mark's closures and
+    kept manifests, a few bytes a digest rather than a set of strings per repository (those
+    were ~60 MiB for a store of 94k manifests, through the plan)."""
+
+    def __init__(self, by_repo: dict[str, np.ndarray]) -> None:
+        self.by_repo = by_repo
+        self._code = {name: i for i, name in enumerate(sorted(by_repo))}
+
+    def get(self, repo: str) -> np.ndarray:
+        return self.by_repo.get(repo, NO_PLACES)
+
+    @cached_property
+    def _keys(self) -> np.ndarray:
+        """(repository's code << 32 | place) of every entry, sorted: codes follow the names'
+        order, and each repository's places are sorted."""
+        parts = [(code << 32) | self.by_repo[name] for name, code in self._code.items()]
+        return np.concatenate(parts) if parts else NO_PLACES
+
+    def rows_in(self, repos: pa.ChunkedArray | pa.Array, at: np.ndarray) -> np.ndarray:
+        """Per row: the place ``at`` (-1: none) is among the repository's (``repos``, the
+        rows' repository names)."""
+        col = one_array(repos) if isinstance(repos, pa.ChunkedArray) else repos
+        if not pa.types.is_dictionary(col.type):
+            col = col.dictionary_encode()
+        code_of = np.array(
+            [self._code.get(v, -1) for v in col.dictionary.to_pylist()] + [-1], np.int64
+        )
+        codes = code_of[np.asarray(pc.fill_null(col.indices, len(col.dictionary)), np.int64)]
+        keys = (codes << 32) | np.asarray(at, np.int64)
+        valid = (codes >= 0) & (np.asarray(at) >= 0)
+        pos = np.minimum(np.searchsorted(self._keys, keys), max(len(self._keys) - 1, 0))
+        return valid & (self._keys[pos] == keys) if len(self._keys) else valid & False
+
+    def digests(self, graph: Graph) -> dict[str, set[str]]:
+        names = graph.names
+        return {repo: {names[i] for i in at.tolist()} for repo, at in self.by_repo.items()}
+
+
 @dataclass
 class MarkResult:
-    live_blobs: set[str]
-    live_manifests: dict[str, set[str]]  # repo -> manifest digests kept in that repo
     kept_tags: dict[str, set[str]]
     removed_tags: dict[str, dict[str, str]]  # repo -> {tag: reason}
     unsafe_repos: dict[str, str]  # repo -> why it is kept whole
-    reach: dict[str, set[str]] = field(default_factory=dict)  # repo -> closure of its roots
+    # The reference graph of the marked snapshot, so that make_plan need not build it again;
+    # what follows are places in it.
+    graph: Graph = field(repr=False, compare=False)
+    live_at: np.ndarray = field(repr=False, compare=False)  # per place: a live blob
+    reach_at: RepoPlaces = field(repr=False, compare=False)  # repo -> closure of its roots
+    manifests_at: RepoPlaces = field(repr=False, compare=False)  # repo -> manifests it keeps
     missing: list[MissingBlob] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)  # reasons no blob may be swept
-    # The reference graph of the marked snapshot, so that make_plan need not build it again.
-    graph: Graph | None = field(default=None, repr=False, compare=False)
+
+    # As digests, for the audit, the quarantine and retention's preview (built when asked).
+    @cached_property
+    def live_blobs(self) -> set[str]:
+        return set(self.graph.digests_at(np.flatnonzero(self.live_at)).to_pylist())
+
+    @cached_property
+    def live_manifests(self) -> dict[str, set[str]]:
+        return self.manifests_at.digests(self.graph)
+
+    @cached_property
+    def reach(self) -> dict[str, set[str]]:
+        return self.reach_at.digests(self.graph)
 
     def needs_link(self, repo: str, digest: str, target: str | None) -> bool:
         """A ``_layers`` link of ``repo`` (its path's digest, its content's) is needed: its
-        repository is kept whole, or a kept manifest of it needs the blob. Asked per link
-        rather than stored as sets: a store can hold millions of links."""
+        repository is kept whole, or a kept manifest of it needs the blob."""
         if repo in self.unsafe_repos:
             return True
         reach = self.reach.get(repo, _NOTHING)
         return digest in reach or (target is not None and target in reach)
+
+    def links_needed(self, links: pa.Table) -> np.ndarray:
+        """``needs_link`` of every row of ``links`` (``_layers`` links: repository, digest,
+        target) at once, on places."""
+        graph, repos = self.graph, links["repository"]
+        needed = self.reach_at.rows_in(repos, graph.column_places(links["digest"]))
+        needed |= self.reach_at.rows_in(repos, graph.column_places(links["target"]))
+        if self.unsafe_repos:
+            names = pa.array(sorted(self.unsafe_repos), pa.string())
+            unsafe = by_value(repos, lambda v: pc.is_in(v, value_set=names))
+            needed |= one_array(pc.fill_null(unsafe, False)).to_numpy(zero_copy_only=False)
+        return needed
 
 
 @dataclass
@@ -163,6 +229,88 @@ def _links_where(
     return out
 
 
+@dataclass
+class _Repo:
+    """One repository as the mark reads it: its revisions and tags as places."""
+
+    name: str
+    valid: bool = True
+    rev_digest: np.ndarray = field(default_factory=lambda: NO_PLACES)  # per revision: its path's
+    rev_target: np.ndarray = field(default_factory=lambda: NO_PLACES)  # its content's (-1: none)
+    rev_present: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    tags: list[tuple[str, int]] = field(default_factory=list)  # (tag, target; -1: unreadable)
+    history: dict[str, np.ndarray] = field(default_factory=dict)  # of the unreadable tags
+
+    def revisions(self) -> np.ndarray:
+        """Every place a revision link names, by path or by content, sorted."""
+        both = np.concatenate([self.rev_digest, self.rev_target])
+        return np.unique(both[both >= 0])
+
+
+def _by_repository(col: pa.ChunkedArray) -> dict[str, np.ndarray]:
+    """The rows of each repository of the column ``col`` (repository names), in row order."""
+    arr = one_array(col)
+    if not pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_encode()
+    codes = np.asarray(pc.fill_null(arr.indices, -1), np.int64)
+    order = np.argsort(codes, kind="stable")
+    names = arr.dictionary.to_pylist()
+    out: dict[str, np.ndarray] = {}
+    for rows in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
+        if len(rows) and codes[rows[0]] >= 0:
+            out[names[codes[rows[0]]]] = rows
+    return out
+
+
+def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
+    """Every repository of the snapshot, sorted by name, its digests as places (the columns'
+    indices into the shared dictionary: no digest becomes a Python string)."""
+    repos: dict[str, _Repo] = {}
+
+    def get(name: str) -> _Repo:
+        if name not in repos:
+            repos[name] = _Repo(name)
+        return repos[name]
+
+    r = snap["repositories"]
+    for name, valid in zip(pylist(r["repository"]), pylist(r["valid_name"]), strict=True):
+        get(name).valid = bool(valid)
+    rv = snap["revisions"]
+    digest, target = graph.column_places(rv["digest"]), graph.column_places(rv["target"])
+    present = one_array(pc.fill_null(rv["blob_present"], False)).to_numpy(zero_copy_only=False)
+    for name, rows in _by_repository(rv["repository"]).items():
+        repo = get(name)
+        repo.rev_digest, repo.rev_target, repo.rev_present = (
+            digest[rows],
+            target[rows],
+            present[rows],
+        )
+    t = snap["tags"]
+    tag_names, tag_at = pylist(t["tag"]), graph.column_places(t["digest"]).tolist()
+    unreadable: set[tuple[str, str]] = set()
+    for name, rows in _by_repository(t["repository"]).items():
+        repo = get(name)
+        repo.tags = [(tag_names[i], tag_at[i]) for i in rows.tolist()]
+        unreadable.update((name, tag) for tag, at in repo.tags if at < 0)
+    h = snap["tag_history"]
+    if unreadable:
+        history: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for name, tag, d in zip(
+            pylist(h["repository"]),
+            pylist(h["tag"]),
+            graph.column_places(h["digest"]).tolist(),
+            strict=True,
+        ):
+            if (name, tag) in unreadable and d >= 0:
+                history[(name, tag)].append(d)
+        for (name, tag), at in history.items():
+            repos[name].history[tag] = np.array(at, np.int64)
+    for table in (h, snap["layer_links"]):
+        for name in pylist(pc.unique(table["repository"])):
+            get(name)
+    return dict(sorted(repos.items()))
+
+
 @collector_paused
 def mark(
     snap: Snapshot,
@@ -179,64 +327,69 @@ def mark(
     keeps) are. Both only make sense with ``delete_untagged``; in a repository kept whole
     (fail closed) expired tags are kept too. ``graph`` is ``Graph.from_snapshot(snap)`` when
     the caller already has it; the result carries it on to ``make_plan``.
+
+    Digests are places in ``graph.named`` throughout (see ``Graph``): a store of many
+    manifests has hundreds of thousands of digests in its closures.
     """
     expired = expired_tags or set()
     if graph is None:
         graph = Graph.from_snapshot(snap)
-    repos = repo_views(snap)
+    repos = _repositories(snap, graph)
     unsafe: dict[str, str] = {}
     uncertain: list[str] = []
+    problem = graph.problem
+    named = graph.named
 
-    def manifest_problem(d: str) -> str | None:
-        if d in graph.blob_sizes and d not in graph.manifest_kind:
-            return "manifest blob was not read"
-        return graph.manifest_problem.get(d)
+    def digest(at: int) -> str:
+        return str(named[at].as_py())
 
-    revision_digests = {name: repo.revision_digests() for name, repo in repos.items()}
+    # Per place: the manifest there has a problem (few do; asked for every revision and tag).
+    bad = (graph.sizes >= 0) & (graph.kind_at < 0)
+    bad[np.fromiter(graph.problem_at, np.int64, len(graph.problem_at))] = True
+
+    revisions = {name: repo.revisions() for name, repo in repos.items()}
     unresolved = _links_where(snap, lambda ll: pc.is_null(ll["target"]))
     # Fail-closed checks that do not depend on the roots.
     for repo in repos.values():
         if not repo.valid:
             unsafe[repo.name] = "invalid repository name (Distribution ignores it; kept whole)"
             continue
-        # (Asked per digest: a set of every digest with a problem held every stored layer and
-        # config, none of which is a manifest that was read.)
-        if any(manifest_problem(x) is not None for x in revision_digests[repo.name]):
-            for d, target in repo.revisions.items():
-                for x in {d, target} - {None}:
-                    assert x is not None
-                    p = manifest_problem(x)
-                    if p is not None:
-                        unsafe[repo.name] = f"manifest {x}: {p}"
-        for tag, target in repo.tags.items():
-            if target is None and not repo.history.get(tag):
+        if bad[revisions[repo.name]].any():
+            for d, target in zip(repo.rev_digest.tolist(), repo.rev_target.tolist(), strict=True):
+                for x in dict.fromkeys((d, target)):
+                    if x >= 0 and (p := problem(x)) is not None:
+                        unsafe[repo.name] = f"manifest {digest(x)}: {p}"
+        for tag, target in repo.tags:
+            if target < 0 and not len(repo.history.get(tag, NO_PLACES)):
                 # Its history would name what it may point to; without one, it could be any
                 # manifest of the repository.
                 unsafe[repo.name] = f"tag {tag}: current/link cannot be read and has no history"
-            elif target is not None and (p := manifest_problem(target)) is not None:
-                unsafe[repo.name] = f"manifest {target} of tag {tag}: {p}"
+            elif target >= 0 and bad[target]:
+                unsafe[repo.name] = f"manifest {digest(target)} of tag {tag}: {problem(target)}"
         for d, _ in unresolved.get(repo.name, ()):
             # We cannot tell which blob this link protects: no blob may be swept.
             uncertain.append(f"{repo.name}: _layers link {d} cannot be resolved")
 
-    live: dict[str, set[str]] = {}  # repo -> closure (digests, canonicalised)
-    roots: dict[str, set[str]] = defaultdict(set)
+    live: dict[str, np.ndarray] = {}  # repo -> closure (places, sorted; aliases canonicalised)
+    roots: dict[str, list[np.ndarray]] = defaultdict(list)
     kept_tags: dict[str, set[str]] = defaultdict(set)
     removed_tags: dict[str, dict[str, str]] = defaultdict(dict)
 
     pending_referrer_tags: dict[str, dict[str, str]] = defaultdict(dict)  # repo -> tag -> subject
     for repo in repos.values():
-        revs = revision_digests[repo.name]
+        revs = revisions[repo.name]
         whole = repo.name in unsafe or not delete_untagged
         if whole:
-            roots[repo.name] |= revs
-        for tag, target in repo.tags.items():
-            if target is None:
+            roots[repo.name].append(revs)
+        revs_here = set(revs.tolist())
+        blob_of = dict(zip(repo.rev_digest.tolist(), repo.rev_present.tolist(), strict=True))
+        for tag, target in repo.tags:
+            if target < 0:
                 # Unreadable current/link: every digest this tag ever pointed to is a root.
-                roots[repo.name] |= repo.history.get(tag, set())
+                roots[repo.name].append(repo.history.get(tag, NO_PLACES))
                 kept_tags[repo.name].add(tag)
                 continue
-            if target not in revs or not repo.revision_blob.get(target, False):
+            if target not in revs_here or not blob_of.get(target, False):
                 if repo.name in unsafe:
                     kept_tags[repo.name].add(tag)
                 else:
@@ -249,13 +402,19 @@ def mark(
                 pending_referrer_tags[repo.name][tag] = subject
                 continue
             kept_tags[repo.name].add(tag)
-            roots[repo.name].add(target)
+            roots[repo.name].append(np.array([target], np.int64))
 
-    for name, digests in (extra_roots or {}).items():
-        roots[name] |= digests
+    if extra_roots:
+        wanted = [(name, d) for name, digests in extra_roots.items() for d in digests]
+        for (name, _), at in zip(wanted, graph.places_of(d for _, d in wanted), strict=True):
+            roots[name].append(np.array([at], np.int64))
+
+    alive = np.zeros(len(named), bool)  # the union of every closure (closures only grow)
 
     def close(name: str) -> None:
-        live[name] = graph.closure(name, roots[name])
+        at = np.concatenate(roots[name]) if roots[name] else NO_PLACES
+        live[name] = graph.reach(at, graph.alias_places(name))
+        alive[live[name]] = True
 
     for name in repos:
         close(name)
@@ -263,29 +422,40 @@ def mark(
     if delete_untagged:
         # Referrers live while their subject lives, in any repository (COSIGN_REPOSITORY can
         # put signatures elsewhere). Iterate: a signature of an attestation counts too.
+        subject_of = dict(
+            zip(
+                graph.places_of(graph.subjects).tolist(),
+                graph.places_of(graph.subjects.values()).tolist(),
+                strict=True,
+            )
+        )
+        subject_of.pop(-1, None)
+        pending = sorted({s for tags in pending_referrer_tags.values() for s in tags.values()})
+        subject_at = dict(zip(pending, graph.places_of(pending).tolist(), strict=True))
         changed = True
         while changed:
             changed = False
-            everything = set().union(*live.values()) if live else set()
+            everything = alive.copy()
             for repo in repos.values():
                 if repo.name in unsafe:
                     continue
-                add: set[str] = set()
-                for d in revision_digests[repo.name] if graph.subjects else ():
-                    subj = graph.subjects.get(d)
-                    if subj is not None and subj in everything and d not in live[repo.name]:
-                        add.add(d)
-                for tag, subj in list(pending_referrer_tags[repo.name].items()):
-                    target = repo.tags[tag]
-                    assert target is not None
-                    if subj in everything or (
-                        subj.startswith("sha512:") and any(x.startswith(subj) for x in everything)
+                add: list[int] = []
+                for d in revisions[repo.name].tolist() if subject_of else ():
+                    subj = subject_of.get(d, -1)
+                    if subj >= 0 and everything[subj] and not has_place(live[repo.name], d):
+                        add.append(d)
+                tag_target = dict(repo.tags)
+                for tag, subj_digest in list(pending_referrer_tags[repo.name].items()):
+                    at = subject_at[subj_digest]
+                    if (at >= 0 and everything[at]) or (
+                        subj_digest.startswith("sha512:")
+                        and _any_starts_with(named, everything, subj_digest)
                     ):
                         kept_tags[repo.name].add(tag)
-                        add.add(target)
+                        add.append(tag_target[tag])
                         del pending_referrer_tags[repo.name][tag]
                 if add:
-                    roots[repo.name] |= add
+                    roots[repo.name].append(np.array(add, np.int64))
                     close(repo.name)
                     changed = True
         for name, tags in pending_referrer_tags.items():
@@ -294,60 +464,65 @@ def mark(
 
     # Closures may reach manifests with problems (e.g. an unparsable child): keep that repo
     # whole, then recompute its closure.
+    with_problem = np.array(sorted(graph.problem_at), np.int64)
     for repo in repos.values():
-        if repo.name in unsafe or live[repo.name].isdisjoint(graph.manifest_problem):
+        if repo.name in unsafe or not len(with_problem):
             continue
-        for d in live[repo.name]:
-            p = graph.manifest_problem.get(d)
-            if p is not None:
-                unsafe[repo.name] = f"manifest {d}: {p}"
-                roots[repo.name] |= revision_digests[repo.name]
-                kept_tags[repo.name] |= set(repo.tags)
-                removed_tags[repo.name] = {
-                    t: r for t, r in removed_tags[repo.name].items() if r == "dangling-tag"
-                }
-                close(repo.name)
-                break
+        hit = np.intersect1d(live[repo.name], with_problem, assume_unique=True)
+        if len(hit):
+            d = int(hit[0])
+            unsafe[repo.name] = f"manifest {digest(d)}: {graph.problem_at[d]}"
+            roots[repo.name].append(revisions[repo.name])
+            kept_tags[repo.name] |= {tag for tag, _ in repo.tags}
+            removed_tags[repo.name] = {
+                t: r for t, r in removed_tags[repo.name].items() if r == "dangling-tag"
+            }
+            close(repo.name)
 
     # The children a manifest needs that are not stored blobs (unless they are foreign layers
     # with urls): only these can be missing, so only these are checked per repository.
-    absent = {m: gone for m, gone in graph.unstored.items() if m not in graph.manifest_problem}
+    absent = {m: gone for m, gone in graph.unstored_at.items() if m not in graph.problem_at}
+    absent_at = np.array(sorted(absent), np.int64)
 
-    unsafe_names = pa.array(sorted(unsafe), pa.string())
-    unsafe_links = (
-        _links_where(
-            snap,
-            lambda ll: by_value(ll["repository"], lambda v: pc.is_in(v, value_set=unsafe_names)),
-        )
-        if unsafe
-        else {}
-    )
-    live_blobs: set[str] = set()
-    live_manifests: dict[str, set[str]] = {}
+    live_at = np.zeros(len(named), bool)
+    if unsafe:
+        unsafe_names = pa.array(sorted(unsafe), pa.string())
+        ll = snap["layer_links"]
+        ll = ll.filter(by_value(ll["repository"], lambda v: pc.is_in(v, value_set=unsafe_names)))
+        targets = graph.column_places(ll["target"])
+        live_at[targets[targets >= 0]] = True
+        paths = graph.column_places(ll["digest"])
+        paths = paths[paths >= 0]
+        live_at[paths[graph.sizes[paths] >= 0]] = True
+        del ll, targets, paths
+    manifests: dict[str, np.ndarray] = {}
     missing: list[MissingBlob] = []
     for repo in repos.values():
         closure = live[repo.name]
-        revs = revision_digests[repo.name]
-        live_blobs |= closure & graph.blob_sizes.keys()
-        live_manifests[repo.name] = closure & revs
-        if repo.name in unsafe:
-            links = unsafe_links.get(repo.name, [])
-            live_blobs |= {t for _, t in links if t is not None}
-            live_blobs |= {d for d, _ in links if d in graph.blob_sizes}
-            live_manifests[repo.name] = set(revs)
-        for m in filter(absent.__contains__, closure) if absent else ():
-            for child, kind in absent[m]:
-                if graph.canonical(repo.name, child) not in graph.blob_sizes:
-                    missing.append(MissingBlob(repo.name, m, child, kind))
+        live_at[closure[graph.sizes[closure] >= 0]] = True
+        revs = revisions[repo.name]
+        manifests[repo.name] = (
+            revs if repo.name in unsafe else np.intersect1d(closure, revs, assume_unique=True)
+        )
+        for m in np.intersect1d(closure, absent_at, assume_unique=True).tolist():
+            for at, child, kind in absent[m]:
+                if not graph.stored(graph.canonical_at(repo.name, at)):
+                    missing.append(MissingBlob(repo.name, digest(m), child, kind))
 
     return MarkResult(
-        live_blobs=live_blobs,
-        live_manifests=live_manifests,
         kept_tags=dict(kept_tags),
         removed_tags={k: v for k, v in removed_tags.items() if v},
         unsafe_repos=unsafe,
-        reach=live,
+        graph=graph,
+        live_at=live_at,
+        reach_at=RepoPlaces(live),
+        manifests_at=RepoPlaces(manifests),
         missing=sorted(set(missing), key=lambda m: (m.repository, m.manifest, m.blob)),
         uncertain=uncertain,
-        graph=graph,
     )
+
+
+def _any_starts_with(named: pa.Array, where: np.ndarray, prefix: str) -> bool:
+    """Some digest at a place ``where`` holds starts with ``prefix`` (a sha512 subject that a
+    tag can only name truncated)."""
+    return bool(pc.any(pc.starts_with(named.filter(pa.array(where)), prefix)).as_py())

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -31,10 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.errors import UsageError
-from regsweep.gc.mark import MarkResult
+from regsweep.gc.mark import MarkResult, RepoPlaces
 from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import Graph, kind_is, pylist
+from regsweep.scan.graph import NO_PLACES, Graph, has_place, kind_is, pylist
 from regsweep.scan.snapshot import (
     Snapshot,
     as_dictionary,
@@ -49,7 +48,6 @@ from regsweep.scan.snapshot import (
 from regsweep.scan.spill import SpilledTable
 
 PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4, 5
-_NOTHING: frozenset[str] = frozenset()
 
 # In memory, the text columns that repeat or that name blobs are dictionary-encoded. The blob
 # phase's digest and ETag are dictionaries over the snapshot's own blobs columns, so a plan of
@@ -615,19 +613,29 @@ def make_plan(
     del tags, history
 
     # -- phase 1: manifests (revision links) ------------------------------------------------
-    rev_repo, rev_digest, rev_target = rv["repository"], rv["digest"], rv["target"]
-    rev_present = rv["blob_present"]
+    # On places (see Graph): whether each revision is kept is one lookup for them all, and
+    # only the digests of revisions that may go become strings.
+    rev_repo, rev_repos = rv["repository"], rv.table["repository"]
+    rev_at = graph.column_places(rv.table["digest"])
+    rev_target_at = graph.column_places(rv.table["target"])
+    kept_rows = marked.manifests_at.rows_in(rev_repos, rev_at)
+    kept_rows |= marked.manifests_at.rows_in(rev_repos, rev_target_at)
+    rev_present = one_array(pc.fill_null(rv.table["blob_present"], False)).to_numpy(
+        zero_copy_only=False
+    )
+    maybe_rows = np.flatnonzero(~(kept_rows & rev_present))
     untagged: list[tuple[str, str, str, int]] = []
-    no_manifests: set[str] = set()
-    for r, (repo, d) in enumerate(zip(rev_repo, rev_digest, strict=True)):
+    for r, d in zip(
+        maybe_rows.tolist(),
+        pylist(rv.table["digest"].take(pa.array(maybe_rows, pa.int64()))),
+        strict=True,
+    ):
+        repo = rev_repo[r]
         if repo in marked.unsafe_repos:
             continue
-        live_here = marked.live_manifests.get(repo, no_manifests)
-        kept = d in live_here or rev_target[r] in live_here
-        if kept and rev_present[r]:
-            continue
-        reason = "untagged" if rev_present[r] and not kept else "dangling-revision"
+        reason = "untagged" if rev_present[r] and not kept_rows[r] else "dangling-revision"
         untagged.append((repo, d, reason, r))
+    del kept_rows, maybe_rows
     if untagged:
         # A tag that still exists and points here keeps it (it is not untagged after all).
         # Looked up for these revisions only: a set of every tag's (repository, digest) was
@@ -670,24 +678,28 @@ def make_plan(
     # that go still needs its own, to protect those that what stays needs. (The roots are
     # gathered for those repositories only: a set per repository of every revision's digests
     # was ~60 bytes a revision.)
-    leaving = {(repo, d) for repo, d, *_ in rev_cands}
-    leaving_repos = {repo for repo, _ in leaving}
-    outside: set[str] = set()  # repositories with a root that stays outside the mark's closure
-    for repo, d, target in zip(rev_repo, rev_digest, rev_target, strict=True):
-        if repo not in leaving_repos and repo not in outside:
-            reach = marked.reach.get(repo, _NOTHING)
-            if d not in reach or (target is not None and target not in reach):
-                outside.add(repo)
-    staying: dict[str, set[str]] = defaultdict(set)
+    leaving = {r for _, _, _, r, _ in rev_cands}
+    leaving_repos = {repo for repo, *_ in rev_cands}
+    # Repositories with a root that stays outside the mark's closure.
+    in_reach = marked.reach_at.rows_in(rev_repos, rev_at)
+    in_reach &= marked.reach_at.rows_in(rev_repos, rev_target_at) | (rev_target_at < 0)
+    outside = {rev_repo[r] for r in np.flatnonzero(~in_reach).tolist()} - leaving_repos
+    del in_reach
+    staying: dict[str, list[int]] = defaultdict(list)
     if leaving_repos or outside:
-        for repo, d, target in zip(rev_repo, rev_digest, rev_target, strict=True):
-            if (repo in leaving_repos or repo in outside) and (repo, d) not in leaving:
-                staying[repo] |= {d, target} - {None}
-    needed_after = {repo: graph.closure(repo, roots) for repo, roots in staying.items()}
-    needed_anywhere = set().union(*needed_after.values()) if needed_after else set()
+        for r, repo in enumerate(rev_repo):
+            if (repo in leaving_repos or repo in outside) and r not in leaving:
+                staying[repo] += [x for x in (rev_at[r], rev_target_at[r]) if x >= 0]
+    needed_after = RepoPlaces(
+        {
+            repo: graph.reach(np.array(roots, np.int64), graph.alias_places(repo))
+            for repo, roots in staying.items()
+        }
+    )
+    needed_anywhere = np.unique(np.concatenate([NO_PLACES, *needed_after.by_repo.values()]))
 
     for repo, d, reason, r, entries in rev_cands:
-        if d in needed_after.get(repo, set()):
+        if has_place(needed_after.get(repo), int(rev_at[r])):
             protected["revision"] += 1
             continue
         cand = out.new_candidate()
@@ -706,21 +718,28 @@ def make_plan(
         out.add_row(cand, PHASE_MANIFESTS, "revision", reason, rv, r, repository=repo, digest=d)
     # Phase 1's Python values of every tag, history entry and revision can go before the
     # phases that hold millions of rows.
-    del tg, hs, rv, rev_repo, rev_digest, rev_target, rev_present, rev_cands, leaving, staying
+    del tg, hs, rv, rev_repo, rev_repos, rev_at, rev_target_at, rev_present, rev_cands
+    del leaving, staying
 
     # -- phase 2: _layers links -------------------------------------------------------------
     # Column by column, a slice of rows at a time: no row becomes a dict, and a store's
     # millions of links never all become Python values at once.
-    no_links: set[str] = set()
+    # Whether a link is needed is found for a slice of links at once, on places.
     for batch in _in_link_order(snap["layer_links"]):
         ll = _Columns(pa.Table.from_batches([batch]), "repository", "digest", "target")
-        for i, (repo, digest, target, present, t_ms) in enumerate(
+        needs = marked.links_needed(ll.table).tolist()
+        repos = ll.table["repository"]
+        after = needed_after.rows_in(repos, graph.column_places(ll.table["digest"]))
+        after |= needed_after.rows_in(repos, graph.column_places(ll.table["target"]))
+        for i, (repo, digest, target, present, t_ms, needed, needed_later) in enumerate(
             zip(
                 ll["repository"],
                 ll["digest"],
                 ll["target"],
                 pylist(ll.table["blob_present"]),
                 ll.millis,
+                needs,
+                after.tolist(),
                 strict=True,
             )
         ):
@@ -728,12 +747,12 @@ def make_plan(
                 continue
             if not present and target is not None:
                 reason = "dangling-link"
-            elif marked.needs_link(repo, digest, target):
+            elif needed:
                 continue
             else:
                 reason = "unneeded-link"
             if (t_ms is not None and t_ms * 1000 >= cutoff_us) or (
-                reason == "unneeded-link" and {digest, target} & needed_after.get(repo, no_links)
+                reason == "unneeded-link" and needed_later
             ):
                 protected["layer_link"] += 1
                 continue
@@ -754,10 +773,9 @@ def make_plan(
     # the rows of those that go written out too; in memory, one part, and no copy of their
     # digests beyond the plan's own rows. The blobs the mark did not keep, in digest order so
     # that the plan does not depend on the snapshot's row order (same input, same bytes).
-    live = sorted(marked.live_blobs)
     blob_candidates, totals = [0, 0], [0, 0]  # count, bytes
     used_at: pa.Array | None = None  # blobs used at or after the cutoff (see below)
-    needed = pa.array(sorted(needed_anywhere), pa.string())
+    needed = graph.digests_at(needed_anywhere)
     spill = "blobs" in snap.spilled
     for part in snap.parts("blobs"):
         totals[0] += part.num_rows
@@ -769,11 +787,13 @@ def make_plan(
         # among the live blobs whose digests fall in the part's range only (the parts are
         # sixteenths or so of the digests): an Arrow array of every live blob, and the value
         # set is_in builds from it for each part, were ~60 MiB at 1M objects, the plan's peak.
-        unkept = pc.invert(by_value(digests, lambda v: pc.is_in(v, value_set=_within(live, v))))
+        unkept = pc.invert(
+            by_value(digests, lambda v: pc.is_in(v, value_set=_live_within(marked, v)))
+        )
         if not pc.any(unkept).as_py():
             continue
         if used_at is None:
-            used_at = _young_use(snap, graph, marked.live_blobs, cutoff_us)
+            used_at = _young_use(snap, graph, marked.live_at, cutoff_us)
         # Kept by the grace period: its own time or a later use is at or after the cutoff.
         # Compared per blob as stored (milliseconds) and as booleans: an integer per blob in
         # microseconds was 48 MB a column at 6M blobs.
@@ -1005,21 +1025,35 @@ def _constant(value: Any, n: int, type_: pa.DataType = _DICT) -> pa.ChunkedArray
     return repeated(one, n)
 
 
-def _within(values: list[str], digests: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """The ``values`` (sorted) from the least to the greatest of ``digests``."""
+def _live_within(marked: MarkResult, digests: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The live blobs from the least to the greatest of ``digests``, sorted (the graph's
+    digests are: their places in that range are one slice)."""
     bounds = pc.min_max(digests).as_py()
     if bounds["min"] is None:
         return pa.array([], pa.string())
-    lo = bisect_left(values, bounds["min"])
-    return pa.array(values[lo : bisect_right(values, bounds["max"], lo)], pa.string())
+    named = marked.graph.named
+    lo, hi = _bisect(named, bounds["min"]), _bisect(named, bounds["max"], right=True)
+    return marked.graph.digests_at(np.flatnonzero(marked.live_at[lo:hi]) + lo)
 
 
-def _young_use(snap: Snapshot, graph: Graph, live: set[str], cutoff_us: int) -> pa.Array:
+def _bisect(values: pa.Array, x: str, *, right: bool = False) -> int:
+    """bisect_left (``right``: bisect_right) of ``x`` in the sorted strings ``values``."""
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        v = values[mid].as_py()
+        if v < x or (right and v == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _young_use(snap: Snapshot, graph: Graph, live_at: np.ndarray, cutoff_us: int) -> pa.Array:
     """The blobs the mark did not keep whose last use (a link or manifest that uses them, not
     their own time) is at or after ``cutoff_us``. Only a blob something names can have such a
-    use: the graph holds exactly those (a set difference: an Arrow array of every named blob
-    was 30 MiB at 1M objects, at the plan's peak)."""
-    wanted = pa.array(sorted(graph.blob_sizes.keys() - live), pa.string())
+    use: the graph holds exactly those."""
+    wanted = graph.digests_at(np.flatnonzero((graph.sizes >= 0) & ~live_at))
     used_at = _blob_activity_us(snap, graph, only=wanted, blobs=False)
     return pa.array([d for d, us in used_at.items() if us >= cutoff_us], pa.string())
 
@@ -1122,7 +1156,7 @@ def brakes(
     if blob_totals is None:
         blob_totals = (len(blob_rows), sum(b["size"] for b in blob_rows))
     total, total_bytes = blob_totals
-    if total and not marked.live_blobs:
+    if total and not marked.live_at.any():
         out.append(
             f"the mark set is empty while {total} blobs exist: is STORE the right root? "
             "(no repository references anything)"

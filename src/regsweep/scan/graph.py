@@ -202,8 +202,8 @@ class Graph:
     def alias_places(self, repo: str | None) -> tuple[np.ndarray, np.ndarray]:
         """The repository's alias links as places: (aliases, sorted; their targets)."""
         if repo is None:
-            return _NO_PLACES, _NO_PLACES
-        return self.alias_at.get(repo, (_NO_PLACES, _NO_PLACES))
+            return NO_PLACES, NO_PLACES
+        return self.alias_at.get(repo, (NO_PLACES, NO_PLACES))
 
     def reach(
         self, roots: np.ndarray, aliases: tuple[np.ndarray, np.ndarray] | None = None
@@ -212,7 +212,7 @@ class Graph:
         sorted; an unstored alias digest (``aliases``: ``alias_places``) leads to its
         canonical blob. Level by level on arrays: a Python step per level, not per digest."""
         starts, children = self.edges_at
-        alias_src, alias_dst = aliases if aliases is not None else (_NO_PLACES, _NO_PLACES)
+        alias_src, alias_dst = aliases if aliases is not None else (NO_PLACES, NO_PLACES)
         seen = self._seen
         frontier = np.unique(np.asarray(roots, np.int64))
         frontier = frontier[frontier >= 0]
@@ -316,14 +316,20 @@ class Graph:
         return roots | {names[i] for i in reached.tolist()}
 
 
-_NO_PLACES = np.zeros(0, np.int64)
+NO_PLACES = np.zeros(0, np.int64)
+
+
+def has_place(places: np.ndarray, at: int) -> bool:
+    """``at`` is among the sorted ``places``."""
+    i = int(np.searchsorted(places, at))
+    return i < len(places) and int(places[i]) == at
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The indices starts[i] .. starts[i] + lengths[i] - 1 of every i, one after another."""
     total = int(lengths.sum())
     if not total:
-        return _NO_PLACES
+        return NO_PLACES
     keep = lengths > 0
     starts, lengths = starts[keep], lengths[keep]
     shift = starts - np.concatenate(([0], np.cumsum(lengths)[:-1]))
