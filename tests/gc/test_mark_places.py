@@ -1,0 +1,164 @@
+"""The graph, the mark and the plan work on digests' places in the snapshot's shared dictionary
+(issue 7: memory): checked against plain Python over the same rows, and that a gc plan never
+turns the graph's digests into strings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from imagegen import Blob, Layer, LayoutWriter, image_manifest, make_layer
+from regsweep.clock import utcnow
+from regsweep.demo.generator import generate_demo
+from regsweep.gc.mark import RepoPlaces, mark
+from regsweep.gc.plan import GcSettings, make_plan
+from regsweep.layout.keys import (
+    blob_data_key,
+    layer_link_key,
+    revision_link_key,
+    tag_current_key,
+    tag_index_key,
+)
+from regsweep.scan.graph import Graph
+from regsweep.scan.scanner import scan
+from regsweep.scan.snapshot import Snapshot, column
+from regsweep.storage.filesystem import FilesystemStore
+
+
+@pytest.fixture(scope="module")
+def snap(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    root = tmp_path_factory.mktemp("mark-places") / "registry"
+    root.mkdir()
+    generate_demo(FilesystemStore(root), now=utcnow() - timedelta(days=30))
+    return scan(FilesystemStore(root))
+
+
+def _strong_edges(snap: Snapshot) -> dict[str, list[str]]:
+    edges: dict[str, list[str]] = defaultdict(list)
+    refs = snap["references"]
+    for parent, child, kind in zip(
+        column(refs, "parent"), column(refs, "child"), column(refs, "kind"), strict=True
+    ):
+        if kind != "subject":
+            edges[parent].append(child)
+    return edges
+
+
+def _closure(edges: dict[str, list[str]], roots: set[str]) -> set[str]:
+    seen, todo = set(roots), list(roots)
+    while todo:
+        for child in edges.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def test_graph_edges_and_closures_match_the_references(snap: Snapshot) -> None:
+    graph = Graph.from_snapshot(snap)
+    edges = _strong_edges(snap)
+    assert graph.edges == {p: tuple(c) for p, c in edges.items()}
+    revisions: dict[str, set[str]] = defaultdict(set)
+    rv = snap["revisions"]
+    for repo, d in zip(column(rv, "repository"), column(rv, "digest"), strict=True):
+        revisions[repo].add(d)
+    assert len(revisions) > 3
+    for repo, roots in revisions.items():
+        assert graph.closure(repo, roots) == _closure(edges, roots), repo
+
+
+def test_marked_closures_are_the_closures_of_the_roots(snap: Snapshot) -> None:
+    marked = mark(snap)  # every revision is a root
+    graph = marked.graph
+    edges = _strong_edges(snap)
+    rv = snap["revisions"]
+    roots: dict[str, set[str]] = defaultdict(set)
+    for repo, d, target in zip(
+        column(rv, "repository"), column(rv, "digest"), column(rv, "target"), strict=True
+    ):
+        roots[repo] |= {d, target} - {None}
+    live: set[str] = set()
+    for repo, r in roots.items():
+        if repo in marked.unsafe_repos:
+            continue
+        reach = _closure(edges, r)
+        assert marked.reach[repo] == reach, repo
+        assert marked.live_manifests[repo] == reach & r
+        live |= reach & graph.blob_sizes.keys()
+    assert live <= marked.live_blobs
+
+
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_a_gc_plan_turns_no_digest_of_the_graph_into_a_string(
+    snap: Snapshot, delete_untagged: bool
+) -> None:
+    """The mark and the plan stay on places: the graph's string views (hundreds of thousands
+    of digests on a large store) are built only for retention, the reports and the audit."""
+    marked = mark(snap, delete_untagged=delete_untagged)
+    settings = GcSettings(delete_untagged=delete_untagged, grace=timedelta(0))
+    plan = make_plan(snap, marked, settings, utcnow())
+    assert plan.rows.num_rows
+    built = {"names", "_place", "blob_sizes", "edges", "manifest_kind", "manifest_children"}
+    assert built.isdisjoint(vars(marked.graph))
+    assert {"live_blobs", "reach", "live_manifests"}.isdisjoint(vars(marked))
+
+
+def test_rows_in_asks_each_row_of_its_own_repository() -> None:
+    places = RepoPlaces({"b": np.array([2, 5], np.int64), "a": np.array([1], np.int64)})
+    repos = pa.array(["a", "a", "b", "b", "c", None, "b"]).dictionary_encode()
+    at = np.array([1, 2, 5, 1, 1, 1, -1], np.int64)
+    assert places.rows_in(repos, at).tolist() == [True, False, True, False, False, False, False]
+    assert RepoPlaces({}).rows_in(repos, at).tolist() == [False] * 7
+    assert places.get("c").tolist() == []
+
+
+def _write_manifest(store: FilesystemStore, repo: str, data: bytes, tag: str) -> str:
+    blob = Blob(data)
+    store.write(blob_data_key(blob.digest), data)
+    store.write(revision_link_key(repo, blob.digest), blob.digest.encode())
+    store.write(tag_index_key(repo, tag, blob.digest), blob.digest.encode())
+    store.write(tag_current_key(repo, tag), blob.digest.encode())
+    return blob.digest
+
+
+def test_a_layer_named_by_its_sha512_is_kept_through_its_alias_link(tmp_path: Path) -> None:
+    """storage-layout.md §7.10: the manifest names the layer's sha512; the blob is stored under
+    its sha256, which the repository's sha512 ``_layers`` link points to. The closure on
+    places follows the alias: the blob and both links stay, and nothing is missing."""
+    store = FilesystemStore(tmp_path)
+    w = LayoutWriter(store)
+    layer = make_layer("alias", 64)
+    sha512 = "sha512:" + hashlib.sha512(layer.blob.data).hexdigest()
+    config = Blob(b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}')
+    body = json.loads(image_manifest(config, [Layer(layer.blob, layer.diff_id)]).blob.data)
+    body["layers"][0]["digest"] = sha512
+    w.push_blob("alias/app", config)
+    w.push_blob("alias/app", layer.blob)
+    store.write(layer_link_key("alias/app", sha512), layer.blob.digest.encode())
+    _write_manifest(store, "alias/app", json.dumps(body).encode(), "v1")
+    orphan = Blob(b"nothing names this blob")
+    store.write(blob_data_key(orphan.digest), orphan.data)
+
+    snap = scan(store)
+    for delete_untagged in (False, True):
+        marked = mark(snap, delete_untagged=delete_untagged)
+        assert marked.missing == [] and marked.unsafe_repos == {}
+        assert layer.blob.digest in marked.live_blobs
+        assert sha512 in marked.reach["alias/app"]
+        plan = make_plan(
+            snap,
+            marked,
+            GcSettings(delete_untagged=delete_untagged, grace=timedelta(0), max_delete_fraction=1),
+            utcnow(),
+        )
+        assert plan.refusals == []
+        assert [(r["kind"], r["digest"]) for r in plan.rows.to_pylist()] == [
+            ("blob", orphan.digest)
+        ]
