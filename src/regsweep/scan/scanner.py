@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -51,6 +52,7 @@ from regsweep.scan.snapshot import (
     ascending,
     by_value,
     decoded,
+    identity,
     one_array,
     share_digests,
     table_from_columns,
@@ -260,6 +262,26 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
+def _by_parent(tables: dict[str, Any]) -> pa.Table:
+    """The references (taken out of ``tables``, their place left None) sorted by parent,
+    stably: each manifest's in the order it lists them. Over one sorted dictionary
+    (share_digests) a parent's index orders as its digest does, so the sort is of 4-byte
+    indices and the take copies no text."""
+    held = [tables["references"]]  # so that _take is given the only reference
+    tables["references"] = None
+    parent = held[0]["parent"]
+    shared = {identity(c.dictionary) for c in parent.chunks} if parent.num_chunks else set()
+    if pa.types.is_dictionary(parent.type) and len(shared) == 1:
+        if not ascending(parent.chunk(0).dictionary):
+            raise AssertionError("share_digests makes a sorted dictionary")
+        at = one_array(pa.chunked_array([c.indices for c in parent.chunks], pa.int32()))
+        order = pa.array(np.argsort(at.to_numpy(zero_copy_only=False), kind="stable"))
+    else:
+        order = _order(held[0], ["parent"])
+    del parent
+    return _take(held.pop(), order)
+
+
 def _algorithm(digests: pa.Array) -> pa.Array:
     return pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
 
@@ -445,6 +467,7 @@ class _Scan:
         }
         tables["manifests"], tables["references"] = self.manifest_tables()
         share_digests(tables)
+        tables["references"] = _by_parent(tables)
         tables["anomalies"] = self.anomalies.build()
         meta: dict[str, Any] = {
             "store": self.store.url,
@@ -1001,19 +1024,15 @@ class _Scan:
         del fresh, parsed, digests
         self.manifests, self.prefetched_manifests = {}, {}
         self.manifest_blobs, self.found_blobs = {}, []
-        # Encoded as built (a few distinct values a table): the take below unifies their
-        # dictionaries. The rows kept and their order are found first and taken a column at a
-        # time (see _take): filtering, then sorting, the whole table held three copies of it
-        # at once, the peak of a scan of many manifests.
-        held = [pa.concat_tables(tables)]  # so that _take is given the only reference
+        # Encoded as built, a dictionary per table; sorted by parent only once their digests
+        # are over the snapshot's one dictionary (share_digests, then by_parent): sorting now
+        # would unify the tables' dictionaries, hashing every digest once more (the peak of a
+        # scan of many manifests).
+        rt = pa.concat_tables(tables)
         del tables
-        rt = held[0]
-        order = _order(rt, ["parent"])
         if listed is not None:
-            kept = one_array(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
-            order = order.filter(kept.take(order))  # the sort is stable: filtered, still in order
-        del rt
-        return mt, _take(held.pop(), order)
+            rt = rt.filter(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
+        return mt, rt
 
     # -- tables ------------------------------------------------------------------------------
 
