@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pyarrow as pa
@@ -10,6 +11,7 @@ import pyarrow.compute as pc
 from regsweep.scan.graph import pylist
 from regsweep.scan.snapshot import (
     DIGEST_COLUMNS,
+    ascending,
     by_value,
     compacted,
     decoded,
@@ -100,6 +102,42 @@ def test_share_digests_puts_every_digest_column_over_one_dictionary() -> None:
     ll = tables["layer_links"]
     assert identity(ll["digest"].chunk(0).indices) == identity(ll["target"].chunk(0).indices)
     assert ll["repo"].chunk(0).dictionary.to_pylist() == ["r", "s"]
+
+
+def test_share_digests_over_many_prefixes_sorts_them_all_as_one() -> None:
+    """Digests are hashed a group of first characters at a time: the groups' values, one after
+    another, are the sorted distinct values of every dictionary, whatever their algorithms and
+    lengths, and a dictionary may name a value twice (the references' dictionaries are put
+    one after another unhashed) or hold values that no row uses."""
+    rng = random.Random(7)
+    hexes = [f"{rng.getrandbits(256):064x}" for _ in range(400)]
+    values = [f"sha256:{h}" for h in hexes] + [f"sha512:{h}{h}" for h in hexes[:50]]
+    values += ["sha256:", "sha", "a", "sha256:0", "tarsum.v1+sha256:" + hexes[0], "zzz"]
+    pieces = [rng.sample(values, 120) for _ in range(5)]
+    # Each with values repeated, as _one_dictionary's are.
+    dicts = [pa.array(p + p[:10], pa.string()) for p in pieces]
+
+    def column(d: pa.Array) -> pa.ChunkedArray:
+        rows = pa.array([rng.randrange(len(d)) for _ in range(300)], pa.int32())
+        return pa.chunked_array([pa.DictionaryArray.from_arrays(rows, d)])
+
+    tables = {
+        "references": pa.table({"parent": column(dicts[0]), "child": column(dicts[1])}),
+        "layer_links": pa.table({"digest": column(dicts[2]), "target": column(dicts[3])}),
+        "tags": pa.table({"digest": column(dicts[4])}),
+    }
+    before = {name: t.to_pylist() for name, t in tables.items()}
+    share_digests(tables)
+    assert {name: t.to_pylist() for name, t in tables.items()} == before
+    shared = tables["tags"]["digest"].chunk(0).dictionary
+    assert shared.to_pylist() == sorted({v for p in pieces for v in p})
+    assert ascending(shared)
+    assert {
+        identity(chunk.dictionary)
+        for t in tables.values()
+        for col in t.columns
+        for chunk in col.chunks
+    } == {identity(shared)}
 
 
 def test_compacted_keeps_only_the_dictionary_values_the_rows_use() -> None:

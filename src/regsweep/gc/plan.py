@@ -33,7 +33,7 @@ from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult, RepoPlaces
 from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import NO_PLACES, Graph, has_place, kind_is, pylist
+from regsweep.scan.graph import NO_PLACES, Graph, has_place, kind_is, pylist, sorted_range
 from regsweep.scan.snapshot import (
     Snapshot,
     as_dictionary,
@@ -1028,25 +1028,8 @@ def _constant(value: Any, n: int, type_: pa.DataType = _DICT) -> pa.ChunkedArray
 def _live_within(marked: MarkResult, digests: pa.Array | pa.ChunkedArray) -> pa.Array:
     """The live blobs from the least to the greatest of ``digests``, sorted (the graph's
     digests are: their places in that range are one slice)."""
-    bounds = pc.min_max(digests).as_py()
-    if bounds["min"] is None:
-        return pa.array([], pa.string())
-    named = marked.graph.named
-    lo, hi = _bisect(named, bounds["min"]), _bisect(named, bounds["max"], right=True)
+    lo, hi = sorted_range(marked.graph.named, digests)
     return marked.graph.digests_at(np.flatnonzero(marked.live_at[lo:hi]) + lo)
-
-
-def _bisect(values: pa.Array, x: str, *, right: bool = False) -> int:
-    """bisect_left (``right``: bisect_right) of ``x`` in the sorted strings ``values``."""
-    lo, hi = 0, len(values)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        v = values[mid].as_py()
-        if v < x or (right and v == x):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 def _young_use(snap: Snapshot, graph: Graph, live_at: np.ndarray, cutoff_us: int) -> pa.Array:

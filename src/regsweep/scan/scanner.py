@@ -7,6 +7,7 @@ its row and an entry in the ``anomalies`` table. It never writes to the store.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import uuid
 from bisect import bisect_right
@@ -280,6 +281,24 @@ def _by_parent(tables: dict[str, Any]) -> pa.Table:
         order = _order(held[0], ["parent"])
     del parent
     return _take(held.pop(), order)
+
+
+def _one_dictionary(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary column as one chunk over its chunks' dictionaries put one after another,
+    without hashing (a value may be there twice: share_digests makes them distinct). The
+    references come a table per batch of manifests read, hundreds of small dictionaries,
+    each of which would cost share_digests a few steps."""
+    if col.num_chunks < 2:
+        return col
+    starts = itertools.accumulate((len(c.dictionary) for c in col.chunks), initial=0)
+    indices = [
+        pc.add(c.indices, pa.scalar(at, c.indices.type))
+        for c, at in zip(col.chunks, starts, strict=False)
+    ]
+    dictionary = pa.concat_arrays([c.dictionary for c in col.chunks])
+    return pa.chunked_array(
+        [pa.DictionaryArray.from_arrays(pa.concat_arrays(indices), dictionary)], col.type
+    )
 
 
 def _algorithm(digests: pa.Array) -> pa.Array:
@@ -1032,6 +1051,8 @@ class _Scan:
         del tables
         if listed is not None:
             rt = rt.filter(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
+        for name in ("parent", "child"):
+            rt = rt.set_column(rt.schema.get_field_index(name), name, _one_dictionary(rt[name]))
         return mt, rt
 
     # -- tables ------------------------------------------------------------------------------

@@ -200,12 +200,12 @@ DIGEST_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def share_digests(tables: dict[str, pa.Table]) -> None:
-    """Every digest column of ``tables`` (replaced in place) as indices into one dictionary of
-    every digest they name. Each table's columns had their own dictionary, most digests in
-    several of them (a layer is a reference's child and a link's digest and target in every
-    repository that uses it): ~64 MiB of dictionaries for 351k distinct digests on a store of
-    94k manifests, against 25 MiB for one. What reads them (the graph) can then use the
-    indices as they are instead of looking every digest up. Written tables are compacted
+    """Every digest column of ``tables`` (replaced in place) as indices into one sorted
+    dictionary of every digest they name. Each table's columns had their own dictionary, most
+    digests in several of them (a layer is a reference's child and a link's digest and target
+    in every repository that uses it): ~64 MiB of dictionaries for 351k distinct digests on a
+    store of 94k manifests, against 25 MiB for one. What reads them (the graph) can then use
+    the indices as they are instead of looking every digest up. Written tables are compacted
     again (``compacted``): a dictionary is written whole, used or not."""
     columns = [(t, c) for t, cs in DIGEST_COLUMNS.items() if t in tables for c in cs]
     where: dict[tuple[int, ...], int] = {}  # a dictionary's identity -> its place below
@@ -218,29 +218,10 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
             if (key := identity(chunk.dictionary)) not in where:
                 where[key] = len(dictionaries)
                 dictionaries.append(chunk.dictionary)
-    if len(dictionaries) < 2:
-        return
-    # One pass of hashing: a chunked array is encoded over one dictionary, its chunks' indices
-    # the place of each old dictionary's values in it.
-    encoded = pa.chunked_array(dictionaries, pa.string()).dictionary_encode()
-    if any(chunk.null_count for chunk in encoded.chunks):
-        return  # a null in a dictionary: not one a scan makes
-    if encoded.num_chunks == 0:
-        return  # no digest at all
-    # Sorted, so that a reader can tell it is distinct at a glance (``ascending``: counting
-    # distinct values hashed them all again, 140 MiB at once for 351k digests), and indices
-    # compare as their digests do. The sort's copy costs less than the hashing just done.
-    first_seen = encoded.chunk(0).dictionary
-    order = pc.sort_indices(first_seen)
-    shared = first_seen.take(order)
-    rank = np.empty(len(order), np.int32)
-    rank[order.to_numpy()] = np.arange(len(order), dtype=np.int32)
-    del first_seen, order
-    # Each old dictionary's slice of the new indices (Arrow may leave empty chunks out).
-    every = pa.array(rank[pa.concat_arrays([c.indices for c in encoded.chunks]).to_numpy()])
-    starts = itertools.accumulate((len(d) for d in dictionaries), initial=0)
-    remaps = [every.slice(at, len(d)) for at, d in zip(starts, dictionaries, strict=False)]
-    del encoded, dictionaries, rank
+    if len(dictionaries) < 2 or any(d.null_count for d in dictionaries):
+        return  # nothing to share, or a null in a dictionary: not one a scan makes
+    shared, remaps = _sorted_union(dictionaries)
+    del dictionaries
     done: dict[Any, pa.Array] = {}  # columns that shared a chunk still do
     for t, c in columns:
         col = tables[t][c]
@@ -253,6 +234,52 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
             chunks.append(done[same])
         at = tables[t].schema.get_field_index(c)
         tables[t] = tables[t].set_column(at, c, pa.chunked_array(chunks, col.type))
+
+
+# Digests are hashed a group at a time, by their first characters (the algorithm and the first
+# hex digit): one hash table of every distinct digest, with the dictionary it makes and its
+# sorted copy, was the peak of a scan of many manifests (~90 MiB at once for 351k digests).
+_GROUP_PREFIX = len("sha256:") + 1
+_GROUPS = 4
+
+
+def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array]]:
+    """The distinct values of ``dictionaries`` (string arrays without nulls), sorted, and for
+    each dictionary the place of each of its values in them. A group of values sharing their
+    first characters at a time: each group sorts among the others by those characters, so the
+    groups' sorted values, one after another, are sorted."""
+    firsts = [pc.utf8_slice_codeunits(d, 0, _GROUP_PREFIX) for d in dictionaries]
+    prefixes = pc.unique(pa.chunked_array([pc.unique(f) for f in firsts], pa.string()))
+    prefixes = prefixes.take(pc.array_sort_indices(prefixes))
+    # Consecutive prefixes make a group: a few groups, since each costs a step per dictionary.
+    group = np.arange(len(prefixes), dtype=np.int32) * _GROUPS // max(len(prefixes), 1)
+    group_of = [group[np.asarray(pc.index_in(f, value_set=prefixes), np.int32)] for f in firsts]
+    del firsts
+    remaps = [np.empty(len(d), np.int32) for d in dictionaries]
+    pieces: list[pa.Array] = []
+    start = 0
+    for g in range(_GROUPS):
+        rows = [np.flatnonzero(of == g) for of in group_of]
+        if not any(len(r) for r in rows):
+            continue
+        values = pa.concat_arrays(
+            [d.take(pa.array(r)) for d, r in zip(dictionaries, rows, strict=True) if len(r)]
+        )
+        encoded = values.dictionary_encode()
+        del values
+        order = pc.array_sort_indices(encoded.dictionary)
+        pieces.append(encoded.dictionary.take(order))
+        rank = np.empty(len(order), np.int32)
+        rank[order.to_numpy()] = np.arange(start, start + len(order), dtype=np.int32)
+        placed = rank[encoded.indices.to_numpy()]
+        at = 0
+        for remap, r in zip(remaps, rows, strict=True):
+            remap[r] = placed[at : at + len(r)]
+            at += len(r)
+        start += len(order)
+        del encoded, order, rank, placed
+    shared = pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
+    return shared, [pa.array(r) for r in remaps]
 
 
 def compacted(table: pa.Table) -> pa.Table:
