@@ -164,7 +164,8 @@ def parse_manifest(data: bytes) -> ParsedManifest:
     if not isinstance(doc, dict):
         return ParsedManifest(UNKNOWN, None, problem="unparsable: not a JSON object")
 
-    mt = doc.get("mediaType") if isinstance(doc.get("mediaType"), str) else None
+    # Interned, as a descriptor's: a scan holds every manifest's until its tables are built.
+    mt = sys.intern(doc["mediaType"]) if isinstance(doc.get("mediaType"), str) else None
     version = doc.get("schemaVersion")
     c = _Collector()
     kind: str
@@ -207,7 +208,9 @@ def parse_manifest(data: bytes) -> ParsedManifest:
         _salvage(doc, c)
         return ParsedManifest(UNKNOWN, mt, c.refs, problem=f"unknown-media-type: {mt}")
 
-    artifact_type = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
+    artifact_type = (
+        sys.intern(doc["artifactType"]) if isinstance(doc.get("artifactType"), str) else None
+    )
     subject: str | None = None
     if "subject" in doc:
         s = doc["subject"]
