@@ -45,9 +45,6 @@ def referrer_tag_subject(tag: str) -> str | None:
     return f"{m['alg']}:{m['hex']}" if m else None
 
 
-_NOTHING: frozenset[str] = frozenset()
-
-
 @dataclass(frozen=True, slots=True)
 class MissingBlob:
     repository: str
@@ -122,17 +119,11 @@ class MarkResult:
     def reach(self) -> dict[str, set[str]]:
         return self.reach_at.digests(self.graph)
 
-    def needs_link(self, repo: str, digest: str, target: str | None) -> bool:
-        """A ``_layers`` link of ``repo`` (its path's digest, its content's) is needed: its
-        repository is kept whole, or a kept manifest of it needs the blob."""
-        if repo in self.unsafe_repos:
-            return True
-        reach = self.reach.get(repo, _NOTHING)
-        return digest in reach or (target is not None and target in reach)
-
     def links_needed(self, links: pa.Table) -> np.ndarray:
-        """``needs_link`` of every row of ``links`` (``_layers`` links: repository, digest,
-        target) at once, on places."""
+        """Per row of ``links`` (``_layers`` links: repository, digest, target): the link is
+        needed, because its repository is kept whole or a kept manifest of it needs the blob
+        (by the link's path or content). Asked for a slice of links at once, on places: a
+        store can hold millions of links."""
         graph, repos = self.graph, links["repository"]
         needed = self.reach_at.rows_in(repos, graph.column_places(links["digest"]))
         needed |= self.reach_at.rows_in(repos, graph.column_places(links["target"]))
@@ -235,8 +226,10 @@ class _Repo:
 
     name: str
     valid: bool = True
-    rev_digest: np.ndarray = field(default_factory=lambda: NO_PLACES)  # per revision: its path's
-    rev_target: np.ndarray = field(default_factory=lambda: NO_PLACES)  # its content's (-1: none)
+    # Per revision link: the digest of its path, of its content (-1: unreadable), and whether
+    # that blob is stored.
+    rev_digest: np.ndarray = field(default_factory=lambda: NO_PLACES)
+    rev_target: np.ndarray = field(default_factory=lambda: NO_PLACES)
     rev_present: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     tags: list[tuple[str, int]] = field(default_factory=list)  # (tag, target; -1: unreadable)
     history: dict[str, np.ndarray] = field(default_factory=dict)  # of the unreadable tags
