@@ -194,6 +194,23 @@ def test_link_phase_is_the_same_a_slice_at_a_time(
     assert make_plan(snap, marked, settings, now, run_id="r").rows.to_pylist() == expected
 
 
+def test_rows_added_one_by_one_go_to_arrow_a_few_at_a_time(
+    snap: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan's tag, revision and link rows are held as Python values only a few thousand at
+    a time, then moved to Arrow: moved three at a time, the same rows in the same order."""
+    settings = GcSettings(delete_untagged=True, grace=timedelta(0), max_delete_fraction=1)
+    marked = mark(snap, delete_untagged=True)
+    now = utcnow()
+    whole = make_plan(snap, marked, settings, now, run_id="r")
+    expected = whole.rows.to_pylist()
+    assert sum(r["kind"] != "blob" for r in expected) > 6, "want several rows added one by one"
+    monkeypatch.setattr(plan_module, "_PYTHON_ROWS", 3)
+    sliced = make_plan(snap, marked, settings, now, run_id="r")
+    assert sliced.rows.to_pylist() == expected
+    assert sliced.summary() == whole.summary()
+
+
 def test_summary_is_the_same_whatever_the_row_order(snap: Snapshot) -> None:
     """Candidates are counted where the candidate changes when the rows are in seq order, and
     with a distinct count otherwise: both give the same summary."""

@@ -310,6 +310,12 @@ class Plan:
         )
 
 
+# Rows added one by one are held as Python values up to this many, then moved to Arrow: a
+# plan that removes most of a store's tags, revisions and links has a row for each (~300 bytes
+# of Python a row; 530k rows, 160 MiB, for a policy that empties a store of 94k manifests).
+_PYTHON_ROWS = 1 << 15
+
+
 class _Rows:
     """The plan's rows, column by column; ``last_modified`` is kept as epoch milliseconds."""
 
@@ -374,6 +380,8 @@ class _Rows:
         c["size"].append(size)
         c["last_modified"].append(millis)
         c["etag"].append(etag)
+        if len(c["seq"]) >= _PYTHON_ROWS:
+            self._flush()
 
     def add_row(
         self, cand: int, phase: int, kind: str, reason: str, src: _Columns, i: int, **kw: Any

@@ -12,10 +12,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow.compute as pc
+
 from regsweep.gc.plan import Plan
 from regsweep.retention.evaluate import RetentionResult
-from regsweep.scan.graph import Graph
-from regsweep.scan.snapshot import Snapshot, column
+from regsweep.scan.graph import Graph, kind_is
+from regsweep.scan.snapshot import Snapshot, column, one_array
 
 
 @dataclass
@@ -66,16 +69,13 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
             out[repo] = RepoPreview(repo)
         return out[repo]
 
-    planned_tags = {
-        (r, t)
-        for r, t, k in zip(
-            column(plan.rows, "repository"),
-            column(plan.rows, "tag"),
-            column(plan.rows, "kind"),
-            strict=True,
-        )
-        if k == "tag"
-    }
+    # Column-wise first: a plan that empties a store has a row for most of its blobs and links,
+    # and converting every row of every column was the largest part of a policy run.
+    rows = plan.rows
+    is_blob = kind_is(rows, "blob")
+    tag_rows = rows.filter(kind_is(rows, "tag"))
+    planned_tags = set(zip(column(tag_rows, "repository"), column(tag_rows, "tag"), strict=True))
+    del tag_rows
     for row in result.decisions.to_pylist():
         if row["kind"] != "tag":
             continue
@@ -98,18 +98,15 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
 
     # Bytes: links and tags of the repository itself, plus blobs its removed manifests reach.
     removed_manifests: dict[str, set[str]] = defaultdict(set)
-    blob_rows: dict[str, int] = {}
+    others = rows.filter(pc.invert(is_blob))
     for repo, kind, digest, size, reason in zip(
-        column(plan.rows, "repository"),
-        column(plan.rows, "kind"),
-        column(plan.rows, "digest"),
-        column(plan.rows, "size"),
-        column(plan.rows, "reason"),
+        column(others, "repository"),
+        column(others, "kind"),
+        column(others, "digest"),
+        column(others, "size"),
+        column(others, "reason"),
         strict=True,
     ):
-        if kind == "blob" and digest is not None:
-            blob_rows[digest] = size or 0
-            continue
         if repo is None:
             continue
         if kind in ("tag", "revision") and digest is not None:
@@ -118,8 +115,25 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
             get(repo).untagged_removed += 1
         if kind in ("tag", "tag_index", "revision", "layer_link"):
             get(repo).bytes_freed += size or 0
+    del others
+    if not removed_manifests:
+        return dict(sorted(out.items()))
+    # The planned blobs' sizes by their place in the graph, and each repository's closure on
+    # places: no blob digest becomes a string.
     graph = Graph.from_snapshot(snap)
-    for repo, digests in removed_manifests.items():
-        reach = graph.closure(repo, digests)
-        get(repo).bytes_freed += sum(blob_rows[d] for d in reach if d in blob_rows)
+    blobs = rows.filter(is_blob)
+    planned = np.zeros(len(graph.named), np.int64)
+    at = graph.column_places(blobs["digest"])
+    sizes = one_array(pc.fill_null(blobs["size"], 0)).to_numpy(zero_copy_only=False)
+    planned[at[at >= 0]] = sizes[at >= 0]
+    del blobs, at, sizes
+    wanted = [(repo, d) for repo, digests in removed_manifests.items() for d in digests]
+    roots: dict[str, list[int]] = defaultdict(list)
+    for (repo, _), place in zip(
+        wanted, graph.places_of(d for _, d in wanted).tolist(), strict=True
+    ):
+        roots[repo].append(place)
+    for repo, places in roots.items():
+        reach = graph.reach(np.array(places, np.int64), graph.alias_places(repo))
+        get(repo).bytes_freed += int(planned[reach].sum())
     return dict(sorted(out.items()))
