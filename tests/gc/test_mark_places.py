@@ -26,7 +26,7 @@ from regsweep.layout.keys import (
     tag_current_key,
     tag_index_key,
 )
-from regsweep.scan.graph import Graph
+from regsweep.scan.graph import Graph, sorted_range
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, column
 from regsweep.storage.filesystem import FilesystemStore
@@ -162,3 +162,14 @@ def test_a_layer_named_by_its_sha512_is_kept_through_its_alias_link(tmp_path: Pa
         assert [(r["kind"], r["digest"]) for r in plan.rows.to_pylist()] == [
             ("blob", orphan.digest)
         ]
+
+
+def test_sorted_range_covers_the_digests_of_a_column() -> None:
+    named = pa.array([f"sha256:{i:02x}" for i in range(0, 200, 10)])
+    plain = pa.chunked_array([pa.array(["sha256:15", "sha256:3c", None])])
+    lo, hi = sorted_range(named, plain)
+    assert named[lo:hi].to_pylist() == ["sha256:1e", "sha256:28", "sha256:32", "sha256:3c"]
+    # Of a dictionary column, the range of its dictionaries (at most wider than its rows').
+    encoded = pa.chunked_array([pa.array(["sha256:00", "sha256:c6"]).dictionary_encode()[:1]])
+    assert sorted_range(named, encoded) == (0, len(named))
+    assert sorted_range(named, pa.chunked_array([pa.array([None], pa.string())])) == (0, 0)
