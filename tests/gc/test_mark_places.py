@@ -14,30 +14,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from imagegen import Blob, Layer, LayoutWriter, image_manifest, make_layer
+from imagegen import Blob, Layer, LayoutWriter, Manifest, image_manifest, make_layer
 from regsweep.clock import utcnow
-from regsweep.demo.generator import generate_demo
 from regsweep.gc.mark import RepoPlaces, mark
 from regsweep.gc.plan import GcSettings, make_plan
-from regsweep.layout.keys import (
-    blob_data_key,
-    layer_link_key,
-    revision_link_key,
-    tag_current_key,
-    tag_index_key,
-)
+from regsweep.layout.keys import blob_data_key, layer_link_key
 from regsweep.scan.graph import Graph, sorted_range
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, column
 from regsweep.storage.filesystem import FilesystemStore
-
-
-@pytest.fixture(scope="module")
-def snap(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
-    root = tmp_path_factory.mktemp("mark-places") / "registry"
-    root.mkdir()
-    generate_demo(FilesystemStore(root), now=utcnow() - timedelta(days=30))
-    return scan(FilesystemStore(root))
 
 
 def _strong_edges(snap: Snapshot) -> dict[str, list[str]]:
@@ -119,15 +104,6 @@ def test_rows_in_asks_each_row_of_its_own_repository() -> None:
     assert places.get("c").tolist() == []
 
 
-def _write_manifest(store: FilesystemStore, repo: str, data: bytes, tag: str) -> str:
-    blob = Blob(data)
-    store.write(blob_data_key(blob.digest), data)
-    store.write(revision_link_key(repo, blob.digest), blob.digest.encode())
-    store.write(tag_index_key(repo, tag, blob.digest), blob.digest.encode())
-    store.write(tag_current_key(repo, tag), blob.digest.encode())
-    return blob.digest
-
-
 def test_a_layer_named_by_its_sha512_is_kept_through_its_alias_link(tmp_path: Path) -> None:
     """storage-layout.md §7.10: the manifest names the layer's sha512; the blob is stored under
     its sha256, which the repository's sha512 ``_layers`` link points to. The closure on
@@ -137,12 +113,13 @@ def test_a_layer_named_by_its_sha512_is_kept_through_its_alias_link(tmp_path: Pa
     layer = make_layer("alias", 64)
     sha512 = "sha512:" + hashlib.sha512(layer.blob.data).hexdigest()
     config = Blob(b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}')
-    body = json.loads(image_manifest(config, [Layer(layer.blob, layer.diff_id)]).blob.data)
+    plain = image_manifest(config, [Layer(layer.blob, layer.diff_id)])
+    body = json.loads(plain.blob.data)
     body["layers"][0]["digest"] = sha512
     w.push_blob("alias/app", config)
     w.push_blob("alias/app", layer.blob)
     store.write(layer_link_key("alias/app", sha512), layer.blob.digest.encode())
-    _write_manifest(store, "alias/app", json.dumps(body).encode(), "v1")
+    w.put_manifest("alias/app", Manifest(Blob(json.dumps(body).encode()), plain.media_type), "v1")
     orphan = Blob(b"nothing names this blob")
     store.write(blob_data_key(orphan.digest), orphan.data)
 

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from regsweep.clock import utcnow
-from regsweep.demo.generator import generate_demo
 from regsweep.gc import plan as plan_module
 from regsweep.gc.apply import _Applier
 from regsweep.gc.mark import mark
@@ -23,18 +22,9 @@ from regsweep.gc.plan import PLAN_SCHEMA, GcSettings, Plan, make_plan
 from regsweep.layout.keys import blob_data_key
 from regsweep.reports.dataset import load_plan
 from regsweep.scan.graph import Graph
-from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, ascending, column
 from regsweep.scan.spill import SpilledTable
 from regsweep.storage.filesystem import FilesystemStore
-
-
-@pytest.fixture(scope="module")
-def snap(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
-    root = tmp_path_factory.mktemp("plan-columns") / "registry"
-    root.mkdir()
-    generate_demo(FilesystemStore(root), now=utcnow() - timedelta(days=30))
-    return scan(FilesystemStore(root))
 
 
 def test_graph_keeps_only_named_blobs_and_counts_them_all(snap: Snapshot) -> None:

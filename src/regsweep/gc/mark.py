@@ -161,16 +161,7 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
     """Every repository of the snapshot with its revisions, tags and tag history, sorted by
     name. Its ``_layers`` links are not held per repository (a store can hold millions):
     ``_links_where`` reads the few that mark asks about."""
-    repos: dict[str, RepoView] = {}
-
-    def get(name: str) -> RepoView:
-        if name not in repos:
-            repos[name] = RepoView(name)
-        return repos[name]
-
-    r = snap["repositories"]
-    for name, valid in zip(pylist(r["repository"]), pylist(r["valid_name"]), strict=True):
-        get(name).valid = bool(valid)
+    repos = {name: RepoView(name, valid) for name, valid in _repository_names(snap).items()}
     rv = snap["revisions"]
     # One string per digest for every digest column read here: they share one dictionary
     # (share_digests), and a revision's digest is also its tags' and their history's.
@@ -182,7 +173,7 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
         pylist(rv["blob_present"]),
         strict=True,
     ):
-        repo = repos.get(name) or get(name)
+        repo = repos[name]
         repo.revisions[d] = target
         repo.revision_blob[d] = bool(present)
     t = snap["tags"]
@@ -190,7 +181,7 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
     for name, tag, target in zip(
         pylist(t["repository"]), pylist(t["tag"]), pylist(t["digest"], shared), strict=True
     ):
-        (repos.get(name) or get(name)).tags[tag] = target
+        repos[name].tags[tag] = target
         if target is None:
             unreadable.add((name, tag))
     h = snap["tag_history"]
@@ -200,10 +191,21 @@ def repo_views(snap: Snapshot) -> dict[str, RepoView]:
         ):
             if (name, tag) in unreadable:
                 repos[name].history[tag].add(d)
-    for table in (h, snap["layer_links"]):
-        for name in pylist(pc.unique(table["repository"])):
-            get(name)
     return dict(sorted(repos.items()))
+
+
+def _repository_names(snap: Snapshot) -> dict[str, bool]:
+    """Every repository a table of the snapshot names, and whether its name is valid (from
+    the repositories table; a repository only a link names counts as valid)."""
+    r = snap["repositories"]
+    names = {
+        name: bool(valid)
+        for name, valid in zip(pylist(r["repository"]), pylist(r["valid_name"]), strict=True)
+    }
+    for table in ("revisions", "tags", "tag_history", "layer_links"):
+        for name in pylist(pc.unique(snap[table]["repository"])):
+            names.setdefault(name, True)
+    return names
 
 
 def _links_where(
@@ -258,21 +260,12 @@ def _by_repository(col: pa.ChunkedArray) -> dict[str, np.ndarray]:
 def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
     """Every repository of the snapshot, sorted by name, its digests as places (the columns'
     indices into the shared dictionary: no digest becomes a Python string)."""
-    repos: dict[str, _Repo] = {}
-
-    def get(name: str) -> _Repo:
-        if name not in repos:
-            repos[name] = _Repo(name)
-        return repos[name]
-
-    r = snap["repositories"]
-    for name, valid in zip(pylist(r["repository"]), pylist(r["valid_name"]), strict=True):
-        get(name).valid = bool(valid)
+    repos = {name: _Repo(name, valid) for name, valid in _repository_names(snap).items()}
     rv = snap["revisions"]
     digest, target = graph.column_places(rv["digest"]), graph.column_places(rv["target"])
     present = one_array(pc.fill_null(rv["blob_present"], False)).to_numpy(zero_copy_only=False)
     for name, rows in _by_repository(rv["repository"]).items():
-        repo = get(name)
+        repo = repos[name]
         repo.rev_digest, repo.rev_target, repo.rev_present = (
             digest[rows],
             target[rows],
@@ -282,7 +275,7 @@ def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
     tag_names, tag_at = pylist(t["tag"]), graph.column_places(t["digest"]).tolist()
     unreadable: set[tuple[str, str]] = set()
     for name, rows in _by_repository(t["repository"]).items():
-        repo = get(name)
+        repo = repos[name]
         repo.tags = [(tag_names[i], tag_at[i]) for i in rows.tolist()]
         unreadable.update((name, tag) for tag, at in repo.tags if at < 0)
     h = snap["tag_history"]
@@ -298,9 +291,6 @@ def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
                 history[(name, tag)].append(d)
         for (name, tag), at in history.items():
             repos[name].history[tag] = np.array(at, np.int64)
-    for table in (h, snap["layer_links"]):
-        for name in pylist(pc.unique(table["repository"])):
-            get(name)
     return dict(sorted(repos.items()))
 
 
