@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
+import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +19,9 @@ import pytest
 
 from imagegen import Blob, Layer, LayoutWriter, Manifest, image_manifest, make_layer
 from regsweep.clock import utcnow
+from regsweep.demo.generator import generate_demo
 from regsweep.gc.mark import RepoPlaces, mark
-from regsweep.gc.plan import GcSettings, make_plan
+from regsweep.gc.plan import GcSettings, _last_use_ms, _young_use, make_plan
 from regsweep.layout.keys import blob_data_key, layer_link_key
 from regsweep.scan.graph import Graph, sorted_range
 from regsweep.scan.scanner import scan
@@ -150,3 +154,69 @@ def test_sorted_range_covers_the_digests_of_a_column() -> None:
     encoded = pa.chunked_array([pa.array(["sha256:00", "sha256:c6"]).dictionary_encode()[:1]])
     assert sorted_range(named, encoded) == (0, len(named))
     assert sorted_range(named, pa.chunked_array([pa.array([None], pa.string())])) == (0, 0)
+
+
+def _ms(t: datetime) -> int:
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def _last_uses(snap: Snapshot) -> dict[str, int]:
+    """storage-layout.md §5 ``blob_last_activity`` less the blob's own time, in plain Python
+    over the rows: epoch milliseconds by digest."""
+    last: dict[str, int] = {}
+
+    def touch(d: str | None, t: datetime | None) -> None:
+        if d is not None and t is not None:
+            last[d] = max(last.get(d, _ms(t)), _ms(t))
+
+    ll = snap["layer_links"]
+    for d, target, t in zip(
+        column(ll, "digest"), column(ll, "target"), column(ll, "last_modified"), strict=True
+    ):
+        touch(target or d, t)
+    manifest: dict[str, datetime] = {}
+    for name, col in (("revisions", "target"), ("tags", "digest"), ("tag_history", "digest")):
+        for d, t in zip(column(snap[name], col), column(snap[name], "last_modified"), strict=True):
+            if d is not None and t is not None:
+                manifest[d] = max(manifest.get(d, t), t)
+    for d, t in manifest.items():
+        touch(d, t)
+    for parent, children in _strong_edges(snap).items():
+        for child in children:
+            touch(child, manifest.get(parent))
+    return last
+
+
+def test_last_use_of_each_blob_matches_the_rows(tmp_path: Path) -> None:
+    """The plan's grace check on places (a young link or manifest that uses a blob keeps it)
+    against plain Python, on a demo store whose links have many different times."""
+    root = tmp_path / "registry"
+    root.mkdir()
+    generate_demo(FilesystemStore(root), now=utcnow() - timedelta(days=30))
+    rng = random.Random(7)
+    base = time.time() - 40 * 86400
+    for link in sorted(root.rglob("link")):
+        t = base + rng.randrange(40 * 86400)
+        os.utime(link, (t, t))
+    snap = scan(FilesystemStore(root))
+    graph = Graph.from_snapshot(snap)
+    last = _last_use_ms(snap, graph)
+    used = np.flatnonzero(last != np.iinfo(np.int64).min)
+    expected = _last_uses(snap)
+    assert len(expected) > 20
+    assert dict(zip(graph.digests_at(used).to_pylist(), last[used].tolist(), strict=True)) == (
+        expected
+    )
+    # The blobs _young_use names: stored, not live, used at or after the cutoff.
+    live = np.zeros(len(graph.named), bool)
+    live[: len(live) // 2] = True
+    for days in (5, 20, 35):
+        cutoff = utcnow() - timedelta(days=days)
+        young = set(_young_use(snap, graph, live, _ms(cutoff) * 1000).to_pylist())
+        assert young == {
+            d
+            for d, ms in expected.items()
+            if ms >= _ms(cutoff)
+            and graph.stored(at := int(graph.places_of([d])[0]))
+            and not live[at]
+        }

@@ -33,7 +33,7 @@ from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult, RepoPlaces
 from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import NO_PLACES, Graph, has_place, kind_is, pylist, sorted_range
+from regsweep.scan.graph import NO_PLACES, Graph, has_place, pylist, sorted_range
 from regsweep.scan.snapshot import (
     Snapshot,
     as_dictionary,
@@ -899,15 +899,6 @@ def make_plan(
     return plan
 
 
-def blob_activity(snap: Snapshot, graph: Graph) -> dict[str, datetime]:
-    """``blob_last_activity`` of storage-layout.md §5: the newest time that touches a blob (its
-    data, any link whose content is it, any revision or tag link of a manifest that references
-    it directly)."""
-    return {
-        d: _EPOCH + timedelta(microseconds=us) for d, us in _blob_activity_us(snap, graph).items()
-    }
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -1044,9 +1035,46 @@ def _young_use(snap: Snapshot, graph: Graph, live_at: np.ndarray, cutoff_us: int
     """The blobs the mark did not keep whose last use (a link or manifest that uses them, not
     their own time) is at or after ``cutoff_us``. Only a blob something names can have such a
     use: the graph holds exactly those."""
-    wanted = graph.digests_at(np.flatnonzero((graph.sizes >= 0) & ~live_at))
-    used_at = _blob_activity_us(snap, graph, only=wanted, blobs=False)
-    return pa.array([d for d, us in used_at.items() if us >= cutoff_us], pa.string())
+    young = (graph.sizes >= 0) & ~live_at & (_last_use_ms(snap, graph) >= -(-cutoff_us // 1000))
+    return graph.digests_at(np.flatnonzero(young))
+
+
+_NEVER = np.iinfo(np.int64).min  # no time known
+
+
+def _last_use_ms(snap: Snapshot, graph: Graph) -> np.ndarray:
+    """Per place of the graph, the newest time (epoch milliseconds, ``_NEVER`` if none) of a
+    use of the blob: a ``_layers`` link whose content is it (or, null or empty, whose path
+    names it), a revision or tag link of it or of a manifest that references it directly
+    (storage-layout.md §5 ``blob_last_activity``, less the blob's own time). On places, as
+    numpy: a dict of digest strings here was ~120 MiB of a policy run's plan at 1M objects,
+    where most blobs are not kept."""
+    last = np.full(len(graph.named), _NEVER, np.int64)
+    ll = snap["layer_links"]
+    by_target = one_array(
+        pc.fill_null(by_value(ll["target"], lambda v: pc.not_equal(v, "")), False)
+    ).to_numpy(zero_copy_only=False)
+    at = np.where(by_target, graph.column_places(ll["target"]), graph.column_places(ll["digest"]))
+    _latest(last, at, ll["last_modified"])
+    manifest = np.full(len(graph.named), _NEVER, np.int64)
+    for name, col in (("revisions", "target"), ("tags", "digest"), ("tag_history", "digest")):
+        _latest(manifest, graph.column_places(snap[name][col]), snap[name]["last_modified"])
+    np.maximum(last, manifest, out=last)
+    # Over every strong edge (not a subject), parent to child: the parent's links use the child.
+    starts, children = graph.edges_at
+    parents = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    _latest(last, children, manifest[parents])
+    return last
+
+
+def _latest(out: np.ndarray, at: np.ndarray, times: pa.ChunkedArray | np.ndarray) -> None:
+    """``out[at[i]] = max(out[at[i]], times[i])`` where both are known (place >= 0, time
+    not null); ``times`` a timestamp column (as milliseconds) or milliseconds already."""
+    if not isinstance(times, np.ndarray):
+        ms = one_array(times.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()))
+        times = np.asarray(pc.fill_null(ms, _NEVER), np.int64)
+    known = (at >= 0) & (times != _NEVER)
+    np.maximum.at(out, at[known], times[known])
 
 
 def _detached(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -1055,80 +1083,6 @@ def _detached(col: pa.ChunkedArray) -> pa.ChunkedArray:
     if not pa.types.is_dictionary(col.type) or col.null_count == len(col):
         return col
     return pa.chunked_array([as_dictionary(one_array(decoded(col)))], col.type)
-
-
-def _blob_activity_us(
-    snap: Snapshot, graph: Graph, only: pa.Array | None = None, *, blobs: bool = True
-) -> dict[str, int]:
-    """``blob_activity`` in microseconds since the epoch, computed on integers; with ``only``
-    (a string array of digests), of those digests only: Arrow picks the rows that can touch
-    them (``graph`` is the snapshot's, so its strong edges are the references that are not
-    ``subject``). Without ``blobs``, a blob's own time is left out."""
-    del graph  # the same edges, read from the references table
-    wanted = only
-    act: dict[str, int] = {}
-
-    def touch(pairs: Iterable[tuple[str, int]]) -> None:
-        for d, t in pairs:
-            old = act.get(d)
-            if old is None or t > old:
-                act[d] = t
-
-    b = snap["blobs"]
-    ll = snap["layer_links"]
-    if blobs:  # without: only the times of links and manifests that use a blob
-        touch(_digest_times(b["digest"], b["last_modified"], wanted))
-    # A _layers link touches its target, else (null or empty) the digest of its path.
-    by_target = pc.fill_null(by_value(ll["target"], lambda v: pc.not_equal(v, "")), False)
-    touch(_digest_times(ll["target"], ll["last_modified"], wanted, by_target))
-    touch(_digest_times(ll["digest"], ll["last_modified"], wanted, pc.invert(by_target)))
-    refs = snap["references"]
-    # By dictionary value: a decoded copy of every reference's child was 35 MiB at 1M objects.
-    strong = pc.invert(kind_is(refs, "subject"))
-    if wanted is not None:
-        chosen = by_value(refs["child"], lambda v: pc.is_in(v, value_set=wanted))
-        strong = pc.and_(strong, pc.fill_null(chosen, False))
-    edges = refs.filter(strong)
-    parents = pylist(edges["parent"])
-    # The newest revision or tag link of each manifest (of those wanted and of their parents)
-    # touches the manifest and what it references directly.
-    manifests = None
-    if wanted is not None:
-        parent_set = pa.array(sorted(set(parents)), pa.string())
-        extra = parent_set.filter(pc.invert(pc.is_in(parent_set, value_set=wanted)))
-        manifests = pa.concat_arrays([wanted, extra])
-    manifest_time: dict[str, int] = {}
-    for name, col in (("revisions", "target"), ("tags", "digest"), ("tag_history", "digest")):
-        tb = snap[name]
-        for d, t in _digest_times(tb[col], tb["last_modified"], manifests):
-            old = manifest_time.get(d)
-            if old is None or t > old:
-                manifest_time[d] = t
-    touch(manifest_time.items())
-    touch(
-        (c, manifest_time[p])
-        for p, c in zip(parents, pylist(edges["child"]), strict=True)
-        if p in manifest_time
-    )
-    return {d: t * 1000 for d, t in act.items()}
-
-
-def _digest_times(
-    digests: pa.ChunkedArray,
-    times: pa.ChunkedArray,
-    wanted: pa.Array | None,
-    rows: pa.ChunkedArray | None = None,
-) -> Iterable[tuple[str, int]]:
-    """(digest, epoch milliseconds) of the rows (of those ``rows`` picks) with both, and a
-    digest in ``wanted``. Only those rows are decoded: a store can hold millions of links."""
-    t = times.cast(pa.int64())
-    keep = pc.and_(pc.is_valid(digests), pc.is_valid(t))
-    if rows is not None:
-        keep = pc.and_(keep, rows)
-    if wanted is not None:
-        member = by_value(digests, lambda v: pc.is_in(v, value_set=wanted))
-        keep = pc.and_(keep, pc.fill_null(member, False))
-    return zip(pylist(digests.filter(keep)), pylist(t.filter(keep)), strict=True)
 
 
 def brakes(

@@ -8,17 +8,17 @@ expirations is shown under both; the plan's total counts it once).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.gc.plan import Plan
 from regsweep.retention.evaluate import RetentionResult
 from regsweep.scan.graph import Graph, kind_is
-from regsweep.scan.snapshot import Snapshot, column, one_array
+from regsweep.scan.snapshot import Snapshot, by_value, column, one_array
 
 
 @dataclass
@@ -69,71 +69,89 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
             out[repo] = RepoPreview(repo)
         return out[repo]
 
-    # Column-wise first: a plan that empties a store has a row for most of its blobs and links,
-    # and converting every row of every column was the largest part of a policy run.
+    # Column-wise: a plan that empties a store has a row for most of its blobs and links, and
+    # converting them (or every decision) to Python was the peak of a policy run.
     rows = plan.rows
-    is_blob = kind_is(rows, "blob")
     tag_rows = rows.filter(kind_is(rows, "tag"))
     planned_tags = set(zip(column(tag_rows, "repository"), column(tag_rows, "tag"), strict=True))
     del tag_rows
-    for row in result.decisions.to_pylist():
-        if row["kind"] != "tag":
-            continue
-        p = get(row["repository"])
-        if row["action"] == "delete" and (row["repository"], row["tag"]) in planned_tags:
-            p.expired.append(
-                ExpiredTag(
-                    row["tag"],
-                    row["digest"],
-                    row["decided_by"],
-                    row["rule"],
-                    row["rank"],
-                    row["window"],
-                )
-            )
+    decided = result.decisions.filter(pc.equal(result.decisions["kind"], "tag"))
+    for repo, tag, digest, action, decided_by, rule, rank, window in zip(
+        *(column(decided, name) for name in _DECIDED), strict=True
+    ):
+        p = get(repo)
+        if action == "delete" and (repo, tag) in planned_tags:
+            p.expired.append(ExpiredTag(tag, digest, decided_by, rule, rank, window))
         else:
             p.kept_tags += 1
+    del decided, planned_tags
     for repo, why in result.skipped.items():
         get(repo).skipped = why
 
     # Bytes: links and tags of the repository itself, plus blobs its removed manifests reach.
-    removed_manifests: dict[str, set[str]] = defaultdict(set)
-    others = rows.filter(pc.invert(is_blob))
-    for repo, kind, digest, size, reason in zip(
-        column(others, "repository"),
-        column(others, "kind"),
-        column(others, "digest"),
-        column(others, "size"),
-        column(others, "reason"),
-        strict=True,
-    ):
-        if repo is None:
-            continue
-        if kind in ("tag", "revision") and digest is not None:
-            removed_manifests[repo].add(digest)
-        if kind == "revision" and reason == "untagged":
-            get(repo).untagged_removed += 1
-        if kind in ("tag", "tag_index", "revision", "layer_link"):
-            get(repo).bytes_freed += size or 0
-    del others
-    if not removed_manifests:
+    # The rows of a repository's tags, history entries, revisions and links, by the codes of
+    # their repositories.
+    mine = rows.filter(
+        pc.and_(
+            pc.is_valid(rows["repository"]),
+            by_value(rows["kind"], lambda v: pc.is_in(v, value_set=_REPOSITORY_KINDS)),
+        )
+    )
+    repo_names, repo_at = _codes(mine["repository"])
+    n = len(repo_names)
+    for name in repo_names[np.bincount(repo_at, minlength=n) > 0].tolist():
+        get(name)
+    sizes = one_array(pc.fill_null(mine["size"], 0)).to_numpy(zero_copy_only=False)
+    freed = np.zeros(n, np.int64)
+    np.add.at(freed, repo_at, sizes)
+    untagged = np.bincount(
+        repo_at[_is(mine, "kind", "revision") & _is(mine, "reason", "untagged")], minlength=n
+    )
+    for name, b, u in zip(repo_names.tolist(), freed.tolist(), untagged.tolist(), strict=True):
+        if name in out:
+            out[name].bytes_freed += b
+            out[name].untagged_removed += u
+    # The manifests removed (a tag's or a revision's digest), as places, by repository.
+    gone = (_is(mine, "kind", "tag") | _is(mine, "kind", "revision")) & np.asarray(
+        one_array(pc.is_valid(mine["digest"])).to_numpy(zero_copy_only=False)
+    )
+    if not gone.any():
         return dict(sorted(out.items()))
     # The planned blobs' sizes by their place in the graph, and each repository's closure on
     # places: no blob digest becomes a string.
     graph = Graph.from_snapshot(snap)
-    blobs = rows.filter(is_blob)
+    removed = graph.column_places(mine["digest"])[gone]
+    removed_repo = repo_at[gone]
+    del mine, sizes
+    blobs = rows.filter(kind_is(rows, "blob"))
     planned = np.zeros(len(graph.named), np.int64)
     at = graph.column_places(blobs["digest"])
-    sizes = one_array(pc.fill_null(blobs["size"], 0)).to_numpy(zero_copy_only=False)
-    planned[at[at >= 0]] = sizes[at >= 0]
-    del blobs, at, sizes
-    wanted = [(repo, d) for repo, digests in removed_manifests.items() for d in digests]
-    roots: dict[str, list[int]] = defaultdict(list)
-    for (repo, _), place in zip(
-        wanted, graph.places_of(d for _, d in wanted).tolist(), strict=True
-    ):
-        roots[repo].append(place)
-    for repo, places in roots.items():
-        reach = graph.reach(np.array(places, np.int64), graph.alias_places(repo))
-        get(repo).bytes_freed += int(planned[reach].sum())
+    blob_sizes = one_array(pc.fill_null(blobs["size"], 0)).to_numpy(zero_copy_only=False)
+    planned[at[at >= 0]] = blob_sizes[at >= 0]
+    del blobs, at, blob_sizes
+    for code in np.unique(removed_repo).tolist():
+        roots = np.unique(removed[removed_repo == code])
+        name = str(repo_names[code])
+        reach = graph.reach(roots, graph.alias_places(name))
+        get(name).bytes_freed += int(planned[reach].sum())
     return dict(sorted(out.items()))
+
+
+_DECIDED = ("repository", "tag", "digest", "action", "decided_by", "rule", "rank", "window")
+# The kinds of plan row that belong to a repository's own tags, revisions and links.
+_REPOSITORY_KINDS = pa.array(["tag", "tag_index", "revision", "layer_link"])
+
+
+def _codes(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A text column without nulls as (its distinct values, each row's index among them)."""
+    encoded = one_array(col)
+    if not pa.types.is_dictionary(encoded.type):
+        encoded = encoded.dictionary_encode()
+    values = np.array(encoded.dictionary.to_pylist(), object)
+    return values, np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
+
+
+def _is(table: pa.Table, name: str, value: str) -> np.ndarray:
+    """Per row: the text column ``name`` is ``value`` (false where null)."""
+    hit = pc.fill_null(by_value(table[name], lambda v: pc.equal(v, value)), False)
+    return np.asarray(one_array(hit).to_numpy(zero_copy_only=False))
