@@ -23,7 +23,7 @@ from regsweep.demo.generator import generate_demo
 from regsweep.gc.mark import RepoPlaces, mark
 from regsweep.gc.plan import GcSettings, _last_use_ms, _young_use, make_plan
 from regsweep.layout.keys import blob_data_key, layer_link_key
-from regsweep.scan.graph import Graph, sorted_range
+from regsweep.scan.graph import Graph, places, sorted_range
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, column
 from regsweep.storage.filesystem import FilesystemStore
@@ -154,6 +154,31 @@ def test_sorted_range_covers_the_digests_of_a_column() -> None:
     encoded = pa.chunked_array([pa.array(["sha256:00", "sha256:c6"]).dictionary_encode()[:1]])
     assert sorted_range(named, encoded) == (0, len(named))
     assert sorted_range(named, pa.chunked_array([pa.array([None], pa.string())])) == (0, 0)
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [["sha256:0a", "sha256:14", None], ["sha256:28", "sha256:c6", "sha256:99"]],  # apart
+        [["sha256:00", "sha256:c6"], ["sha256:14", "sha256:15"], ["sha256:c6", "sha256:3c"]],
+        [],
+    ],
+)
+def test_places_of_a_column_in_chunks_are_its_digests_places(
+    chunks: list[list[str | None]], encoded: bool
+) -> None:
+    """Looked up chunk by chunk in each chunk's range where the ranges are apart, at once
+    where they overlap: the same places either way (null where a digest is not named)."""
+    named = pa.array([f"sha256:{i:02x}" for i in range(0, 200, 10)])
+    arrays = [pa.array(c, pa.string()) for c in chunks]
+    if encoded and arrays:
+        arrays = [a.dictionary_encode() for a in arrays]
+        arrays.append(arrays[0][1:])  # a dictionary used twice
+    col = pa.chunked_array(arrays, arrays[0].type if arrays else pa.string())
+    index = {d: i for i, d in enumerate(named.to_pylist())}
+    expected = [index.get(d) for d in pa.chunked_array(col).cast(pa.string()).to_pylist()]
+    assert places(col, named).to_pylist() == expected
 
 
 def _ms(t: datetime) -> int:

@@ -72,7 +72,7 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     # Column-wise: a plan that empties a store has a row for most of its blobs and links, and
     # converting them (or every decision) to Python was the peak of a policy run.
     rows = plan.rows
-    tag_rows = rows.filter(kind_is(rows, "tag"))
+    tag_rows = rows.select(["repository", "tag"]).filter(kind_is(rows, "tag"))
     planned_tags = set(zip(column(tag_rows, "repository"), column(tag_rows, "tag"), strict=True))
     del tag_rows
     decided = result.decisions.filter(pc.equal(result.decisions["kind"], "tag"))
@@ -91,7 +91,8 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     # Bytes: links and tags of the repository itself, plus blobs its removed manifests reach.
     # The rows of a repository's tags, history entries, revisions and links, by the codes of
     # their repositories.
-    mine = rows.filter(
+    # (Each filter on the columns it needs only: the rows' keys alone are ~100 bytes a row.)
+    mine = rows.select(["repository", "kind", "digest", "size", "reason"]).filter(
         pc.and_(
             pc.is_valid(rows["repository"]),
             by_value(rows["kind"], lambda v: pc.is_in(v, value_set=_REPOSITORY_KINDS)),
@@ -123,7 +124,7 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     removed = graph.column_places(mine["digest"])[gone]
     removed_repo = repo_at[gone]
     del mine, sizes
-    blobs = rows.filter(kind_is(rows, "blob"))
+    blobs = rows.select(["digest", "size"]).filter(kind_is(rows, "blob"))
     planned = np.zeros(len(graph.named), np.int64)
     at = graph.column_places(blobs["digest"])
     blob_sizes = one_array(pc.fill_null(blobs["size"], 0)).to_numpy(zero_copy_only=False)
