@@ -16,7 +16,7 @@ from regsweep.gc.mark import RepoView, referrer_tag_subject
 from regsweep.scan.graph import Graph
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A tag (``kind="tag"``), an artifact (``kind="artifact"``, a digest with all its
     candidate tags) or a top-level untagged manifest (``kind="untagged"``)."""

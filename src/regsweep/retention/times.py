@@ -27,12 +27,13 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.errors import StoreError
 from regsweep.retention.schema import Settings
-from regsweep.scan.graph import named_digests
-from regsweep.scan.snapshot import Snapshot, by_value, column
+from regsweep.scan.graph import kind_is, pylist
+from regsweep.scan.snapshot import Snapshot, by_value, column, decoded
 from regsweep.storage.base import ObjectStore
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -78,26 +79,47 @@ class BlobReader:
     A blob that is missing, too large, unreadable or not JSON reads as None."""
 
     def __init__(self, snap: Snapshot, store: ObjectStore | None, cap: int = MAX_CONFIG_BYTES):
+        self.snap = snap
         self.store = store
         self.cap = cap
-        # The keys of the blobs something names (manifests, configs: what is read here), a
-        # part of the blobs at a time; not a Python string per blob of the store.
-        named = named_digests(snap)
-        self.keys: dict[str, str] = {}
-        for part in snap.parts("blobs", ("digest", "key")):
-            mine = part.filter(by_value(part["digest"], partial(pc.is_in, value_set=named)))
-            b = snap.with_keys("blobs", mine)
-            self.keys.update(zip(column(b, "digest"), column(b, "key"), strict=True))
-        self.configs: dict[str, str] = {}
-        r = snap["references"]
-        for parent, child, kind in zip(
-            column(r, "parent"), column(r, "child"), column(r, "kind"), strict=True
-        ):
-            if kind == "config":
-                self.configs[parent] = child
+        # Built on the first read: a policy whose times come from links reads no blob, and
+        # these were ~130 MiB of a policy run at 1M objects (when keyed by every named blob).
+        self._keys: dict[str, str] | None = None
+        self._configs: dict[str, str] | None = None
         self._cache: dict[str, dict[str, Any] | None] = {}
         self.reads = 0
         self.errors: list[str] = []
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """The config digest of each manifest that has one."""
+        if self._configs is None:
+            r = self.snap["references"]
+            r = r.filter(kind_is(r, "config"))
+            shared: dict[tuple[int, ...], list[Any]] = {}
+            self._configs = dict(
+                zip(pylist(r["parent"], shared), pylist(r["child"], shared), strict=True)
+            )
+        return self._configs
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """The keys of the blobs that can be read here (manifests and their configs), a part of
+        the blobs at a time; not a Python string per blob of the store."""
+        if self._keys is None:
+            m = self.snap["manifests"]["digest"]
+            wanted = pc.unique(
+                pa.chunked_array(
+                    [*decoded(m).chunks, pa.array(list(self.configs.values()), pa.string())],
+                    pa.string(),
+                )
+            )
+            self._keys = {}
+            for part in self.snap.parts("blobs", ("digest", "key")):
+                mine = part.filter(by_value(part["digest"], partial(pc.is_in, value_set=wanted)))
+                b = self.snap.with_keys("blobs", mine)
+                self._keys.update(zip(column(b, "digest"), column(b, "key"), strict=True))
+        return self._keys
 
     def json(self, digest: str) -> dict[str, Any] | None:
         if digest in self._cache:
