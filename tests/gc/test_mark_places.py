@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from imagegen import Blob, Layer, LayoutWriter, Manifest, image_manifest, make_layer
@@ -23,7 +24,7 @@ from regsweep.demo.generator import generate_demo
 from regsweep.gc.mark import RepoPlaces, mark
 from regsweep.gc.plan import GcSettings, _last_use_ms, _young_use, make_plan
 from regsweep.layout.keys import blob_data_key, layer_link_key
-from regsweep.scan.graph import Graph, places, sorted_range
+from regsweep.scan.graph import Graph, _index_in, places, sorted_range
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, column
 from regsweep.storage.filesystem import FilesystemStore
@@ -156,17 +157,18 @@ def test_sorted_range_covers_the_digests_of_a_column() -> None:
     assert sorted_range(named, pa.chunked_array([pa.array([None], pa.string())])) == (0, 0)
 
 
+@pytest.mark.parametrize("more", [0, 100])  # the column's values few or many beside named
 @pytest.mark.parametrize("encoded", [False, True])
 @pytest.mark.parametrize(
     "chunks",
     [
         [["sha256:0a", "sha256:14", None], ["sha256:28", "sha256:c6", "sha256:99"]],  # apart
-        [["sha256:00", "sha256:c6"], ["sha256:14", "sha256:15"], ["sha256:c6", "sha256:3c"]],
+        [["sha256:00", "sha256:c6"], ["sha256:14", "sha256:99"], ["sha256:c6", None, "sha256:3c"]],
         [],
     ],
 )
 def test_places_of_a_column_in_chunks_are_its_digests_places(
-    chunks: list[list[str | None]], encoded: bool
+    chunks: list[list[str | None]], encoded: bool, more: int
 ) -> None:
     """Looked up chunk by chunk in each chunk's range where the ranges are apart, at once
     where they overlap: the same places either way (null where a digest is not named)."""
@@ -179,6 +181,19 @@ def test_places_of_a_column_in_chunks_are_its_digests_places(
     index = {d: i for i, d in enumerate(named.to_pylist())}
     expected = [index.get(d) for d in pa.chunked_array(col).cast(pa.string()).to_pylist()]
     assert places(col, named).to_pylist() == expected
+
+
+@pytest.mark.parametrize("n", [4, 200])
+def test_index_in_hashes_either_side_alike(n: int) -> None:
+    """``_index_in`` finds few digests among many by hashing the few: the same places as
+    ``index_in`` over the named digests (duplicates, nulls and unnamed digests included)."""
+    named = pa.array([f"sha256:{i:03x}" for i in range(n)])
+    values = pa.chunked_array(
+        [["sha256:001", None, "sha256:fff"], ["sha256:003", "sha256:001", "sha256:002"]]
+    )
+    expected = pc.index_in(values, value_set=named).to_pylist()
+    assert _index_in(values, named).to_pylist() == expected
+    assert expected[:3] == [1, None, None]
 
 
 def _ms(t: datetime) -> int:

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 from regsweep.gc.plan import Plan
 from regsweep.retention.evaluate import RetentionResult
 from regsweep.scan.graph import Graph, kind_is
-from regsweep.scan.snapshot import Snapshot, by_value, column, one_array
+from regsweep.scan.snapshot import Snapshot, by_value, column, decoded, one_array
 
 
-@dataclass
+@dataclass(slots=True)
 class ExpiredTag:
     tag: str
     digest: str
@@ -121,7 +121,8 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     # The planned blobs' sizes by their place in the graph, and each repository's closure on
     # places: no blob digest becomes a string.
     graph = Graph.from_snapshot(snap)
-    removed = graph.column_places(mine["digest"])[gone]
+    # Decoded first: a plan's dictionaries hold its links' layers too.
+    removed = graph.column_places(decoded(mine["digest"].filter(pa.array(gone))))
     removed_repo = repo_at[gone]
     del mine, sizes
     blobs = rows.select(["digest", "size"]).filter(kind_is(rows, "blob"))
