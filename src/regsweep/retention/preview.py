@@ -124,13 +124,14 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     # Decoded first: a plan's dictionaries hold its links' layers too.
     removed = graph.column_places(decoded(mine["digest"].filter(pa.array(gone))))
     removed_repo = repo_at[gone]
-    del mine, sizes
-    blobs = rows.select(["digest", "size"]).filter(kind_is(rows, "blob"))
+    del mine
     planned = np.zeros(len(graph.named), np.int64)
-    at = graph.column_places(blobs["digest"])
-    blob_sizes = one_array(pc.fill_null(blobs["size"], 0)).to_numpy(zero_copy_only=False)
-    planned[at[at >= 0]] = blob_sizes[at >= 0]
-    del blobs, at, blob_sizes
+    for part in plan.row_parts():  # a part at a time: the blob rows are mapped from scratch files
+        blobs = part.select(["digest", "size"]).filter(kind_is(part, "blob"))
+        at = graph.column_places(blobs["digest"])
+        sizes = one_array(pc.fill_null(blobs["size"], 0)).to_numpy(zero_copy_only=False)
+        planned[at[at >= 0]] = sizes[at >= 0]
+        del part, blobs, at, sizes
     for code in np.unique(removed_repo).tolist():
         roots = np.unique(removed[removed_repo == code])
         name = str(repo_names[code])
