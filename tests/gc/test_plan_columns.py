@@ -18,7 +18,7 @@ from regsweep.clock import utcnow
 from regsweep.gc import plan as plan_module
 from regsweep.gc.apply import _Applier
 from regsweep.gc.mark import mark
-from regsweep.gc.plan import PLAN_SCHEMA, GcSettings, Plan, make_plan
+from regsweep.gc.plan import PLAN_SCHEMA, GcSettings, Plan, TagRemoval, make_plan
 from regsweep.layout.keys import blob_data_key
 from regsweep.reports.dataset import load_plan
 from regsweep.scan.graph import Graph
@@ -120,6 +120,30 @@ def test_spilled_blob_rows_hold_only_their_own_digests(snap: Snapshot) -> None:
     assert blob_rows["key"].null_count == blob_rows.num_rows
     full = plan.decoded_rows(blob_rows)
     assert column(full, "key") == [blob_data_key(d) for d in column(full, "digest")]
+
+
+def test_tag_and_revision_rows_hold_no_key_their_columns_tell(snap: Snapshot) -> None:
+    """Tag, tag-index and revision rows, as blob and ``_layers`` link rows, hold no key in
+    memory where the snapshot holds none (it follows from repository, tag and digest); built,
+    they are the snapshot's keys of the links that go."""
+    tags = snap["tags"]
+    expired = set(zip(column(tags, "repository"), column(tags, "tag"), strict=True))
+    removals: dict[str, dict[str, TagRemoval]] = defaultdict(dict)
+    for repo, tag in expired:
+        removals[repo][tag] = TagRemoval("retention", "r")
+    settings = GcSettings(delete_untagged=True, grace=timedelta(0), max_delete_fraction=1)
+    marked = mark(snap, delete_untagged=True, expired_tags=expired)
+    plan = make_plan(snap, marked, settings, utcnow(), extra_removed_tags=removals)
+    rows = plan.rows.filter(pc.is_in(plan.rows["kind"], pa.array(["tag", "tag_index", "revision"])))
+    assert set(column(rows, "kind")) == {"tag", "tag_index", "revision"}
+    assert rows["key"].null_count == rows.num_rows
+    keys = column(plan.decoded_rows(rows), "key")
+    known = {
+        k
+        for name in ("tags", "tag_history", "revisions")
+        for k in column(snap.with_keys(name), "key")
+    }
+    assert len(set(keys)) == len(keys) and set(keys) <= known
 
 
 def test_plan_file_holds_plain_strings_and_reads_back_equal(

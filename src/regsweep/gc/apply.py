@@ -105,7 +105,7 @@ class _Applier:
         rows = self.plan.rows
         # Links the plan saw: the re-checks count them as fresh only if they changed since.
         links = rows.filter(pc.is_in(rows["kind"], pa.array(["revision", "tag", "tag_index"])))
-        self.planned_links = {r["key"]: r for r in links.to_pylist()}
+        self.planned_links = {r["key"]: r for r in self.plan.decoded_rows(links).to_pylist()}
         self.progress("apply", 0, rows.num_rows)
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="apply") as pool:
             self.pool = pool

@@ -31,7 +31,14 @@ import pyarrow.compute as pc
 
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult, RepoPlaces
-from regsweep.layout.key_columns import blob_data_keys, layer_link_keys
+from regsweep.layout.key_columns import (
+    blob_data_keys,
+    layer_link_keys,
+    revision_link_keys,
+    tag_current_keys,
+    tag_index_keys,
+)
+from regsweep.layout.keys import revision_link_key, tag_current_key, tag_index_key
 from regsweep.python_gc import collector_paused
 from regsweep.scan.graph import NO_PLACES, Graph, has_place, pylist, sorted_range
 from regsweep.scan.snapshot import (
@@ -95,7 +102,7 @@ _WRITE_ROWS = 1 << 18  # rows decoded at a time when a plan is written
 _SLICE_ROWS = 1 << 16  # _layers links turned into Python values at a time
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TagRemoval:
     """A tag a retention policy removes, and why."""
 
@@ -351,7 +358,7 @@ class _Rows:
         phase: int,
         kind: str,
         reason: str,
-        key: str,
+        key: str | None,
         size: int | None,
         millis: int | None,
         etag: str | None,
@@ -444,13 +451,13 @@ class _Columns:
         self,
         table: pa.Table,
         *names: str,
-        keyed: Callable[[pa.Table], pa.Table] | None = None,
+        derive: Callable[[_Columns, int], str] | None = None,
         shared: dict[tuple[int, ...], list[Any]] | None = None,
     ) -> None:
-        # ``keyed``: ``table`` with every key (``Snapshot.with_keys``), where the snapshot holds
-        # some as null and the plan needs them (to order its rows by key).
+        # ``derive``: the key of a row the snapshot holds none for (``DERIVED_KEYS``), built
+        # from its other columns, where the plan needs it (to order its rows by key).
         self.table = table
-        self.keyed = keyed
+        self.derive = derive
         self.num_rows = table.num_rows
         self.names = names
         self.cols: dict[str, list[Any]] = {}
@@ -458,7 +465,7 @@ class _Columns:
         # dict (a snapshot's digest columns share one dictionary: see pylist, share_digests).
         self._shared = {} if shared is None else shared
         self._millis: list[int | None] | None = None
-        self._keys: list[str] | None = None
+        self._keys: list[str | None] | None = None
         self._sizes: list[int | None] | None = None
         self._etags: list[str | None] | None = None
 
@@ -470,8 +477,10 @@ class _Columns:
         *names: str,
         shared: dict[tuple[int, ...], list[Any]] | None = None,
     ) -> _Columns:
-        """Table ``table`` of ``snap``, whose keys are built where the snapshot holds none."""
-        return cls(snap[table], *names, keyed=partial(snap.with_keys, table), shared=shared)
+        """Table ``table`` (tags, tag_history or revisions) of ``snap``."""
+        return cls(
+            snap[table], *names, derive=partial(_DERIVE[table], snap.layout_root), shared=shared
+        )
 
     def __getitem__(self, name: str) -> list[Any]:
         # Converted when first asked for: a plan that removes no tag and no untagged manifest
@@ -491,12 +500,20 @@ class _Columns:
         return self._millis
 
     @property
-    def keys(self) -> list[str]:
-        # Only when a row goes into the plan: the keys of every link are long strings.
+    def keys(self) -> list[str | None]:
+        """Every row's key as the snapshot holds it: None where it follows from the row's
+        other columns. The plan keeps those null too (``_with_keys`` builds them): the keys of
+        every tag, history entry and revision as strings were ~40 MiB at 94k manifests."""
         if self._keys is None:
-            table = self.table if self.keyed is None else self.keyed(self.table)
-            self._keys = pylist(table["key"])
+            self._keys = pylist(self.table["key"])
         return self._keys
+
+    def key(self, i: int) -> str:
+        """Row ``i``'s key, built if the snapshot holds none (to order rows by key)."""
+        key = self.keys[i]
+        if key is None and self.derive is not None:
+            return self.derive(self, i)
+        return key  # type: ignore[return-value]
 
     @property
     def sizes(self) -> list[int | None]:
@@ -510,6 +527,17 @@ class _Columns:
             has = "etag" in self.table.column_names
             self._etags = pylist(self.table["etag"]) if has else [None] * self.num_rows
         return self._etags
+
+
+# The key of a row of tags, tag_history or revisions that the snapshot holds none for, as the
+# scan would build it (snapshot.DERIVED_KEYS; layout/key_columns.py in Arrow).
+_DERIVE: dict[str, Callable[[str, _Columns, int], str]] = {
+    "tags": lambda root, c, i: tag_current_key(c["repository"][i], c["tag"][i], root),
+    "tag_history": lambda root, c, i: tag_index_key(
+        c["repository"][i], c["tag"][i], c["digest"][i], root
+    ),
+    "revisions": lambda root, c, i: revision_link_key(c["repository"][i], c["digest"][i], root),
+}
 
 
 def new_run_id(now: datetime) -> str:
@@ -592,7 +620,7 @@ def make_plan(
         # History first, current/link last: a run that stops in between leaves a tag that
         # still resolves and is still planned for removal next time, never a tag directory
         # without current/link (listed by the registry, unresolvable, and invisible to gc).
-        for i in sorted(hist_idx, key=hs.keys.__getitem__):
+        for i in sorted(hist_idx, key=hs.key):
             out.add_row(
                 cand,
                 PHASE_MANIFESTS,
@@ -667,7 +695,7 @@ def make_plan(
             history_by_digest[(repo, d)].append(i)
     del wanted
     rev_cands: list[tuple[str, str, str, int, list[int]]] = []
-    in_key_order = sorted(((rv.keys[c[3]], c) for c in untagged), key=lambda kc: kc[0])
+    in_key_order = sorted(((rv.key(c[3]), c) for c in untagged), key=lambda kc: kc[0])
     for _, (repo, d, reason, r) in in_key_order:
         entries = history_by_digest.get((repo, d), [])
         if young(rv.millis, [r]) or young(hs.millis, entries):
@@ -711,7 +739,7 @@ def make_plan(
             protected["revision"] += 1
             continue
         cand = out.new_candidate()
-        for e in sorted(entries, key=hs.keys.__getitem__):
+        for e in sorted(entries, key=hs.key):
             out.add_row(
                 cand,
                 PHASE_MANIFESTS,
@@ -974,19 +1002,25 @@ def _take_shared(col: pa.Array, at: pa.Array) -> pa.Array:
 
 def _with_keys(rows: pa.Table, root: str) -> pa.Table:
     """Plan rows (plain strings) with the keys the plan left null built: a blob's from its
-    digest, a ``_layers`` link's from its repository and digest."""
+    digest, a link's (``_layers``, revision, tag, tag index) from its repository, tag and
+    digest, as the scan builds them (snapshot.DERIVED_KEYS)."""
     key = one_array(rows["key"])
     if not key.null_count:
         return rows
     kind, digest = one_array(rows["kind"]), one_array(rows["digest"])
+    repository, tag = one_array(rows["repository"]), one_array(rows["tag"])
     missing = pc.is_null(key)
-    blob = pc.and_(missing, pc.fill_null(pc.equal(kind, "blob"), False))
-    link = pc.and_(missing, pc.fill_null(pc.equal(kind, "layer_link"), False))
-    if pc.any(blob).as_py():
-        key = pc.if_else(blob, blob_data_keys(root, digest), key)
-    if pc.any(link).as_py():
-        repository = one_array(rows["repository"])
-        key = pc.if_else(link, layer_link_keys(root, repository, digest), key)
+    built: dict[str, Callable[[], pa.Array]] = {
+        "blob": lambda: blob_data_keys(root, digest),
+        "layer_link": lambda: layer_link_keys(root, repository, digest),
+        "revision": lambda: revision_link_keys(root, repository, digest),
+        "tag": lambda: tag_current_keys(root, repository, tag),
+        "tag_index": lambda: tag_index_keys(root, repository, tag, digest),
+    }
+    for name, keys in built.items():
+        these = pc.and_(missing, pc.fill_null(pc.equal(kind, name), False))
+        if pc.any(these).as_py():
+            key = pc.if_else(these, keys(), key)
     return rows.set_column(rows.schema.get_field_index("key"), "key", key)
 
 
