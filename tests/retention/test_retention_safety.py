@@ -150,6 +150,26 @@ def test_an_unparsable_manifest_keeps_the_whole_repository(tmp_path: Path) -> No
     assert not [r for r in plan.rows.to_pylist() if r["repository"] == "app"]
 
 
+def test_an_unreadable_child_reached_only_through_its_index_keeps_the_repository(
+    tmp_path: Path,
+) -> None:
+    """A platform manifest with no revision link of its own, that does not hash to its digest:
+    found through the index's closure, the repository is kept whole and the reason names it."""
+    layout = Layout(tmp_path / "store")
+    children = [tiny("c-amd64"), tiny("c-arm64", architecture="arm64")]
+    layout.push("app", index(children), ["old-1"], age=30 * DAY)
+    layout.push("app", tiny("new"), ["new-1"], age=1 * DAY)
+    bad = children[1]
+    layout.store.delete_many([revision_link_key("app", bad.digest)])
+    layout.store.write(blob_data_key(bad.digest), bad.blob.data + b"\n")
+    rules = [{"name": "all", "action": "delete", "select": {"state": "any"}}]
+    result = evaluate(one_policy(rules), layout)
+    assert result.skipped["app"] == (
+        f"read error: manifest {bad.digest}: digest-mismatch: content does not hash to its digest"
+    )
+    assert deleted_tags(result) == set()
+
+
 def _shuffled(snap: Snapshot, seed: int) -> Snapshot:
     rng = random.Random(seed)
     tables = {}

@@ -39,6 +39,7 @@ from regsweep.gc.mark import RepoView, repo_views
 from regsweep.gc.plan import TagRemoval
 from regsweep.retention.candidates import (
     Candidate,
+    Manifests,
     RepoCandidates,
     candidates,
     read_problem,
@@ -445,14 +446,20 @@ def evaluate_policy(
     kept_untagged: dict[str, set[str]] = {}
     skipped: dict[str, str] = {}
 
-    for name, repo in repo_views(snap).items():
+    views = repo_views(snap)
+    manifests = Manifests(graph, views.values())
+    for name, repo in views.items():
         pol = policy.policy_for(name)
         opts = pol.options if pol is not None else policy.defaults
         rc = candidates(
-            repo, graph, artifact_types, unit=opts.unit, legacy_cosign_tags=opts.legacy_cosign_tags
+            repo,
+            manifests,
+            artifact_types,
+            unit=opts.unit,
+            legacy_cosign_tags=opts.legacy_cosign_tags,
         )
         attrs = _Attrs(times, opts.semver)
-        verdicts = _decide_repo(policy, pol, repo, rc, attrs, graph, now, in_use, skipped)
+        verdicts = _decide_repo(policy, pol, repo, rc, attrs, manifests, now, in_use, skipped)
         for c in rc.tags + rc.untagged:
             v = verdicts[c]
             stamp = attrs.pushed(c)
@@ -508,7 +515,7 @@ def _decide_repo(
     repo: RepoView,
     rc: RepoCandidates,
     attrs: _Attrs,
-    graph: Graph,
+    manifests: Manifests,
     now: datetime,
     in_use: InUse,
     skipped: dict[str, str],
@@ -521,7 +528,7 @@ def _decide_repo(
     ):
         return {c: Verdict(KEEP, "default", "no-rule-targets-repository") for c in all_cands}
     guards = policy.settings.guards
-    problem = read_problem(repo, graph)
+    problem = read_problem(repo, manifests)
     if problem is not None and guards.on_read_error == "skip_repo":
         skipped[repo.name] = f"read error: {problem}"
         return {c: Verdict(KEEP, "guard", "on_read_error") for c in all_cands}
