@@ -59,8 +59,8 @@ PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS, PHASE_UPLOADS, PHASE_TMP = 1, 2, 3, 4
 # In memory, the text columns that repeat or that name blobs are dictionary-encoded. The blob
 # phase's digest and ETag are dictionaries over the snapshot's own blobs columns, so a plan of
 # millions of blobs adds 4 bytes per value instead of a copy of each string; as in the
-# snapshot, the key of a blob or _layers link in the standard shape is null (``_with_keys``
-# builds it). A plan file holds plain strings and every key (PLAN_FILE_SCHEMA): a dictionary
+# snapshot, the key of a blob or a link (``_layers``, revision, tag, tag index) in the
+# standard shape is null (``_with_keys`` builds it). A plan file holds plain strings and every key (PLAN_FILE_SCHEMA): a dictionary
 # over every blob of the store would be written whole.
 _DICT = pa.dictionary(pa.int32(), pa.string())
 # In memory, ``seq`` and ``candidate`` are 32-bit (a plan of millions of blobs has a value of
@@ -268,8 +268,8 @@ class Plan:
 
     def decoded_rows(self, rows: pa.Table | None = None) -> pa.Table:
         """The rows (or ``rows``, some of them) as a plan file holds them: plain string
-        columns, and every key. In memory, the key of a blob or ``_layers`` link in the common
-        shape is null, as in the snapshot (see ``snapshot.DERIVED_KEYS``)."""
+        columns, and every key. In memory, the key of a blob or a link in the common shape is
+        null, as in the snapshot (see ``snapshot.DERIVED_KEYS``)."""
         plain = (self.rows if rows is None else rows).cast(PLAN_FILE_SCHEMA)
         return _with_keys(plain, self.layout_root)
 
