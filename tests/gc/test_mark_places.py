@@ -21,6 +21,7 @@ import pytest
 from imagegen import Blob, Layer, LayoutWriter, Manifest, image_manifest, make_layer
 from regsweep.clock import utcnow
 from regsweep.demo.generator import generate_demo
+from regsweep.gc import plan as plan_module
 from regsweep.gc.mark import RepoPlaces, mark
 from regsweep.gc.plan import GcSettings, _last_use_ms, _young_use, make_plan
 from regsweep.layout.keys import blob_data_key, layer_link_key
@@ -227,7 +228,9 @@ def _last_uses(snap: Snapshot) -> dict[str, int]:
     return last
 
 
-def test_last_use_of_each_blob_matches_the_rows(tmp_path: Path) -> None:
+def test_last_use_of_each_blob_matches_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The plan's grace check on places (a young link or manifest that uses a blob keeps it)
     against plain Python, on a demo store whose links have many different times."""
     root = tmp_path / "registry"
@@ -247,6 +250,8 @@ def test_last_use_of_each_blob_matches_the_rows(tmp_path: Path) -> None:
     assert dict(zip(graph.digests_at(used).to_pylist(), last[used].tolist(), strict=True)) == (
         expected
     )
+    monkeypatch.setattr(plan_module, "_SLICE_ROWS", 2)  # the links two at a time: the same
+    assert (_last_use_ms(snap, graph) == last).all()
     # The blobs _young_use names: stored, not live, used at or after the cutoff.
     live = np.zeros(len(graph.named), bool)
     live[: len(live) // 2] = True
