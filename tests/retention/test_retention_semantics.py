@@ -24,6 +24,13 @@ from imagegen import image, index, make_layer
 from regsweep.retention import loads_policy
 from regsweep.retention.patterns import compile_pattern
 from regsweep.retention.schema import parse_age
+from regsweep.retention.times import (
+    CREATED_ANNOTATION,
+    BlobReader,
+    TimeResolver,
+    _dated,
+    parse_rfc3339,
+)
 from regsweep.retention.versions import SemverRange, SemverSettings, parse_version
 
 DAY = timedelta(days=1)
@@ -526,3 +533,39 @@ def test_rank_by_natural_and_by_name(tmp_path: Path) -> None:
 
     assert top1("natural") == {"build-100"}
     assert top1("name") == {"build-9"}  # plain string order: "build-9" > "build-100"
+
+
+def test_created_times_come_from_the_parts_of_documents_kept(tmp_path: Path) -> None:
+    """The reader keeps only the parts of a config or manifest the times read (a whole config
+    per manifest was most of a config-time policy's memory): ``created``, the created
+    annotation and the created label; the times are what the whole documents give."""
+    doc = {
+        "created": "2026-01-02T03:04:05Z",
+        "history": [{"created_by": "x" * 100}],
+        "annotations": {CREATED_ANNOTATION: "2026-02-01T00:00:00Z", "other": "y"},
+        "config": {"Labels": {CREATED_ANNOTATION: "2026-03-01T00:00:00Z", "a": "b"}, "Env": []},
+    }
+    assert _dated(doc) == {
+        "created": "2026-01-02T03:04:05Z",
+        "annotations": {CREATED_ANNOTATION: "2026-02-01T00:00:00Z"},
+        "config": {"Labels": {CREATED_ANNOTATION: "2026-03-01T00:00:00Z"}},
+    }
+    assert _dated({"config": {"Labels": None}, "rootfs": {}}) == {}
+
+    layout = Layout(tmp_path / "store")
+    label = "2025-05-05T05:05:05Z"
+    labelled = image(
+        [make_layer("labelled", 64)], created=NOW - 10 * DAY, labels={CREATED_ANNOTATION: label}
+    )
+    plain = tiny("plain")
+    layout.push("app", labelled, ["l"])
+    layout.push("app", plain, ["p"])
+    snap = layout.scan()
+    settings = loads_policy(
+        "version: 1\npolicies: []\nsettings: {time_sources: {created: [annotation_created]}}"
+    ).settings
+    times = TimeResolver(snap, BlobReader(snap, layout.store), settings)
+    assert times.annotation_created(labelled.digest) == parse_rfc3339(label)
+    assert times.annotation_created(plain.digest) is None
+    assert times.config_created(labelled.digest) == NOW - 10 * DAY
+    assert times.reader.reads == 4  # each manifest and each config once (then cached)
