@@ -89,9 +89,9 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
         get(repo).skipped = why
 
     # Bytes: links and tags of the repository itself, plus blobs its removed manifests reach.
-    # The rows of a repository's tags, history entries, revisions and links, by the codes of
-    # their repositories.
-    # (Each filter on the columns it needs only: the rows' keys alone are ~100 bytes a row.)
+    # First the rows of each repository's own tags, history entries, revisions and links, by
+    # the codes of their repositories (each filter takes only the columns it reads: the rows'
+    # keys alone are ~100 bytes a row).
     mine = rows.select(["repository", "kind", "digest", "size", "reason"]).filter(
         pc.and_(
             pc.is_valid(rows["repository"]),
@@ -118,10 +118,10 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     )
     if not gone.any():
         return dict(sorted(out.items()))
-    # The planned blobs' sizes by their place in the graph, and each repository's closure on
-    # places: no blob digest becomes a string.
+    # The removed manifests' places (decoded first: a plan's dictionaries hold its links'
+    # layers too), the planned blobs' sizes by place, and each repository's closure on places:
+    # no blob digest becomes a string.
     graph = Graph.from_snapshot(snap)
-    # Decoded first: a plan's dictionaries hold its links' layers too.
     removed = graph.column_places(decoded(mine["digest"].filter(pa.array(gone))))
     removed_repo = repo_at[gone]
     del mine
