@@ -35,8 +35,10 @@ from imagegen import (
     referrers_tag,
     sample_image,
 )
+from regsweep.audit.checks import _Index
 from regsweep.audit.findings import KINDS, Finding
 from regsweep.audit.report import AuditOptions, AuditReport, run_audit
+from regsweep.demo.generator import generate_demo
 from regsweep.layout.keys import (
     blob_data_key,
     layer_link_key,
@@ -46,6 +48,8 @@ from regsweep.layout.keys import (
     tag_index_key,
     upload_key,
 )
+from regsweep.scan.scanner import scan
+from regsweep.scan.snapshot import column
 from regsweep.storage.base import ObjectStore
 from regsweep.storage.filesystem import FilesystemStore
 from regsweep.storage.readonly import ReadOnlyStore
@@ -492,3 +496,21 @@ def test_malformed_revision_link_is_one_finding(store_factory: MakeStore, bad: b
     assert {(f.kind, f.key) for f in report.findings if f.severity != "info"} == {
         ("malformed-link", key)
     }
+
+
+def test_index_rows_build_the_keys_the_snapshot_leaves_out(tmp_path: Any) -> None:
+    """The audit holds revisions, tags and links as light rows whose key is built when a
+    finding asks for it: the same keys as the snapshot's (``Snapshot.with_keys``)."""
+    root = tmp_path / "registry"
+    root.mkdir()
+    generate_demo(FilesystemStore(root), now=datetime.now(UTC) - timedelta(days=3))
+    snap = scan(FilesystemStore(root))
+    ix = _Index.build(snap)
+    for table, by_repo in (
+        ("revisions", ix.revisions),
+        ("tags", ix.tags),
+        ("layer_links", ix.links),
+    ):
+        keys = sorted(r["key"] for rows in by_repo.values() for r in rows.values())
+        assert snap[table]["key"].null_count == snap[table].num_rows  # all left out by the scan
+        assert keys == sorted(column(snap.with_keys(table), "key")), table
