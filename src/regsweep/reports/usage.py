@@ -8,17 +8,22 @@ Definitions (stable; the README documents them):
 - ``shared_bytes``: ``total_bytes - exclusive_bytes``.
 Across repositories, sum(exclusive) + ``shared_unique_bytes`` (bytes of the live blobs reached by
 two or more repositories, each counted once) equals ``live_bytes``, the bytes of all live blobs.
+
+Worked out on the graph's places (numpy arrays by digest), not sets of digest strings: a
+closure of strings per repository held every live digest once per repository that reaches it.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from regsweep.scan.graph import Graph
-from regsweep.scan.snapshot import Snapshot, column
+from regsweep.scan.graph import NO_PLACES, Graph, pylist
+from regsweep.scan.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -30,29 +35,41 @@ class UsageSummary:
     logical_bytes: int  # sum of total_bytes over repositories (what users think they use)
     unreferenced_bytes: int  # blobs nothing reaches (before any grace period)
     shared_unique_bytes: int = 0  # live blobs reached by >= 2 repositories, each counted once
-    # digest -> how many repositories reach the blob (live blobs only)
-    blob_repositories: Counter[str] = field(default_factory=Counter)
+    live_blobs: int = 0  # stored blobs reachable from any revision
+    # Per place of ``named`` (the graph's digests): how many repositories reach the blob.
+    named: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
+    users_at: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
     @property
     def dedup_ratio(self) -> float:
         return self.logical_bytes / self.live_bytes if self.live_bytes else 1.0
 
 
-def usage(snap: Snapshot) -> UsageSummary:
-    graph = Graph.from_snapshot(snap)
+def usage(snap: Snapshot, graph: Graph | None = None) -> UsageSummary:
+    """Per-repository bytes. ``graph`` is the snapshot's, when the caller has it."""
+    if graph is None:
+        graph = Graph.from_snapshot(snap)
     rev = snap["revisions"]
-    roots: dict[str, set[str]] = defaultdict(set)
-    for repo, target in zip(column(rev, "repository"), column(rev, "target"), strict=True):
-        if target is not None:
-            roots[repo].add(target)
-    tags = snap["tags"]
-    tag_count = Counter(column(tags, "repository"))
-    reach: dict[str, set[str]] = {}
-    for repo, r in roots.items():
-        reach[repo] = {d for d in graph.closure(repo, r) if d in graph.blob_sizes}
-    users: Counter[str] = Counter()
-    for blobs in reach.values():
-        users.update(blobs)
+    # Each repository's revisions' targets, as sorted distinct places.
+    targets: dict[str, list[int]] = defaultdict(list)
+    for repo, at in zip(
+        pylist(rev["repository"]), graph.column_places(rev["target"]).tolist(), strict=True
+    ):
+        if at >= 0:
+            targets[repo].append(at)
+    roots = {repo: np.unique(np.array(at, np.int64)) for repo, at in targets.items()}
+    del targets
+    stored = graph.sizes >= 0
+    reach: dict[str, np.ndarray] = {}
+    users = np.zeros(len(graph.named), np.int32)
+    for repo, at in roots.items():
+        reached = graph.reach(at, graph.alias_places(repo))
+        reach[repo] = reached = reached[stored[reached]]
+        users[reached] += 1  # each place once per repository: reach is distinct
+    tag_counts = {
+        item["values"]: item["counts"]
+        for item in pc.value_counts(snap["tags"]["repository"]).to_pylist()
+    }
     rows: dict[str, list[object]] = {
         k: []
         for k in (
@@ -64,27 +81,29 @@ def usage(snap: Snapshot) -> UsageSummary:
             "shared_bytes",
         )
     }
-    all_repos = sorted(set(column(snap["repositories"], "repository")))
-    for repo in all_repos:
-        blobs = reach.get(repo, set())
-        total = sum(graph.blob_sizes[b] for b in blobs)
-        exclusive = sum(graph.blob_sizes[b] for b in blobs if users[b] == 1)
+    sizes = graph.sizes
+    for repo in sorted(set(pylist(snap["repositories"]["repository"]))):
+        blobs = reach.get(repo, NO_PLACES)
+        total = int(sizes[blobs].sum())
+        exclusive = int(sizes[blobs[users[blobs] == 1]].sum())
         rows["repository"].append(repo)
-        rows["tags"].append(tag_count.get(repo, 0))
+        rows["tags"].append(tag_counts.get(repo, 0))
         rows["manifests"].append(len(roots.get(repo, ())))
         rows["total_bytes"].append(total)
         rows["exclusive_bytes"].append(exclusive)
         rows["shared_bytes"].append(total - exclusive)
-    live = set(users)
-    stored = graph.stored_bytes
-    live_bytes = sum(graph.blob_sizes[b] for b in live)
+    live = users > 0
+    live_bytes = int(sizes[live].sum())
+    stored_bytes = graph.stored_bytes
     return UsageSummary(
         repositories=pa.table(rows),
-        stored_bytes=stored,
+        stored_bytes=stored_bytes,
         stored_blobs=graph.stored_blobs,
         live_bytes=live_bytes,
         logical_bytes=sum(rows["total_bytes"]),  # type: ignore[arg-type]
-        unreferenced_bytes=stored - live_bytes,
-        shared_unique_bytes=sum(graph.blob_sizes[b] for b, n in users.items() if n >= 2),
-        blob_repositories=users,
+        unreferenced_bytes=stored_bytes - live_bytes,
+        shared_unique_bytes=int(sizes[users >= 2].sum()),
+        live_blobs=int(live.sum()),
+        named=graph.named,
+        users_at=users,
     )
