@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -27,11 +26,10 @@ from regsweep.layout.keys import (
     layer_link_key,
     repo_key,
     revision_link_key,
-    tag_current_key,
 )
 from regsweep.layout.manifest import REF_MANIFEST
 from regsweep.scan.graph import pylist
-from regsweep.scan.snapshot import Snapshot, column, rows
+from regsweep.scan.snapshot import DERIVED_KEYS, Snapshot, column, rows
 from regsweep.storage.base import ObjectInfo
 
 DEFAULT_UPLOAD_AGE = timedelta(hours=168)  # Distribution's own purge age
@@ -91,71 +89,48 @@ class _Ref(NamedTuple):
     platform: str | None
 
 
+@dataclass(slots=True)
 class _Row:
     """A row of revisions, tags or layer_links: the columns the checks read, looked up as
     ``row["name"]`` like the dicts it stands for, its key built when asked for where the
-    snapshot holds none. Whole rows as dicts, every key built, were ~770 MiB of an audit of a
-    1M-object store (300k links, 94k revisions)."""
+    snapshot holds none (``DERIVED_KEYS``). Whole rows as dicts, every key built, were ~770
+    MiB of an audit of a 1M-object store (300k links, 94k revisions)."""
 
-    __slots__ = (
-        "_key",
-        "_make",
-        "blob_present",
-        "digest",
-        "problem",
-        "repository",
-        "tag",
-        "target",
-    )
-    COLUMNS = ("repository", "tag", "digest", "target", "blob_present", "problem", "key")
-
-    def __init__(
-        self,
-        repository: str,
-        tag: Any,  # str (tags) or None
-        digest: Any,  # str, or None for a tag that cannot be read
-        target: str | None,
-        blob_present: bool | None,
-        problem: str | None,
-        key: str | None,
-        make: Callable[[_Row], str],
-    ) -> None:
-        self.repository = repository
-        self.tag = tag
-        self.digest = digest
-        self.target = target
-        self.blob_present = blob_present
-        self.problem = problem
-        self._key = key
-        self._make = make
+    repository: str
+    tag: Any  # str (tags) or None
+    digest: Any  # str, or None for a tag that cannot be read
+    target: str | None
+    blob_present: bool | None
+    problem: str | None
+    raw_key: str | None  # as the snapshot holds it
+    build_key: Callable[[_Row], str]
 
     def __getitem__(self, name: str) -> Any:
         return self.key if name == "key" else getattr(self, name)
 
     @property
     def key(self) -> str:
-        return self._key if self._key is not None else self._make(self)
+        return self.raw_key if self.raw_key is not None else self.build_key(self)
 
 
-# How the key of a row the snapshot holds none for follows from its other columns.
-_KEYS: dict[str, Callable[[str, _Row], str]] = {
-    "revisions": lambda root, r: revision_link_key(r.repository, r.digest, root),
-    "tags": lambda root, r: tag_current_key(r.repository, r.tag, root),
-    "layer_links": lambda root, r: layer_link_key(r.repository, r.digest, root),
-}
+_ROW_COLUMNS = ("repository", "tag", "digest", "target", "blob_present", "problem", "key")
 
 
 def _rows(
     snap: Snapshot, table: str, root: str, shared: dict[tuple[int, ...], list[Any]]
 ) -> Iterator[_Row]:
     t = snap[table]
-    make = partial(_KEYS[table], root)
+    shape = DERIVED_KEYS[table]
+
+    def build_key(r: _Row) -> str:
+        return shape.key(root, *(getattr(r, name) for name in shape.columns))
+
     columns = [
         pylist(t[name], shared) if name in t.column_names else [None] * t.num_rows
-        for name in _Row.COLUMNS
+        for name in _ROW_COLUMNS
     ]
     for repository, tag, digest, target, present, problem, key in zip(*columns, strict=True):
-        yield _Row(repository, tag, digest, target, present, problem, key, make)
+        yield _Row(repository, tag, digest, target, present, problem, key, build_key)
 
 
 @dataclass

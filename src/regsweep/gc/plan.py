@@ -31,17 +31,10 @@ import pyarrow.compute as pc
 
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult, RepoPlaces
-from regsweep.layout.key_columns import (
-    blob_data_keys,
-    layer_link_keys,
-    revision_link_keys,
-    tag_current_keys,
-    tag_index_keys,
-)
-from regsweep.layout.keys import revision_link_key, tag_current_key, tag_index_key
 from regsweep.python_gc import collector_paused
 from regsweep.scan.graph import NO_PLACES, Graph, has_place, pylist, sorted_range
 from regsweep.scan.snapshot import (
+    DERIVED_KEYS,
     Snapshot,
     as_dictionary,
     ascending,
@@ -477,9 +470,14 @@ class _Columns:
         *names: str,
         shared: dict[tuple[int, ...], list[Any]] | None = None,
     ) -> _Columns:
-        """Table ``table`` (tags, tag_history or revisions) of ``snap``."""
+        """Table ``table`` (tags, tag_history or revisions) of ``snap``, its keys built as the
+        snapshot builds them (``DERIVED_KEYS``) where it holds none."""
+        shape, root = DERIVED_KEYS[table], snap.layout_root
         return cls(
-            snap[table], *names, derive=partial(_DERIVE[table], snap.layout_root), shared=shared
+            snap[table],
+            *names,
+            derive=lambda c, i: shape.key(root, *(c[name][i] for name in shape.columns)),
+            shared=shared,
         )
 
     def __getitem__(self, name: str) -> list[Any]:
@@ -527,17 +525,6 @@ class _Columns:
             has = "etag" in self.table.column_names
             self._etags = pylist(self.table["etag"]) if has else [None] * self.num_rows
         return self._etags
-
-
-# The key of a row of tags, tag_history or revisions that the snapshot holds none for, as the
-# scan would build it (snapshot.DERIVED_KEYS; layout/key_columns.py in Arrow).
-_DERIVE: dict[str, Callable[[str, _Columns, int], str]] = {
-    "tags": lambda root, c, i: tag_current_key(c["repository"][i], c["tag"][i], root),
-    "tag_history": lambda root, c, i: tag_index_key(
-        c["repository"][i], c["tag"][i], c["digest"][i], root
-    ),
-    "revisions": lambda root, c, i: revision_link_key(c["repository"][i], c["digest"][i], root),
-}
 
 
 def new_run_id(now: datetime) -> str:
@@ -1000,6 +987,17 @@ def _take_shared(col: pa.Array, at: pa.Array) -> pa.Array:
     return pa.DictionaryArray.from_arrays(at, col)
 
 
+# The snapshot table whose rows each kind of plan row stands for: a row's key, where the plan
+# holds none, is built as the snapshot builds that table's (their columns have the same names).
+_KEYS_OF_KIND = {
+    "blob": DERIVED_KEYS["blobs"],
+    "layer_link": DERIVED_KEYS["layer_links"],
+    "revision": DERIVED_KEYS["revisions"],
+    "tag": DERIVED_KEYS["tags"],
+    "tag_index": DERIVED_KEYS["tag_history"],
+}
+
+
 def _with_keys(rows: pa.Table, root: str) -> pa.Table:
     """Plan rows (plain strings) with the keys the plan left null built: a blob's from its
     digest, a link's (``_layers``, revision, tag, tag index) from its repository, tag and
@@ -1007,20 +1005,12 @@ def _with_keys(rows: pa.Table, root: str) -> pa.Table:
     key = one_array(rows["key"])
     if not key.null_count:
         return rows
-    kind, digest = one_array(rows["kind"]), one_array(rows["digest"])
-    repository, tag = one_array(rows["repository"]), one_array(rows["tag"])
+    kind = one_array(rows["kind"])
     missing = pc.is_null(key)
-    built: dict[str, Callable[[], pa.Array]] = {
-        "blob": lambda: blob_data_keys(root, digest),
-        "layer_link": lambda: layer_link_keys(root, repository, digest),
-        "revision": lambda: revision_link_keys(root, repository, digest),
-        "tag": lambda: tag_current_keys(root, repository, tag),
-        "tag_index": lambda: tag_index_keys(root, repository, tag, digest),
-    }
-    for name, keys in built.items():
+    for name, shape in _KEYS_OF_KIND.items():
         these = pc.and_(missing, pc.fill_null(pc.equal(kind, name), False))
         if pc.any(these).as_py():
-            key = pc.if_else(these, keys(), key)
+            key = pc.if_else(these, shape.keys(rows, root), key)
     return rows.set_column(rows.schema.get_field_index("key"), "key", key)
 
 

@@ -31,6 +31,13 @@ from regsweep.layout.key_columns import (
     tag_current_keys,
     tag_index_keys,
 )
+from regsweep.layout.keys import (
+    blob_data_key,
+    layer_link_key,
+    revision_link_key,
+    tag_current_key,
+    tag_index_key,
+)
 from regsweep.scan.spill import SpilledTable
 from regsweep.storage.columns import NULL_STRING
 
@@ -169,22 +176,42 @@ TABLES = tuple(SCHEMAS)
 @dataclass(frozen=True)
 class KeyShape:
     """How the keys of a table's rows follow from their columns: ``build`` (one of
-    layout/key_columns.py) takes the layout root and then the ``columns``, in that order."""
+    layout/key_columns.py) takes the layout root and then the ``columns``, in that order;
+    ``one``, where given, builds one row's key from the same values (layout/keys.py), for
+    what asks for a few keys (the plan's order, the audit's findings)."""
 
     build: Callable[..., pa.Array]
     columns: tuple[str, ...]
+    one: Callable[..., str] | None = None
 
     def keys(self, table: pa.Table, root: str) -> pa.Array:
         return one_array(self.build(root, *(decoded(table[c]) for c in self.columns)))
 
+    def key(self, root: str, *values: Any) -> str:
+        """One row's key from its ``columns`` values, as ``keys`` builds it."""
+        assert self.one is not None, "a shape without a one-row builder"
+        return self.one(root, *values)
+
 
 # The tables whose keys are null in memory where the layout tells them, and how they are built.
 DERIVED_KEYS: dict[str, KeyShape] = {
-    "blobs": KeyShape(blob_data_keys, ("digest",)),
-    "layer_links": KeyShape(layer_link_keys, ("repository", "digest")),
-    "revisions": KeyShape(revision_link_keys, ("repository", "digest")),
-    "tags": KeyShape(tag_current_keys, ("repository", "tag")),
-    "tag_history": KeyShape(tag_index_keys, ("repository", "tag", "digest")),
+    "blobs": KeyShape(blob_data_keys, ("digest",), lambda root, d: blob_data_key(d, root)),
+    "layer_links": KeyShape(
+        layer_link_keys, ("repository", "digest"), lambda root, r, d: layer_link_key(r, d, root)
+    ),
+    "revisions": KeyShape(
+        revision_link_keys,
+        ("repository", "digest"),
+        lambda root, r, d: revision_link_key(r, d, root),
+    ),
+    "tags": KeyShape(
+        tag_current_keys, ("repository", "tag"), lambda root, r, t: tag_current_key(r, t, root)
+    ),
+    "tag_history": KeyShape(
+        tag_index_keys,
+        ("repository", "tag", "digest"),
+        lambda root, r, t, d: tag_index_key(r, t, d, root),
+    ),
 }
 _WRITE_ROWS = 1 << 18  # rows whose keys are built at a time when a table is written
 
