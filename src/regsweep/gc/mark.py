@@ -242,7 +242,7 @@ class _Repo:
         return np.unique(both[both >= 0])
 
 
-def _by_repository(col: pa.ChunkedArray) -> dict[str, np.ndarray]:
+def rows_by_repository(col: pa.ChunkedArray) -> dict[str, np.ndarray]:
     """The rows of each repository of the column ``col`` (repository names), in row order."""
     arr = one_array(col)
     if not pa.types.is_dictionary(arr.type):
@@ -264,7 +264,7 @@ def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
     rv = snap["revisions"]
     digest, target = graph.column_places(rv["digest"]), graph.column_places(rv["target"])
     present = one_array(pc.fill_null(rv["blob_present"], False)).to_numpy(zero_copy_only=False)
-    for name, rows in _by_repository(rv["repository"]).items():
+    for name, rows in rows_by_repository(rv["repository"]).items():
         repo = repos[name]
         repo.rev_digest, repo.rev_target, repo.rev_present = (
             digest[rows],
@@ -274,7 +274,7 @@ def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
     t = snap["tags"]
     tag_names, tag_at = pylist(t["tag"]), graph.column_places(t["digest"]).tolist()
     unreadable: set[tuple[str, str]] = set()
-    for name, rows in _by_repository(t["repository"]).items():
+    for name, rows in rows_by_repository(t["repository"]).items():
         repo = repos[name]
         repo.tags = [(tag_names[i], tag_at[i]) for i in rows.tolist()]
         unreadable.update((name, tag) for tag, at in repo.tags if at < 0)

@@ -15,13 +15,13 @@ closure of strings per repository held every live digest once per repository tha
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from regsweep.gc.mark import rows_by_repository
 from regsweep.scan.graph import NO_PLACES, Graph, pylist
 from regsweep.scan.snapshot import Snapshot
 
@@ -51,14 +51,12 @@ def usage(snap: Snapshot, graph: Graph | None = None) -> UsageSummary:
         graph = Graph.from_snapshot(snap)
     rev = snap["revisions"]
     # Each repository's revisions' targets, as sorted distinct places.
-    targets: dict[str, list[int]] = defaultdict(list)
-    for repo, at in zip(
-        pylist(rev["repository"]), graph.column_places(rev["target"]).tolist(), strict=True
-    ):
-        if at >= 0:
-            targets[repo].append(at)
-    roots = {repo: np.unique(np.array(at, np.int64)) for repo, at in targets.items()}
-    del targets
+    target_at = graph.column_places(rev["target"])
+    roots: dict[str, np.ndarray] = {}
+    for repo, mine in rows_by_repository(rev["repository"]).items():
+        at = np.unique(target_at[mine])
+        if (at >= 0).any():
+            roots[repo] = at[at >= 0]
     stored = graph.sizes >= 0
     reach: dict[str, np.ndarray] = {}
     users = np.zeros(len(graph.named), np.int32)

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from regsweep.gc.mark import rows_by_repository
 from regsweep.gc.plan import Plan
 from regsweep.retention.evaluate import RetentionResult
 from regsweep.scan.graph import Graph, kind_is
@@ -89,29 +90,21 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
         get(repo).skipped = why
 
     # Bytes: links and tags of the repository itself, plus blobs its removed manifests reach.
-    # First the rows of each repository's own tags, history entries, revisions and links, by
-    # the codes of their repositories (each filter takes only the columns it reads: the rows'
-    # keys alone are ~100 bytes a row).
+    # First the rows of each repository's own tags, history entries, revisions and links
+    # (each filter takes only the columns it reads: the rows' keys alone are ~100 bytes a row).
     mine = rows.select(["repository", "kind", "digest", "size", "reason"]).filter(
         pc.and_(
             pc.is_valid(rows["repository"]),
             by_value(rows["kind"], lambda v: pc.is_in(v, value_set=_REPOSITORY_KINDS)),
         )
     )
-    repo_names, repo_at = _codes(mine["repository"])
-    n = len(repo_names)
-    for name in repo_names[np.bincount(repo_at, minlength=n) > 0].tolist():
-        get(name)
+    by_repo = rows_by_repository(mine["repository"])
     sizes = one_array(pc.fill_null(mine["size"], 0)).to_numpy(zero_copy_only=False)
-    freed = np.zeros(n, np.int64)
-    np.add.at(freed, repo_at, sizes)
-    untagged = np.bincount(
-        repo_at[_is(mine, "kind", "revision") & _is(mine, "reason", "untagged")], minlength=n
-    )
-    for name, b, u in zip(repo_names.tolist(), freed.tolist(), untagged.tolist(), strict=True):
-        if name in out:
-            out[name].bytes_freed += b
-            out[name].untagged_removed += u
+    untagged = _is(mine, "kind", "revision") & _is(mine, "reason", "untagged")
+    for name, at in by_repo.items():
+        p = get(name)
+        p.bytes_freed += int(sizes[at].sum())
+        p.untagged_removed += int(untagged[at].sum())
     # The manifests removed (a tag's or a revision's digest), as places, by repository.
     gone = (_is(mine, "kind", "tag") | _is(mine, "kind", "revision")) & np.asarray(
         one_array(pc.is_valid(mine["digest"])).to_numpy(zero_copy_only=False)
@@ -122,8 +115,8 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     # layers too), the planned blobs' sizes by place, and each repository's closure on places:
     # no blob digest becomes a string.
     graph = Graph.from_snapshot(snap)
-    removed = graph.column_places(decoded(mine["digest"].filter(pa.array(gone))))
-    removed_repo = repo_at[gone]
+    removed = np.full(len(gone), -1, np.int64)
+    removed[gone] = graph.column_places(decoded(mine["digest"].filter(pa.array(gone))))
     del mine
     planned = np.zeros(len(graph.named), np.int64)
     for part in plan.row_parts():  # a part at a time: the blob rows are mapped from scratch files
@@ -132,26 +125,17 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
         sizes = one_array(pc.fill_null(blobs["size"], 0)).to_numpy(zero_copy_only=False)
         planned[at[at >= 0]] = sizes[at >= 0]
         del part, blobs, at, sizes
-    for code in np.unique(removed_repo).tolist():
-        roots = np.unique(removed[removed_repo == code])
-        name = str(repo_names[code])
-        reach = graph.reach(roots, graph.alias_places(name))
-        get(name).bytes_freed += int(planned[reach].sum())
+    for name, at in by_repo.items():
+        roots = removed[at]
+        if (roots >= 0).any():
+            reach = graph.reach(roots, graph.alias_places(name))
+            get(name).bytes_freed += int(planned[reach].sum())
     return dict(sorted(out.items()))
 
 
 _DECIDED = ("repository", "tag", "digest", "action", "decided_by", "rule", "rank", "window")
 # The kinds of plan row that belong to a repository's own tags, revisions and links.
 _REPOSITORY_KINDS = pa.array(["tag", "tag_index", "revision", "layer_link"])
-
-
-def _codes(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """A text column without nulls as (its distinct values, each row's index among them)."""
-    encoded = one_array(col)
-    if not pa.types.is_dictionary(encoded.type):
-        encoded = encoded.dictionary_encode()
-    values = np.array(encoded.dictionary.to_pylist(), object)
-    return values, np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
 
 
 def _is(table: pa.Table, name: str, value: str) -> np.ndarray:
