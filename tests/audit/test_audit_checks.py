@@ -48,6 +48,7 @@ from regsweep.layout.keys import (
     tag_index_key,
     upload_key,
 )
+from regsweep.scan.graph import Graph
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import column
 from regsweep.storage.base import ObjectStore
@@ -499,18 +500,14 @@ def test_malformed_revision_link_is_one_finding(store_factory: MakeStore, bad: b
 
 
 def test_index_rows_build_the_keys_the_snapshot_leaves_out(tmp_path: Any) -> None:
-    """The audit holds revisions, tags and links as light rows whose key is built when a
-    finding asks for it: the same keys as the snapshot's (``Snapshot.with_keys``)."""
+    """The audit holds revisions and tags as light rows whose key is built when a finding
+    asks for it: the same keys as the snapshot's (``Snapshot.with_keys``)."""
     root = tmp_path / "registry"
     root.mkdir()
     generate_demo(FilesystemStore(root), now=datetime.now(UTC) - timedelta(days=3))
     snap = scan(FilesystemStore(root))
-    ix = _Index.build(snap)
-    for table, by_repo in (
-        ("revisions", ix.revisions),
-        ("tags", ix.tags),
-        ("layer_links", ix.links),
-    ):
+    ix = _Index.build(snap, Graph.from_snapshot(snap))
+    for table, by_repo in (("revisions", ix.revisions), ("tags", ix.tags)):
         keys = sorted(r["key"] for rows in by_repo.values() for r in rows.values())
         assert snap[table]["key"].null_count == snap[table].num_rows  # all left out by the scan
         assert keys == sorted(column(snap.with_keys(table), "key")), table

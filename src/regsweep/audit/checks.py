@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,8 +29,8 @@ from regsweep.layout.keys import (
     revision_link_key,
 )
 from regsweep.layout.manifest import REF_MANIFEST
-from regsweep.scan.graph import pylist
-from regsweep.scan.snapshot import DERIVED_KEYS, Snapshot, column, rows
+from regsweep.scan.graph import Graph, has_place, pylist
+from regsweep.scan.snapshot import DERIVED_KEYS, Snapshot, one_array, rows
 from regsweep.storage.base import ObjectInfo
 
 DEFAULT_UPLOAD_AGE = timedelta(hours=168)  # Distribution's own purge age
@@ -84,17 +85,16 @@ def _and_more(items: list[str], shown: int = 3) -> str:
 class _Ref(NamedTuple):
     child: str
     kind: str
-    size: int | None
     has_urls: bool
     platform: str | None
 
 
 @dataclass(slots=True)
 class _Row:
-    """A row of revisions, tags or layer_links: the columns the checks read, looked up as
-    ``row["name"]`` like the dicts it stands for, its key built when asked for where the
-    snapshot holds none (``DERIVED_KEYS``). Whole rows as dicts, every key built, were ~770
-    MiB of an audit of a 1M-object store (300k links, 94k revisions)."""
+    """A row of revisions or tags: the columns the checks read, looked up as ``row["name"]``
+    like the dicts it stands for, its key built when asked for where the snapshot holds none
+    (``DERIVED_KEYS``). Whole rows as dicts, every key built, were ~770 MiB of an audit of a
+    1M-object store (300k links, 94k revisions)."""
 
     repository: str
     tag: Any  # str (tags) or None
@@ -111,6 +111,38 @@ class _Row:
     @property
     def key(self) -> str:
         return self.raw_key if self.raw_key is not None else self.build_key(self)
+
+
+@dataclass(slots=True)
+class _Manifest:
+    """A row of manifests: the columns the checks read, and where its references are among
+    the index's (``_Refs``, rows ``lo`` to ``hi``)."""
+
+    kind: str | None
+    problem: str | None
+    subject: str | None
+    artifact_type: str | None
+    size: int | None
+    lo: int
+    hi: int
+
+
+@dataclass
+class _Refs:
+    """The references the checks follow, grouped by parent, a Python list per column (their
+    digests the index's shared strings): a tuple per reference was ~50 MiB of an audit of
+    445k references. Sizes are checked column-wise (``check_sizes``) and not held here."""
+
+    child: list[str]
+    kind: list[str]
+    has_urls: list[bool]
+    platform: list[str | None]
+
+    def of(self, m: _Manifest | None) -> Iterator[_Ref]:
+        if m is None:
+            return
+        for i in range(m.lo, m.hi):
+            yield _Ref(self.child[i], self.kind[i], self.has_urls[i], self.platform[i])
 
 
 _ROW_COLUMNS = ("repository", "tag", "digest", "target", "blob_present", "problem", "key")
@@ -135,30 +167,35 @@ def _rows(
 
 @dataclass
 class _Index:
-    """The snapshot's tables, reorganised for lookups."""
+    """The snapshot's tables, reorganised for lookups. Digests are strings shared through the
+    snapshot's one dictionary (one object a digest, whichever table names it); what comes a
+    row per blob or per ``_layers`` link (sizes, link rows) is not held here: the checks that
+    need it read the snapshot's columns and the graph's places."""
 
     root: str
-    blobs: dict[str, int]  # digest -> size
+    graph: Graph  # the mark's
+    stored: set[str]  # the stored blobs something in the snapshot names
     revisions: dict[str, dict[str, _Row]]  # repo -> path digest -> row
     rev_digests: dict[str, set[str]]  # repo -> path digests and targets
     tags: dict[str, dict[str, _Row]]  # repo -> tag -> row
-    links: dict[str, dict[str, _Row]]  # repo -> path digest -> row
-    manifests: dict[str, dict[str, Any]]
-    refs: dict[str, list[_Ref]]  # parent -> its references
+    links: dict[str, set[str]]  # repo -> path digests of its _layers links
+    manifests: dict[str, _Manifest]
+    refs: _Refs
     present: set[str]  # manifests with a revision link and data, in any repository
     repos_of: dict[str, list[str]] = field(default_factory=dict)  # manifest -> repositories
 
     @classmethod
-    def build(cls, snap: Snapshot) -> _Index:
+    def build(cls, snap: Snapshot, graph: Graph) -> _Index:
         root = str(snap.meta.get("layout_root", "docker/registry/v2/"))
-        bt = snap["blobs"]
-        blobs = dict(zip(column(bt, "digest"), column(bt, "size"), strict=True))
+        # One string per digest for every digest column read here (they share one dictionary,
+        # the graph's ``named``).
+        shared: dict[tuple[int, ...], list[Any]] = {}
+        stored_at = pa.array(np.flatnonzero(graph.sizes >= 0), pa.int32())
+        stored = set(pylist(pa.DictionaryArray.from_arrays(stored_at, graph.named), shared))
         revisions: dict[str, dict[str, _Row]] = defaultdict(dict)
         rev_digests: dict[str, set[str]] = defaultdict(set)
         present: set[str] = set()
         repos_of: dict[str, set[str]] = defaultdict(set)
-        # One string per digest for every digest column read here (they share one dictionary).
-        shared: dict[tuple[int, ...], list[Any]] = {}
         for r in _rows(snap, "revisions", root, shared):
             revisions[r.repository][r.digest] = r
             for d in (r.digest, r.target):
@@ -170,28 +207,48 @@ class _Index:
         tags: dict[str, dict[str, _Row]] = defaultdict(dict)
         for r in _rows(snap, "tags", root, shared):
             tags[r.repository][r.tag] = r
-        links: dict[str, dict[str, _Row]] = defaultdict(dict)
-        for r in _rows(snap, "layer_links", root, shared):
-            links[r.repository][r.digest] = r
-        refs: dict[str, list[_Ref]] = defaultdict(list)
-        rt = snap["references"]
-        for parent, *ref in zip(
-            *(
-                pylist(rt[c], shared)
-                for c in ("parent", "child", "kind", "size", "has_urls", "platform")
-            ),
-            strict=True,
+        links: dict[str, set[str]] = defaultdict(set)
+        ll = snap["layer_links"]
+        for repo, digest in zip(
+            pylist(ll["repository"]), pylist(ll["digest"], shared), strict=True
         ):
-            refs[parent].append(_Ref(*ref))
+            links[repo].add(digest)
+        # References by parent (the snapshot holds them so; sorted again here, stably, so as
+        # not to depend on it): a manifest's are the rows from its first to its last.
+        rt = snap["references"]
+        parent_at = graph.column_places(rt["parent"])
+        order = np.argsort(parent_at, kind="stable")
+        parent_at = parent_at[order]
+        rt = rt.select(["child", "kind", "has_urls", "platform"]).take(pa.array(order))
+        refs = _Refs(*(pylist(rt[c], shared) for c in rt.column_names))
+        del rt, order
+        m = snap["manifests"]
+        m_at = graph.column_places(m["digest"])
+        lo = np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "left"), 0)
+        hi = np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "right"), 0)
+        manifests = {
+            digest: _Manifest(*values)
+            for digest, *values in zip(
+                pylist(m["digest"], shared),
+                *(
+                    pylist(m[c], shared)
+                    for c in ("kind", "problem", "subject", "artifact_type", "size")
+                ),
+                lo.tolist(),
+                hi.tolist(),
+                strict=True,
+            )
+        }
         return cls(
             root=root,
-            blobs=blobs,
+            graph=graph,
+            stored=stored,
             revisions=dict(revisions),
             rev_digests=dict(rev_digests),
             tags=dict(tags),
             links=dict(links),
-            manifests={r["digest"]: r for r in rows(snap["manifests"])},
-            refs=dict(refs),
+            manifests=manifests,
+            refs=refs,
             present=present,
             repos_of={d: sorted(rs) for d, rs in repos_of.items()},
         )
@@ -255,7 +312,7 @@ def check_manifests(ix: _Index) -> list[Finding]:
     """Manifests that cannot be read, understood or trusted (§3.1, §7.12)."""
     out: list[Finding] = []
     for digest, m in sorted(ix.manifests.items()):
-        problem = m["problem"]
+        problem = m.problem
         if problem is None or problem == "vanished during the scan":
             continue
         repos = ix.repos_of.get(digest, [])
@@ -269,13 +326,13 @@ def check_manifests(ix: _Index) -> list[Finding]:
                     "oversized-manifest",
                     repo,
                     key,
-                    f"manifest {digest}{where} is {m['size']} bytes, over the read cap "
+                    f"manifest {digest}{where} is {m.size} bytes, over the read cap "
                     f"({problem}): regsweep could not check what it references, so gc keeps "
                     "its repositories whole",
                     "raise --max-manifest-bytes if it is a real manifest (Distribution itself "
                     "accepts at most 4 MiB)",
                     digest=digest,
-                    size=m["size"],
+                    size=m.size,
                 )
             )
         elif problem.startswith("digest-mismatch"):
@@ -288,7 +345,7 @@ def check_manifests(ix: _Index) -> list[Finding]:
                     f"manifest {digest}{where} does not hash to its digest: its data is corrupt",
                     "restore the blob from a backup, or push the image again",
                     digest=digest,
-                    size=m["size"],
+                    size=m.size,
                 )
             )
         else:
@@ -304,7 +361,7 @@ def check_manifests(ix: _Index) -> list[Finding]:
                     "push the image again, or delete the manifest through the registry API "
                     "(DELETE /v2/<repository>/manifests/<digest>) if nothing needs it",
                     digest=digest,
-                    size=m["size"],
+                    size=m.size,
                 )
             )
     return out
@@ -314,13 +371,13 @@ def _index_users(ix: _Index, repo: str) -> dict[str, list[str]]:
     """Manifest digest -> indexes of ``repo`` that list it."""
     users: dict[str, list[str]] = defaultdict(list)
     for d in ix.revisions.get(repo, {}):
-        for ref in ix.refs.get(d, ()):
+        for ref in ix.refs.of(ix.manifests.get(d)):
             if ref.kind == REF_MANIFEST:
                 users[ref.child].append(d)
     return users
 
 
-def check_dangling(ix: _Index, marked: MarkResult) -> list[Finding]:
+def check_dangling(ix: _Index, snap: Snapshot, marked: MarkResult) -> list[Finding]:
     """Revision links, tags and ``_layers`` links whose target is gone (§4.6, §7.7)."""
     out: list[Finding] = []
     for repo, revs in sorted(ix.revisions.items()):
@@ -365,7 +422,7 @@ def check_dangling(ix: _Index, marked: MarkResult) -> list[Finding]:
         known = ix.rev_digests.get(repo, set())
         for tag, t in sorted(repo_tags.items()):
             d = t["digest"]
-            if d is None or t["problem"] is not None or (d in known and d in ix.blobs):
+            if d is None or t["problem"] is not None or (d in known and d in ix.stored):
                 continue
             if d in known:
                 out.append(
@@ -395,26 +452,36 @@ def check_dangling(ix: _Index, marked: MarkResult) -> list[Finding]:
                         digest=d,
                     )
                 )
-    for repo, links in sorted(ix.links.items()):
-        needed = marked.reach.get(repo, set())
-        for d, r in sorted(links.items()):
-            target = r["target"]
-            if target is None or r["blob_present"] or r["problem"] is not None:
-                continue
-            if target in needed or d in needed:
-                continue  # a kept manifest needs it: reported as missing-blob
-            out.append(
-                Finding(
-                    WARNING,
-                    "dangling-layer-link",
-                    repo,
-                    r["key"],
-                    f"_layers link in {repo} to blob {target}, whose data is missing: the "
-                    "registry answers BLOB_UNKNOWN for it",
-                    "`regsweep gc` removes it; if an image needs the blob, push it again",
-                    digest=target,
-                )
+    out += _dangling_layer_links(snap, marked)
+    return out
+
+
+def _dangling_layer_links(snap: Snapshot, marked: MarkResult) -> list[Finding]:
+    """``_layers`` links whose target is gone and that no kept manifest needs: picked out in
+    Arrow (a store has millions of links, a handful of them dangling), the needed ones by
+    place in the mark's closures."""
+    ll = snap["layer_links"]
+    absent = pc.invert(pc.fill_null(ll["blob_present"], False))
+    gone = ll.filter(pc.and_(pc.and_(pc.is_valid(ll["target"]), absent), pc.is_null(ll["problem"])))
+    places, repos = marked.graph.column_places, gone["repository"]
+    # A kept manifest needs it (by the link's path or content): reported as missing-blob.
+    needed = marked.reach_at.rows_in(repos, places(gone["digest"]))
+    needed |= marked.reach_at.rows_in(repos, places(gone["target"]))
+    out: list[Finding] = []
+    for r in rows(snap.with_keys("layer_links", gone.filter(pa.array(~needed)))):
+        repo, target = r["repository"], r["target"]
+        out.append(
+            Finding(
+                WARNING,
+                "dangling-layer-link",
+                repo,
+                r["key"],
+                f"_layers link in {repo} to blob {target}, whose data is missing: the "
+                "registry answers BLOB_UNKNOWN for it",
+                "`regsweep gc` removes it; if an image needs the blob, push it again",
+                digest=target,
             )
+        )
     return out
 
 
@@ -460,22 +527,22 @@ def check_layer_links(ix: _Index, graph_aliases: dict[str, dict[str, str]]) -> l
     out: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     for repo, revs in sorted(ix.revisions.items()):
-        linked = set(ix.links.get(repo, {}))
+        linked = ix.links.get(repo, set())
         for r in revs.values():
             d = r["target"]
             if d is None or not r["blob_present"]:
                 continue
             m = ix.manifests.get(d)
-            if m is None or m["problem"] is not None or m["kind"] not in ("image", "schema1"):
+            if m is None or m.problem is not None or m.kind not in ("image", "schema1"):
                 continue
-            for ref in ix.refs.get(d, ()):
+            for ref in ix.refs.of(m):
                 child = ref.child
                 if ref.kind not in ("config", "layer", "blob") or ref.has_urls:
                     continue
                 if child in linked or (repo, child) in seen:
                     continue
                 canonical = graph_aliases.get(repo, {}).get(child, child)
-                if canonical not in ix.blobs:
+                if canonical not in ix.stored:
                     continue  # not stored at all: missing-blob
                 seen.add((repo, child))
                 out.append(
@@ -504,16 +571,16 @@ def check_indexes(ix: _Index) -> list[Finding]:
         for r in revs.values():
             d = r["target"]
             m = ix.manifests.get(d) if d is not None else None
-            if m is None or m["kind"] != "index" or not r["blob_present"]:
+            if m is None or m.kind != "index" or not r["blob_present"]:
                 continue
-            for ref in ix.refs.get(d, ()):
+            for ref in ix.refs.of(m):
                 child = ref.child
                 if ref.kind != REF_MANIFEST or child in have or child in seen:
                     continue
                 seen.add(child)
                 platform = f" ({ref.platform})" if ref.platform else ""
                 elsewhere = [x for x in ix.repos_of.get(child, []) if x != repo]
-                if child not in ix.blobs:
+                if child not in ix.stored:
                     where = "; its data is not in the store at all"
                 elif elsewhere:
                     where = f"; its data is stored (it is in {_and_more(elsewhere)})"
@@ -543,10 +610,9 @@ def check_referrers(ix: _Index) -> list[Finding]:
         for r in sorted(revs.values(), key=lambda x: x["key"]):
             d = r["target"]
             m = ix.manifests.get(d) if d is not None else None
-            if m is None or not r["blob_present"] or m["subject"] is None:
+            if m is None or not r["blob_present"] or m.subject is None:
                 continue
-            subject = m["subject"]
-            if ix.is_present(subject):
+            if ix.is_present(m.subject):
                 continue
             out.append(
                 Finding(
@@ -554,8 +620,8 @@ def check_referrers(ix: _Index) -> list[Finding]:
                     "orphan-referrer",
                     repo,
                     r["key"],
-                    f"manifest {d} in {repo} refers to subject {subject} (OCI referrer"
-                    f"{', ' + m['artifact_type'] if m['artifact_type'] else ''}), which is in no "
+                    f"manifest {d} in {repo} refers to subject {m.subject} (OCI referrer"
+                    f"{', ' + m.artifact_type if m.artifact_type else ''}), which is in no "
                     "repository: it is left over from a deleted image",
                     "`regsweep gc --delete-untagged` removes it, and what only it uses, when no "
                     "tag points to it",
@@ -780,33 +846,52 @@ def quarantined_blobs(quarantine: Iterable[ObjectInfo], root: str) -> dict[str, 
     return {d: sorted(set(r)) for d, r in out.items()}
 
 
+# The columns whose digests the registry references (see check_quarantine).
+_REFERENCING = {
+    "layer_links": ("target",),
+    "revisions": ("digest", "target"),
+    "tags": ("digest",),
+}
+
+
 def check_quarantine(
-    ix: _Index, marked: MarkResult, quarantine: Iterable[ObjectInfo]
+    ix: _Index, snap: Snapshot, marked: MarkResult, quarantine: Iterable[ObjectInfo]
 ) -> list[Finding]:
     """Quarantined objects the registry needs again (invariant 7): a push or a restore of
     something else made them referenced, and no live copy exists."""
-    referenced: set[str] = set().union(*marked.reach.values()) if marked.reach else set()
-    for links in ix.links.values():
-        referenced |= {r["target"] for r in links.values() if r["target"] is not None}
-    for revs in ix.rev_digests.values():
-        referenced |= revs
-    for tags in ix.tags.values():
-        referenced |= {t["digest"] for t in tags.values() if t["digest"] is not None}
+    entries = _quarantine_entries(quarantine, ix.root)
+    if not entries:
+        return []
+    graph, reach = marked.graph, marked.reach_at
+    # By place: what the registry references (the mark's closures, and what links and tags
+    # name), and the place of each quarantined object's digest.
+    referenced = np.zeros(len(graph.named), bool)
+    for at in reach.by_repo.values():
+        referenced[at] = True
+    for table, columns in _REFERENCING.items():
+        for c in columns:
+            at = graph.column_places(snap[table][c])
+            referenced[at[at >= 0]] = True
+    digests = sorted({rec.digest for *_, rec in entries if rec.digest is not None})
+    place = dict(zip(digests, graph.places_of(digests).tolist(), strict=True))
+
+    def reached(repo: str, d: str) -> bool:
+        return has_place(reach.get(repo), place[d])
+
     out: list[Finding] = []
-    for run_id, orig, obj, rec in _quarantine_entries(quarantine, ix.root):
+    for run_id, orig, obj, rec in entries:
         d, repo = rec.digest, rec.repo
         need: str | None = None
         if rec.kind is KeyKind.BLOB_DATA and d is not None:
-            if d in referenced and d not in ix.blobs:
+            at = place[d]
+            if at >= 0 and referenced[at] and not graph.stored(at):
                 need = f"blob {d}, which the registry references again and no longer stores"
         elif rec.kind is KeyKind.LAYER_LINK and d is not None and repo is not None:
-            if d not in ix.links.get(repo, {}) and d in marked.reach.get(repo, set()):
+            if d not in ix.links.get(repo, set()) and reached(repo, d):
                 need = f"the _layers link of {d} in {repo}, which a manifest of {repo} needs again"
         elif rec.kind is KeyKind.REVISION_LINK and d is not None and repo is not None:
             tagged = any(t["digest"] == d for t in ix.tags.get(repo, {}).values())
-            if d not in ix.rev_digests.get(repo, set()) and (
-                tagged or d in marked.reach.get(repo, set())
-            ):
+            if d not in ix.rev_digests.get(repo, set()) and (tagged or reached(repo, d)):
                 need = f"the revision link of {d} in {repo}, which a tag or index of {repo} needs"
         if need is None:
             continue
@@ -826,19 +911,32 @@ def check_quarantine(
     return out
 
 
-def check_sizes(ix: _Index) -> list[Finding]:
-    """Descriptor sizes against stored blob sizes: a truncated or replaced blob."""
+def check_sizes(ix: _Index, snap: Snapshot) -> list[Finding]:
+    """Descriptor sizes against stored blob sizes: a truncated or replaced blob. Compared
+    column-wise (a store has hundreds of thousands of references), by the graph's sizes."""
+    rt, graph = snap["references"], ix.graph
+    child_at = graph.column_places(rt["child"])
+    stored = np.where(child_at >= 0, graph.sizes[child_at], -1)
+    declared = np.asarray(one_array(pc.fill_null(rt["size"], 0)), np.int64)
+    described = ~np.asarray(one_array(pc.is_null(rt["size"])), bool)
+    wrong = (stored >= 0) & described & (declared != stored)
+    if not wrong.any():
+        return []
+    picked = pa.array(np.flatnonzero(wrong))
     by: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for parent, refs in ix.refs.items():
-        for ref in refs:
-            child, size = ref.child, ref.size
-            stored = ix.blobs.get(child)
-            if stored is None or size is None or size == stored:
-                continue
-            by[child].append((parent, size))
+    sizes: dict[str, int] = {}
+    for parent, child, size, stored_size in zip(
+        pylist(rt["parent"].take(picked)),
+        pylist(rt["child"].take(picked)),
+        declared[wrong].tolist(),
+        stored[wrong].tolist(),
+        strict=True,
+    ):
+        by[child].append((parent, size))
+        sizes[child] = stored_size
     out: list[Finding] = []
     for child, parents in sorted(by.items()):
-        stored = ix.blobs[child]
+        stored_size = sizes[child]
         parent, size = sorted(parents)[0]
         repos = ix.repos_of.get(parent, [])
         more = f" (and {len(parents) - 1} more descriptors)" if len(parents) > 1 else ""
@@ -848,30 +946,32 @@ def check_sizes(ix: _Index) -> list[Finding]:
                 "size-mismatch",
                 repos[0] if repos else None,
                 ix.blob_key(child),
-                f"blob {child} is {stored} bytes, but manifest {parent} describes it as "
+                f"blob {child} is {stored_size} bytes, but manifest {parent} describes it as "
                 f"{size} bytes{more}: its data was truncated or replaced, and clients that "
                 "check sizes reject it",
                 "restore the blob from a backup or push the image again; run the audit with "
                 "--verify-digests to check its content",
                 digest=child,
-                size=stored,
+                size=stored_size,
             )
         )
     return out
 
 
 def check_unreferenced(ix: _Index, marked: MarkResult) -> list[Finding]:
-    orphans = [d for d in ix.blobs if d not in marked.live_blobs]
-    if not orphans:
+    graph = ix.graph
+    live = marked.live_at & (graph.sizes >= 0)  # stored blobs something live needs
+    count = graph.stored_blobs - int(live.sum())
+    if not count:
         return []
-    size = sum(ix.blobs[d] for d in orphans)
+    size = graph.stored_bytes - int(graph.sizes[live].sum())
     return [
         Finding(
             INFO,
             "unreferenced-blobs",
             None,
             None,
-            f"{len(orphans)} blobs ({size} bytes) are referenced by no manifest revision",
+            f"{count} blobs ({size} bytes) are referenced by no manifest revision",
             "`regsweep gc` reclaims them once they are older than its grace period",
             size=size,
         )
@@ -883,27 +983,25 @@ def run_checks(
     marked: MarkResult,
     settings: CheckSettings,
     quarantine: Iterable[ObjectInfo] = (),
-    *,
-    aliases: dict[str, dict[str, str]] | None = None,
 ) -> list[Finding]:
     """Every consistency check. ``marked`` is ``mark(snap)`` (every revision a root), so
-    "live" means "servable by the registry". ``quarantine`` lists ``regsweep/quarantine/``;
-    ``aliases`` is ``Graph.aliases`` (repo -> alias digest -> canonical digest)."""
-    ix = _Index.build(snap)
+    "live" means "servable by the registry"; its graph is the index's. ``quarantine`` lists
+    ``regsweep/quarantine/``."""
+    ix = _Index.build(snap, marked.graph)
     q = list(quarantine)
     return [
         *check_missing_blobs(ix, marked, quarantined_blobs(q, ix.root)),
-        *check_layer_links(ix, aliases or {}),
-        *check_dangling(ix, marked),
+        *check_layer_links(ix, marked.graph.aliases),
+        *check_dangling(ix, snap, marked),
         *check_links(ix, snap),
         *check_manifests(ix),
-        *check_sizes(ix),
+        *check_sizes(ix, snap),
         *check_indexes(ix),
         *check_referrers(ix),
         *check_names(ix, snap),
         *check_anomalies(snap),
         *check_uploads(ix, snap, settings),
         *check_timestamps(ix, snap, settings),
-        *check_quarantine(ix, marked, q),
+        *check_quarantine(ix, snap, marked, q),
         *check_unreferenced(ix, marked),
     ]

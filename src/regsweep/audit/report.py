@@ -31,7 +31,6 @@ from regsweep.audit.scrub import BlobToCheck, ScrubOptions, ScrubResult, ScrubSt
 from regsweep.clock import utcnow
 from regsweep.gc.apply import QUARANTINE_PREFIX
 from regsweep.gc.mark import mark
-from regsweep.scan.graph import Graph
 from regsweep.scan.listing import Progress, no_progress
 from regsweep.scan.scanner import DEFAULT_MANIFEST_CAP, ScanOptions, scan
 from regsweep.scan.snapshot import Snapshot, column, rows
@@ -222,9 +221,7 @@ def audit_snapshot(
         timestamp_share=options.timestamp_share,
         timestamp_min_objects=options.timestamp_min_objects,
     )
-    findings = run_checks(
-        snap, marked, settings, quarantine, aliases=Graph.from_snapshot(snap).aliases
-    )
+    findings = run_checks(snap, marked, settings, quarantine)
     scrubbed: ScrubResult | None = None
     if scrub_opts is not None:
         blobs = [
@@ -243,7 +240,7 @@ def audit_snapshot(
         findings += [
             f for f in scrubbed.findings(_blob_repositories(snap)) if (f.kind, f.key) not in seen
         ]
-    blob_bytes = sum(column(snap["blobs"], "size"))
+    blob_bytes = marked.graph.stored_bytes
     return AuditReport(
         store=ro.url,
         layout_root=str(snap.meta["layout_root"]),
