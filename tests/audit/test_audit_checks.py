@@ -39,6 +39,7 @@ from regsweep.audit.checks import _Index
 from regsweep.audit.findings import KINDS, Finding
 from regsweep.audit.report import AuditOptions, AuditReport, run_audit
 from regsweep.demo.generator import generate_demo
+from regsweep.gc.mark import mark
 from regsweep.layout.keys import (
     blob_data_key,
     layer_link_key,
@@ -50,7 +51,7 @@ from regsweep.layout.keys import (
 )
 from regsweep.scan.graph import Graph
 from regsweep.scan.scanner import scan
-from regsweep.scan.snapshot import column
+from regsweep.scan.snapshot import column, rows
 from regsweep.storage.base import ObjectStore
 from regsweep.storage.filesystem import FilesystemStore
 from regsweep.storage.readonly import ReadOnlyStore
@@ -373,6 +374,24 @@ def test_a_healthy_generated_registry_has_no_errors_or_warnings(store: ObjectSto
     assert [f for f in report.findings if f.severity != "info"] == []
     assert {f.kind for f in report.findings} == {"stale-upload", "unreferenced-blobs"}
     assert report.exit_code == 0
+
+
+def test_the_unreferenced_summary_counts_what_nothing_live_needs(tmp_path: Any) -> None:
+    """The unreferenced summary is counted on the graph's places; its count and bytes are
+    those of the stored blobs no live manifest needs, counted row by row over the snapshot,
+    and the audit's total of stored bytes is every blob's."""
+    root = tmp_path / "registry"
+    root.mkdir()
+    generate_demo(FilesystemStore(root), now=NOW)
+    report = audit(FilesystemStore(root))
+    live = mark(report.snapshot).live_blobs
+    blobs = rows(report.snapshot.with_keys("blobs"))
+    orphans = [b for b in blobs if b["digest"] not in live]
+    assert orphans and len(orphans) < len(blobs)
+    (f,) = of_kind(report, "unreferenced-blobs")
+    assert f.size == sum(b["size"] for b in orphans)
+    assert f.detail.startswith(f"{len(orphans)} blobs ({f.size} bytes) ")
+    assert report.blob_bytes == sum(b["size"] for b in blobs)
 
 
 # -- untrustworthy timestamps ------------------------------------------------------------------

@@ -97,3 +97,31 @@ def test_one_dictionary_puts_the_chunks_dictionaries_one_after_another() -> None
     assert one.chunk(0).dictionary.to_pylist() == ["sha256:b", "sha256:a", "sha256:a", "sha256:c"]
     single = pa.chunked_array([chunks[0]])
     assert scanner._one_dictionary(single) is single
+
+
+@pytest.mark.parametrize("verify_links", [True, False])
+def test_links_read_a_few_at_a_time_give_the_same_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verify_links: bool
+) -> None:
+    """The scan reads and judges the links it must read a slice at a time (an audit reads
+    every link of the store). With slices of three links, and bad links of each kind spread
+    over the slices, the snapshot is the one read all at once: the same targets, ways of
+    resolving and problems on the same rows, and the same anomalies in the same order."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=5, now=datetime(2026, 11, 20, tzinfo=UTC))
+    options = scanner.ScanOptions(verify_links=verify_links)
+    whole = scan(store, options)
+    for table in ("revisions", "layer_links", "tags"):
+        keys = column(whole.with_keys(table), "key")
+        for i, key in enumerate(keys[1::4]):
+            good = store.read(key, max_bytes=4096)
+            bad = [good + b"\n", b"", good.upper(), b"not a digest"][i % 4]
+            store.write(key, bad)
+    monkeypatch.setattr(scanner, "_LINK_SLICE", 1 << 20)
+    at_once = scan(store, options)
+    monkeypatch.setattr(scanner, "_LINK_SLICE", 3)
+    sliced = scan(store, options)
+    assert len(column(at_once["anomalies"], "key")) > 10
+    for name in at_once.names():
+        assert rows(sliced[name]) == rows(at_once[name]), name

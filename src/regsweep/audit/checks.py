@@ -780,8 +780,13 @@ def check_uploads(ix: _Index, snap: Snapshot, settings: CheckSettings) -> list[F
 
 
 def _time_arrays(snap: Snapshot) -> list[pa.Array]:
-    arrays: list[pa.Array] = []
-    for table in ("blobs", "revisions", "layer_links", "tags", "tag_history"):
+    # The blobs' times a part at a time: the whole table (its digests) is not needed here.
+    arrays = [
+        chunk
+        for part in (snap.parts("blobs", ("last_modified",)) if "blobs" in snap else ())
+        for chunk in part.column("last_modified").chunks
+    ]
+    for table in ("revisions", "layer_links", "tags", "tag_history"):
         if table in snap:
             arrays.append(snap[table].column("last_modified").combine_chunks())
     if "uploads" in snap:
@@ -800,19 +805,22 @@ def check_timestamps(ix: _Index, snap: Snapshot, settings: CheckSettings) -> lis
     total = len(times)
     if total < settings.timestamp_min_objects:
         return []
+    # The most common time, in Arrow: a store's times are mostly distinct, a Python dict each
+    # was ~50 MiB at 900k objects.
     counts = pc.value_counts(times)
-    top = max(counts.to_pylist(), key=lambda c: c["counts"])
-    share = top["counts"] / total
+    top = int(np.argmax(counts.field("counts").to_numpy()))  # the first of the most common
+    count: int = counts.field("counts")[top].as_py()
+    share = count / total
     if share < settings.timestamp_share:
         return []
-    when: datetime = top["values"]
+    when: datetime = counts.field("values")[top].as_py()
     return [
         Finding(
             WARNING,
             "untrustworthy-timestamps",
             None,
             ix.root,
-            f"{top['counts']} of {total} objects ({share:.0%}) carry the same time "
+            f"{count} of {total} objects ({share:.0%}) carry the same time "
             f"{when:%Y-%m-%d %H:%M:%S}Z: the store was probably copied without its times "
             "(cp without -p, aws s3 sync, azcopy), so ages (gc's grace period, retention by "
             "age) cannot be told from them",
