@@ -32,7 +32,9 @@ from regsweep.reports import (
     write_report,
 )
 from regsweep.reports.dataset import parse_snapshot_label, snapshot_label
+from regsweep.scan.graph import Graph
 from regsweep.scan.scanner import scan
+from regsweep.scan.snapshot import rows as column_rows
 from regsweep.storage.filesystem import FilesystemStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +114,29 @@ def test_blob_kinds_and_tag_details(demo: Demo) -> None:
             # A platform index (a referrers-fallback index lists artifacts, no platforms).
             assert t["platforms"] and all(p.count("/") >= 1 for p in t["platforms"]), t
     assert all(len(v) == 1 for v in sizes.values())  # same digest, same size
+
+
+def test_image_sizes_untagged_counts_and_last_pushes_match_the_rows(demo: Demo) -> None:
+    """The tags' image sizes, the repositories' untagged manifests and last pushes are
+    computed on the graph's places; here they are computed again row by row over the
+    snapshot, with the graph's string closures: the same numbers."""
+    snap = scan(FilesystemStore(demo.root))
+    graph = Graph.from_snapshot(snap)
+    r = build_report(snap, settings=GcSettings(), now=utcnow(), log=None)
+    tags = column_rows(snap["tags"])
+    revisions = column_rows(snap["revisions"])
+    for t in r.tables["tags"].to_pylist():
+        reach = graph.closure(t["repository"], [t["digest"]])
+        assert t["image_size"] == sum(graph.blob_sizes.get(d, 0) for d in reach), t
+    repos = {row["repository"]: row for row in r.tables["repositories"].to_pylist()}
+    assert sum(row["untagged_manifests"] for row in repos.values()) > 0
+    for repo, row in repos.items():
+        tagged = {t["digest"] for t in tags if t["repository"] == repo and t["digest"]}
+        mine = [x for x in revisions if x["repository"] == repo]
+        targets = {x["target"] for x in mine if x["target"] is not None}
+        assert row["untagged_manifests"] == len(targets - graph.closure(repo, tagged)), repo
+        times = [x["last_modified"] for x in [*mine, *tags] if x["repository"] == repo]
+        assert row["last_push"] == max(times), repo
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ with the same settings a gc run would use, so the report cannot drift from what 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.audit.log import runs
-from regsweep.gc.mark import mark
+from regsweep.gc.mark import mark, rows_by_repository
 from regsweep.gc.plan import GcSettings, Plan, make_plan
 from regsweep.reports.usage import UsageSummary, usage
-from regsweep.scan.graph import Graph, places, pylist, sorted_range
+from regsweep.scan.graph import Graph, kind_is, places, pylist, sorted_range
 from regsweep.scan.snapshot import Snapshot, column, decoded, one_array
 
 _TS = pa.timestamp("ms", tz="UTC")
@@ -222,34 +222,33 @@ def _columns(name: str) -> dict[str, list[Any]]:
     return {f.name: [] for f in SCHEMAS[name]}
 
 
-def _newest(times: Iterable[datetime | None]) -> datetime | None:
-    present = [t for t in times if t is not None]
-    return max(present) if present else None
+_NO_ROWS = np.zeros(0, np.int64)
+_NO_TIME = np.iinfo(np.int64).min
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _times_ms(table: pa.Table) -> np.ndarray:
+    """The rows' ``last_modified`` in milliseconds since the epoch, ``_NO_TIME`` where null."""
+    ms = one_array(table["last_modified"]).cast(_TS).cast(pa.int64())
+    return np.asarray(pc.fill_null(ms, _NO_TIME), np.int64)
 
 
 def _repositories(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
-    revisions: dict[str, set[str]] = defaultdict(set)
-    times: dict[str, list[datetime | None]] = defaultdict(list)
-    rv = snap["revisions"]
-    for repo, target, t in zip(
-        column(rv, "repository"), column(rv, "target"), column(rv, "last_modified"), strict=True
-    ):
-        if target is not None:
-            revisions[repo].add(target)
-        times[repo].append(t)
-    tagged: dict[str, set[str]] = defaultdict(set)
-    tg = snap["tags"]
-    for repo, digest, t in zip(
-        column(tg, "repository"), column(tg, "digest"), column(tg, "last_modified"), strict=True
-    ):
-        if digest is not None:
-            tagged[repo].add(digest)
-        times[repo].append(t)
+    """A row per repository; its untagged manifests counted on places (the revisions' targets
+    no tag reaches), its last push the newest time of its revision and tag links."""
+    rv, tg = snap["revisions"], snap["tags"]
+    rev_at, tag_at = graph.column_places(rv["target"]), graph.column_places(tg["digest"])
+    rev_rows, tag_rows = rows_by_repository(rv["repository"]), rows_by_repository(tg["repository"])
+    rev_ms, tag_ms = _times_ms(rv), _times_ms(tg)
     rows = _columns("repositories")
     for r in u.repositories.to_pylist():
         repo = r["repository"]
+        revs, tags = rev_rows.get(repo, _NO_ROWS), tag_rows.get(repo, _NO_ROWS)
         # Untagged: no tag reaches it, directly or as a child of a tagged index.
-        reached = graph.closure(repo, tagged.get(repo, set()))
+        tagged = tag_at[tags]
+        reached = graph.reach(tagged[tagged >= 0], graph.alias_places(repo))
+        targets = np.unique(rev_at[revs])
+        untagged = np.setdiff1d(targets[targets >= 0], reached, assume_unique=True)
         for k in (
             "repository",
             "tags",
@@ -259,52 +258,65 @@ def _repositories(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
             "shared_bytes",
         ):
             rows[k].append(r[k])
-        rows["untagged_manifests"].append(len(revisions.get(repo, set()) - reached))
-        rows["last_push"].append(_newest(times.get(repo, [])))
+        rows["untagged_manifests"].append(len(untagged))
+        newest = max(rev_ms[revs].max(initial=_NO_TIME), tag_ms[tags].max(initial=_NO_TIME))
+        rows["last_push"].append(
+            None if newest == _NO_TIME else _EPOCH + timedelta(milliseconds=int(newest))
+        )
     return _table("repositories", rows)
 
 
 def _tags(snap: Snapshot, graph: Graph) -> pa.Table:
+    """A row per tag: its manifest's media type and platforms, and the size of its image (the
+    blobs its manifest reaches in its repository), all looked up by place."""
     m = snap["manifests"]
-    media_types = dict(zip(column(m, "digest"), column(m, "media_type"), strict=True))
-    children: dict[str, set[str]] = defaultdict(set)  # index -> platforms of its children
-    listed_as: dict[str, set[str]] = defaultdict(set)  # image -> platforms indexes list it as
+    # Per place: the media type of its manifest, as an index into ``media_types``.
+    media = one_array(m["media_type"])
+    media = media if pa.types.is_dictionary(media.type) else media.dictionary_encode()
+    media_types = media.dictionary.to_pylist()
+    media_at = np.full(len(graph.named), -1, np.int64)
+    m_at = graph.column_places(m["digest"])
+    media_at[m_at[m_at >= 0]] = np.asarray(pc.fill_null(media.indices, -1), np.int64)[m_at >= 0]
+    # The platforms an index lists its children as, and those an image is listed as.
+    children: dict[int, set[str]] = defaultdict(set)  # index's place -> its children's platforms
+    listed_as: dict[int, set[str]] = defaultdict(set)  # image's place -> platforms it is listed as
     refs = snap["references"]
-    for parent, child, kind, platform in zip(
-        column(refs, "parent"),
-        column(refs, "child"),
-        column(refs, "kind"),
-        column(refs, "platform"),
+    refs = refs.filter(pc.and_(kind_is(refs, "manifest"), pc.is_valid(refs["platform"])))
+    for parent, child, platform in zip(
+        graph.column_places(refs["parent"]).tolist(),
+        graph.column_places(refs["child"]).tolist(),
+        pylist(refs["platform"]),
         strict=True,
     ):
-        if kind == "manifest" and platform is not None:
-            children[parent].add(platform)
-            listed_as[child].add(platform)
-    sizes: dict[tuple[str, str], int] = {}
+        children[parent].add(platform)
+        listed_as[child].add(platform)
+    sizes: dict[tuple[str, int], int] = {}
     rows = _columns("tags")
     tg = snap["tags"]
-    for repo, tag, digest, t in zip(
-        column(tg, "repository"),
-        column(tg, "tag"),
-        column(tg, "digest"),
+    for repo, tag, digest, at, t in zip(
+        pylist(tg["repository"]),
+        pylist(tg["tag"]),
+        pylist(tg["digest"]),
+        graph.column_places(tg["digest"]).tolist(),
         column(tg, "last_modified"),
         strict=True,
     ):
         size: int | None = None
         platforms: list[str] | None = None
+        media_type: str | None = None
         if digest is not None:
-            if (repo, digest) not in sizes:
-                reach = graph.closure(repo, [digest])
-                sizes[(repo, digest)] = sum(
-                    graph.blob_sizes[b] for b in reach if b in graph.blob_sizes
-                )
-            size = sizes[(repo, digest)]
-            found = children.get(digest) or listed_as.get(digest)
+            if (repo, at) not in sizes:
+                reach = graph.reach(np.array([at]), graph.alias_places(repo))
+                stored = graph.sizes[reach]
+                sizes[(repo, at)] = int(stored[stored >= 0].sum())
+            size = sizes[(repo, at)]
+            found = children.get(at) or listed_as.get(at)
             platforms = sorted(found) if found else None
+            media_type = media_types[media_at[at]] if at >= 0 and media_at[at] >= 0 else None
         rows["repository"].append(repo)
         rows["tag"].append(tag)
         rows["digest"].append(digest)
-        rows["media_type"].append(media_types.get(digest) if digest is not None else None)
+        rows["media_type"].append(media_type)
         rows["platforms"].append(platforms)
         rows["image_size"].append(size)
         rows["push_time"].append(t)
