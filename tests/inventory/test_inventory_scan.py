@@ -23,6 +23,7 @@ from inventory_builders import (
     write_s3_inventory,
 )
 
+from regsweep.audit.report import AuditOptions, audit_snapshot
 from regsweep.demo.generator import generate_demo
 from regsweep.layout.keys import blob_data_key, layer_link_key
 from regsweep.scan.inventory import InventoryError, inventory_time
@@ -249,3 +250,8 @@ def test_stale_inventory_makes_anomalies_not_crashes(s3_pair: tuple[Any, Any]) -
     assert any(manifest in d and "vanished" in d for d in details), details
     bad_keys = {r["key"] for r in rows(snap["anomalies"])}
     assert tag["key"] in bad_keys and gone[1] in bad_keys
+    # The audit of that snapshot says nothing of the links that vanished: they are not
+    # malformed, and the live store no longer has them.
+    report = audit_snapshot(store, snap, AuditOptions())
+    assert not {f.key for f in report.findings} & set(gone[1:])
+    assert {f.kind for f in report.findings}.isdisjoint({"malformed-link", "bad-link"})

@@ -30,7 +30,7 @@ from regsweep.layout.keys import (
 )
 from regsweep.layout.manifest import REF_MANIFEST
 from regsweep.scan.graph import Graph, has_place, pylist
-from regsweep.scan.snapshot import DERIVED_KEYS, Snapshot, one_array, rows
+from regsweep.scan.snapshot import DERIVED_KEYS, Snapshot, by_value, one_array, rows
 from regsweep.storage.base import ObjectInfo
 
 DEFAULT_UPLOAD_AGE = timedelta(hours=168)  # Distribution's own purge age
@@ -56,6 +56,7 @@ _LINK_PROBLEMS = {
     "unsupported-algorithm": "names a digest algorithm Distribution does not support",
     "invalid": "does not hold a digest",
 }
+_VANISHED = "vanished during the scan"  # a link or manifest deleted while the scan ran
 _LINK_WHAT = {
     "tags": "tag link (current/link)",
     "tag_history": "tag history link",
@@ -272,10 +273,11 @@ def check_links(ix: _Index, snap: Snapshot) -> list[Finding]:
     out: list[Finding] = []
     for table, what in _LINK_WHAT.items():
         t = snap[table]
-        for r in rows(snap.with_keys(table, t.filter(pc.is_valid(t["problem"])))):
+        # Picked out in Arrow: a store listed from a stale inventory can have many links that
+        # vanished since, a Python row each if converted (they are not malformed).
+        bad = by_value(t["problem"], lambda v: pc.not_equal(v, _VANISHED))
+        for r in rows(snap.with_keys(table, t.filter(pc.fill_null(bad, False)))):
             problem = r["problem"]
-            if problem is None or problem == "vanished during the scan":
-                continue
             described = _LINK_PROBLEMS.get(problem, problem)
             digest = r.get("target") if table != "tags" else r["digest"]
             path_digest = r["digest"] if table != "tags" else None
@@ -313,7 +315,7 @@ def check_manifests(ix: _Index) -> list[Finding]:
     out: list[Finding] = []
     for digest, m in sorted(ix.manifests.items()):
         problem = m.problem
-        if problem is None or problem == "vanished during the scan":
+        if problem is None or problem == _VANISHED:
             continue
         repos = ix.repos_of.get(digest, [])
         repo = repos[0] if repos else None
@@ -715,13 +717,16 @@ _ANOMALY_ACTIONS = {
 }
 
 
+_CHECKED_ELSEWHERE = pa.array(["bad-link", "bad-manifest"])  # from their tables, above
+
+
 def check_anomalies(snap: Snapshot) -> list[Finding]:
     """The scan's own anomalies, except links and manifests (checked above from their tables)."""
     out: list[Finding] = []
-    for a in rows(snap["anomalies"]):
+    anomalies = snap["anomalies"]
+    others = by_value(anomalies["kind"], lambda v: pc.invert(pc.is_in(v, _CHECKED_ELSEWHERE)))
+    for a in rows(anomalies.filter(pc.fill_null(others, True))):
         kind = a["kind"]
-        if kind in ("bad-link", "bad-manifest"):
-            continue
         action, template = _ANOMALY_ACTIONS.get(kind, ("", "{detail}"))
         out.append(
             Finding(

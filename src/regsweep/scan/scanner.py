@@ -897,12 +897,16 @@ class _Scan:
             problem = problem or f"content {target} differs from path"
         if problem is not None:
             what = kind.value.replace("_", " ")
+            # One string for each repository and each text: a stale inventory can list
+            # hundreds of thousands of links that have vanished since.
             self.anomaly(
                 "bad-link",
                 "error",
-                f"{what} {_LINK_PROBLEMS.get(problem, problem)}; Distribution cannot "
-                "read it (its garbage-collect aborts on it)",
-                repo=row["repo"],
+                sys.intern(
+                    f"{what} {_LINK_PROBLEMS.get(problem, problem)}; Distribution cannot "
+                    "read it (its garbage-collect aborts on it)"
+                ),
+                repo=sys.intern(row["repo"]) if row["repo"] is not None else None,
                 obj=ObjectInfo(row["key"], row["size"], row["last_modified"], row["etag"]),
             )
         return target, resolved_by, problem
