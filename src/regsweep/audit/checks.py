@@ -215,7 +215,8 @@ class _Index:
         ):
             links[repo].add(digest)
         # References by parent (the snapshot holds them so; sorted again here, stably, so as
-        # not to depend on it): a manifest's are the rows from its first to its last.
+        # not to depend on it): a manifest's are the rows from its first to its last. Every
+        # parent is a row of manifests: the scan knows a manifest's references by reading it.
         rt = snap["references"]
         parent_at = graph.column_places(rt["parent"])
         order = np.argsort(parent_at, kind="stable")
