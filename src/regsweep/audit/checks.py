@@ -466,10 +466,8 @@ def _dangling_layer_links(snap: Snapshot, marked: MarkResult) -> list[Finding]:
     ll = snap["layer_links"]
     absent = pc.invert(pc.fill_null(ll["blob_present"], False))
     gone = ll.filter(pc.and_(pc.and_(pc.is_valid(ll["target"]), absent), pc.is_null(ll["problem"])))
-    places, repos = marked.graph.column_places, gone["repository"]
     # A kept manifest needs it (by the link's path or content): reported as missing-blob.
-    needed = marked.reach_at.rows_in(repos, places(gone["digest"]))
-    needed |= marked.reach_at.rows_in(repos, places(gone["target"]))
+    needed = marked.links_reached(gone)
     out: list[Finding] = []
     for r in rows(snap.with_keys("layer_links", gone.filter(pa.array(~needed)))):
         repo, target = r["repository"], r["target"]

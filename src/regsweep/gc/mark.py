@@ -119,14 +119,21 @@ class MarkResult:
     def reach(self) -> dict[str, set[str]]:
         return self.reach_at.digests(self.graph)
 
+    def links_reached(self, links: pa.Table) -> np.ndarray:
+        """Per row of ``links`` (``_layers`` links): a kept manifest of its repository needs
+        the blob, by the link's path or content (its repository's closure holds either)."""
+        places, repos = self.graph.column_places, links["repository"]
+        reached = self.reach_at.rows_in(repos, places(links["digest"]))
+        reached |= self.reach_at.rows_in(repos, places(links["target"]))
+        return reached
+
     def links_needed(self, links: pa.Table) -> np.ndarray:
         """Per row of ``links`` (``_layers`` links: repository, digest, target): the link is
         needed, because its repository is kept whole or a kept manifest of it needs the blob
         (by the link's path or content). Asked for a slice of links at once, on places: a
         store can hold millions of links."""
-        graph, repos = self.graph, links["repository"]
-        needed = self.reach_at.rows_in(repos, graph.column_places(links["digest"]))
-        needed |= self.reach_at.rows_in(repos, graph.column_places(links["target"]))
+        repos = links["repository"]
+        needed = self.links_reached(links)
         if self.unsafe_repos:
             names = pa.array(sorted(self.unsafe_repos), pa.string())
             unsafe = by_value(repos, lambda v: pc.is_in(v, value_set=names))

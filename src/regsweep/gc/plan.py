@@ -35,11 +35,13 @@ from regsweep.python_gc import collector_paused
 from regsweep.scan.graph import NO_PLACES, Graph, has_place, pylist, sorted_range
 from regsweep.scan.snapshot import (
     DERIVED_KEYS,
+    NO_TIME,
     Snapshot,
     as_dictionary,
     ascending,
     by_value,
     decoded,
+    epoch_ms,
     one_array,
     repeated,
     rows,
@@ -1063,17 +1065,14 @@ def _young_use(snap: Snapshot, graph: Graph, live_at: np.ndarray, cutoff_us: int
     return graph.digests_at(np.flatnonzero(young))
 
 
-_NEVER = np.iinfo(np.int64).min  # no time known
-
-
 def _last_use_ms(snap: Snapshot, graph: Graph) -> np.ndarray:
-    """Per place of the graph, the newest time (epoch milliseconds, ``_NEVER`` if none) of a
+    """Per place of the graph, the newest time (epoch milliseconds, ``NO_TIME`` if none) of a
     use of the blob: a ``_layers`` link whose content is it (or, null or empty, whose path
     names it), a revision or tag link of it or of a manifest that references it directly
     (storage-layout.md §5 ``blob_last_activity``, less the blob's own time). On places, as
     numpy: a dict of digest strings here was ~120 MiB of a policy run's plan at 1M objects,
     where most blobs are not kept."""
-    last = np.full(len(graph.named), _NEVER, np.int64)
+    last = np.full(len(graph.named), NO_TIME, np.int64)
     # A slice of links at a time: a place and a time per link, as int64 arrays, for the
     # millions of links of a large store were ~75 MiB at 10M objects.
     links = snap["layer_links"].select(["digest", "target", "last_modified"])
@@ -1084,7 +1083,7 @@ def _last_use_ms(snap: Snapshot, graph: Graph) -> np.ndarray:
         ).to_numpy(zero_copy_only=False)
         at = np.where(by_target, graph.column_places(target), graph.column_places(digest))
         _latest(last, at, times)
-    manifest = np.full(len(graph.named), _NEVER, np.int64)
+    manifest = np.full(len(graph.named), NO_TIME, np.int64)
     for name, col in (("revisions", "target"), ("tags", "digest"), ("tag_history", "digest")):
         _latest(manifest, graph.column_places(snap[name][col]), snap[name]["last_modified"])
     np.maximum(last, manifest, out=last)
@@ -1099,9 +1098,8 @@ def _latest(out: np.ndarray, at: np.ndarray, times: pa.ChunkedArray | np.ndarray
     """``out[at[i]] = max(out[at[i]], times[i])`` where both are known (place >= 0, time
     not null); ``times`` a timestamp column (as milliseconds) or milliseconds already."""
     if not isinstance(times, np.ndarray):
-        ms = one_array(times.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()))
-        times = np.asarray(pc.fill_null(ms, _NEVER), np.int64)
-    known = (at >= 0) & (times != _NEVER)
+        times = epoch_ms(times)
+    known = (at >= 0) & (times != NO_TIME)
     np.maximum.at(out, at[known], times[known])
 
 

@@ -24,7 +24,7 @@ from regsweep.gc.mark import mark, rows_by_repository
 from regsweep.gc.plan import GcSettings, Plan, make_plan
 from regsweep.reports.usage import UsageSummary, usage
 from regsweep.scan.graph import Graph, kind_is, places, pylist, sorted_range
-from regsweep.scan.snapshot import Snapshot, column, decoded, one_array
+from regsweep.scan.snapshot import NO_TIME, Snapshot, column, decoded, epoch_ms, one_array
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -223,14 +223,7 @@ def _columns(name: str) -> dict[str, list[Any]]:
 
 
 _NO_ROWS = np.zeros(0, np.int64)
-_NO_TIME = np.iinfo(np.int64).min
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _times_ms(table: pa.Table) -> np.ndarray:
-    """The rows' ``last_modified`` in milliseconds since the epoch, ``_NO_TIME`` where null."""
-    ms = one_array(table["last_modified"]).cast(_TS).cast(pa.int64())
-    return np.asarray(pc.fill_null(ms, _NO_TIME), np.int64)
 
 
 def _repositories(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
@@ -239,7 +232,7 @@ def _repositories(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
     rv, tg = snap["revisions"], snap["tags"]
     rev_at, tag_at = graph.column_places(rv["target"]), graph.column_places(tg["digest"])
     rev_rows, tag_rows = rows_by_repository(rv["repository"]), rows_by_repository(tg["repository"])
-    rev_ms, tag_ms = _times_ms(rv), _times_ms(tg)
+    rev_ms, tag_ms = epoch_ms(rv["last_modified"]), epoch_ms(tg["last_modified"])
     rows = _columns("repositories")
     for r in u.repositories.to_pylist():
         repo = r["repository"]
@@ -259,9 +252,9 @@ def _repositories(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
         ):
             rows[k].append(r[k])
         rows["untagged_manifests"].append(len(untagged))
-        newest = max(rev_ms[revs].max(initial=_NO_TIME), tag_ms[tags].max(initial=_NO_TIME))
+        newest = max(rev_ms[revs].max(initial=NO_TIME), tag_ms[tags].max(initial=NO_TIME))
         rows["last_push"].append(
-            None if newest == _NO_TIME else _EPOCH + timedelta(milliseconds=int(newest))
+            None if newest == NO_TIME else _EPOCH + timedelta(milliseconds=int(newest))
         )
     return _table("repositories", rows)
 

@@ -592,6 +592,16 @@ def one_array(col: pa.ChunkedArray) -> pa.Array:
     return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
+NO_TIME = np.iinfo(np.int64).min  # in ``epoch_ms``: no time known
+
+
+def epoch_ms(col: pa.ChunkedArray) -> np.ndarray:
+    """A timestamp column in milliseconds since the epoch, ``NO_TIME`` where null: numpy
+    compares and takes maxima of millions of these without a Python value each."""
+    ms = one_array(col.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()))
+    return np.asarray(pc.fill_null(ms, NO_TIME), np.int64)
+
+
 def repeated(chunk: pa.Array, n: int) -> pa.ChunkedArray:
     """A column of ``n`` rows made of ``chunk`` over and over: every chunk shares its buffers,
     so a column that is the same in millions of rows (nulls, a blob's kind in a plan) costs one
