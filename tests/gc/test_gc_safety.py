@@ -476,6 +476,46 @@ def test_grace_period_uses_the_newest_timestamp(tmp_path: Path) -> None:
     assert_no_live_blob_lost(store)
 
 
+def test_stale_temp_files_go_and_other_anomalies_stay(tmp_path: Path) -> None:
+    """Interrupted writes (``*.<uuid>.tmp``) older than the grace period are planned and
+    removed, in key order, each with its repository; a young one stays, and so does every
+    other anomaly's object (a foreign key, a legacy signature link), however many there are."""
+    store = fs_store(tmp_path / "store")
+    t = now()
+    app = sample_image("tmp:app")
+    LayoutWriter(store).at(t - timedelta(days=30)).push("team/app", app, ["v1"])
+    suffix = ".0198c0de-1111-7222-8333-444455556666.tmp"
+    old_tmp = {
+        tag_current_key("team/app", "v2") + suffix: "team/app",
+        blob_data_key(Blob(b"half a layer").digest) + suffix: None,
+        layer_link_key("team/other", app.blobs[0].digest) + suffix: "team/other",
+    }
+    young_tmp = tag_current_key("team/app", "v3") + suffix
+    others = [f"{V2}repositories/team/app/_manifests/notes-{i}.txt" for i in range(50)]
+    others.append(
+        f"{V2}repositories/team/app/_manifests/revisions/sha256/{'a' * 64}/signatures/sha256/{'b' * 64}/link"
+    )
+    for key, when in [
+        *((k, t - timedelta(days=3)) for k in [*old_tmp, *others]),
+        (young_tmp, t - timedelta(hours=1)),
+    ]:
+        store.write(key, b"partial")
+        store.set_mtime(key, when)
+
+    doc = gc_cli(str(store.root), "--plan-out", str(tmp_path / "plan.parquet"))
+    rows = Plan.read(tmp_path / "plan.parquet").rows.to_pylist()
+    planned = [(r["key"], r["repository"]) for r in rows if r["kind"] == "tmp"]
+    assert planned == sorted(old_tmp.items())
+    assert {r["reason"] for r in rows if r["kind"] == "tmp"} == {"stale-tmp-file"}
+    assert doc["protected_by_grace"]["tmp"] == 1
+
+    gc_cli(str(store.root), "--apply", "--yes", "--mode", "delete")
+    left = {o.key for o in store.iter_objects(V2)}
+    assert not left & set(old_tmp)
+    assert {young_tmp, *others} <= left
+    assert_servable(store, "team/app", app.digest)
+
+
 # -- the command's contract --------------------------------------------------------------------
 
 

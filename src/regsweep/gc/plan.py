@@ -883,9 +883,11 @@ def make_plan(
             )
 
     # -- phase 5: temp files ----------------------------------------------------------------
-    for a in sorted(rows(snap["anomalies"]), key=lambda a: (a["kind"], a["key"] or "")):
-        if a["kind"] != "tmp-file":
-            continue
+    # Picked out in Arrow: a stale inventory can list hundreds of thousands of links that
+    # have vanished since, each an anomaly, and as Python rows they were ~630 MiB at 800k.
+    anomalies = snap["anomalies"]
+    tmp_files = anomalies.filter(pc.equal(anomalies["kind"], "tmp-file"))
+    for a in sorted(rows(tmp_files), key=lambda a: a["key"] or ""):
         if a["last_modified"] is None or a["last_modified"] >= cutoff:
             protected["tmp"] += 1
             continue
