@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +20,7 @@ from imagegen import sample_image
 from regsweep.audit.log import read_log
 from regsweep.clock import utcnow
 from regsweep.demo.generator import LayoutWriter
+from regsweep.gc import plan as plan_module
 from regsweep.gc.mark import mark, referrer_tag_subject
 from regsweep.gc.plan import GcSettings, Plan, make_plan
 from regsweep.reports import (
@@ -32,6 +34,8 @@ from regsweep.reports import (
     write_report,
 )
 from regsweep.reports.dataset import parse_snapshot_label, snapshot_label
+from regsweep.reports.tables import reclaimable_by_reason
+from regsweep.scan import scanner
 from regsweep.scan.graph import Graph
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import rows as column_rows
@@ -139,6 +143,7 @@ def test_image_sizes_untagged_counts_and_last_pushes_match_the_rows(demo: Demo) 
         assert row["last_push"] == max(times), repo
 
 
+@pytest.mark.parametrize("small_parts", [False, True], ids=["parts", "small-parts"])
 @pytest.mark.parametrize(
     "settings",
     [
@@ -148,21 +153,56 @@ def test_image_sizes_untagged_counts_and_last_pushes_match_the_rows(demo: Demo) 
     ],
     ids=["default", "delete-untagged", "no-grace"],
 )
-def test_reclaimable_table_is_the_gc_plan_aggregated(demo: Demo, settings: GcSettings) -> None:
+def test_reclaimable_table_is_the_gc_plan_aggregated(
+    demo: Demo, settings: GcSettings, small_parts: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates, keys and bytes per reason, kind and repository, as counted from the plan's
+    rows. With ``small_parts`` the plan's rows come in many parts (blob rows in scratch files
+    a few at a time, Python rows flushed every three, so that candidates span flushes), which
+    the report aggregates a part at a time."""
+    if small_parts:
+        monkeypatch.setattr(scanner, "_PART_ROWS", 4)
+        monkeypatch.setattr(scanner, "_SPILL_ROWS", 4)
+        monkeypatch.setattr(plan_module, "_PYTHON_ROWS", 3)
     store = FilesystemStore(demo.root)
     snap = scan(store)
     now = utcnow()
     r = build_report(snap, settings=settings, now=now)
     plan = make_plan(snap, mark(snap, delete_untagged=settings.delete_untagged), settings, now)
-    expected: dict[tuple[str, str, str | None], int] = defaultdict(int)
+    if small_parts:
+        assert len(list(plan.candidate_parts())) > 1
+        assert len(list(r.parts("blobs"))) > 3
+    expected: dict[tuple[str, str, str | None], list[Any]] = defaultdict(lambda: [set(), 0, 0])
     for row in plan.rows.to_pylist():
-        expected[(row["reason"], row["kind"], row["repository"])] += row["size"] or 0
+        e = expected[(row["reason"], row["kind"], row["repository"])]
+        e[0].add(row["candidate"])
+        e[1] += 1
+        e[2] += row["size"] or 0
     got = {
-        (row["reason"], row["kind"], row["repository"]): row["bytes"]
+        (row["reason"], row["kind"], row["repository"]): [
+            row["candidates"],
+            row["keys"],
+            row["bytes"],
+        ]
         for row in r.tables["reclaimable"].to_pylist()
     }
-    assert got == dict(expected)
+    assert got == {k: [len(c), n, b] for k, (c, n, b) in expected.items()}
     assert r.tables["summary"]["reclaimable_bytes"][0].as_py() == plan.total_bytes() > 0
+    assert r.reclaimable_by_reason() == reclaimable_by_reason(plan)
+
+
+def test_blobs_table_is_written_a_part_at_a_time(
+    demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan that keeps its blobs in scratch files in many parts gives a blobs table in as
+    many parts, written whole and in order, the same rows as a scan in one part gives."""
+    whole = _report(demo.root).tables["blobs"]
+    monkeypatch.setattr(scanner, "_PART_ROWS", 4)
+    monkeypatch.setattr(scanner, "_SPILL_ROWS", 4)
+    r = _report(demo.root)
+    assert len(list(r.parts("blobs"))) > 3
+    write_report(r, tmp_path / "out")
+    assert read_table(tmp_path / "out", "blobs").drop_columns(["snapshot"]).equals(whole)
 
 
 def test_reclaimable_equals_what_gc_frees(demo: Demo, tmp_path: Path) -> None:

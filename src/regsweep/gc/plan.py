@@ -166,6 +166,21 @@ class Plan:
             else:
                 yield segment
 
+    def candidate_parts(self) -> Iterator[pa.Table]:
+        """``rows`` in parts that share no candidate, for what counts candidates a part at a
+        time: the rows held in memory as one table, then the rows in scratch files a part at
+        a time, mapped (each of those rows is a candidate of its own, see ``_Rows.extend``)."""
+        if self.built_from is None or self.built_from[0] is not self.rows:
+            yield self.rows
+            return
+        segments = self.built_from[1]
+        held = [s for s in segments if not isinstance(s, SpilledTable)]
+        if held:
+            yield pa.concat_tables(held)
+        for segment in segments:
+            if isinstance(segment, SpilledTable):
+                yield from segment.parts()
+
     # -- summaries ---------------------------------------------------------------------------
 
     def summary(self) -> dict[str, dict[str, int]]:

@@ -59,7 +59,10 @@ def write_report(report: Report, directory: str | Path) -> list[Path]:
         final = part_dir / PART_NAME
         # A leading "." hides the temporary file from dataset discovery while it is written.
         tmp = part_dir / f".{PART_NAME}.{os.getpid()}.tmp"
-        pq.write_table(compacted(report.tables[name]), tmp)
+        # A part at a time: the blobs table can be in scratch files (see Report.parts).
+        with pq.ParquetWriter(tmp, report.tables[name].schema) as writer:
+            for part in report.parts(name):
+                writer.write_table(compacted(part))
         os.replace(tmp, final)
         paths.append(final)
     return paths

@@ -10,8 +10,8 @@ with the same settings a gc run would use, so the report cannot drift from what 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from regsweep.gc.plan import GcSettings, Plan, make_plan
 from regsweep.reports.usage import UsageSummary, usage
 from regsweep.scan.graph import Graph, kind_is, places, pylist, sorted_range
 from regsweep.scan.snapshot import NO_TIME, Snapshot, column, decoded, epoch_ms, one_array
+from regsweep.scan.spill import SpilledTable
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -142,9 +143,20 @@ class Report:
     tables: dict[str, pa.Table]
     usage: UsageSummary
     plan: Plan
+    # Tables kept in scratch files (the blobs of a scan that keeps its blobs there, see
+    # spill.py): ``tables`` maps them whole, ``parts`` hands them out a part at a time.
+    spilled: dict[str, SpilledTable] = field(default_factory=dict)
+
+    def parts(self, name: str) -> Iterator[pa.Table]:
+        """Table ``name`` a part at a time (one part when it is held in memory): what reads
+        every row of a table in scratch files (writing it) then holds one part's pages."""
+        if name in self.spilled:
+            yield from self.spilled[name].parts()
+        else:
+            yield self.tables[name]
 
     def reclaimable_by_reason(self) -> dict[str, int]:
-        return reclaimable_by_reason(self.plan)
+        return _by_reason(self.tables["reclaimable"])
 
     def to_json(self, top: int = 10) -> dict[str, Any]:
         """The terminal summary as one JSON-able object (``regsweep report --json``)."""
@@ -167,7 +179,11 @@ class Report:
 
 def reclaimable_by_reason(plan: Plan) -> dict[str, int]:
     """Bytes a plan would free, per reason (every key's size counted, links included)."""
-    t = _reclaimable(plan)
+    return _by_reason(_reclaimable(plan))
+
+
+def _by_reason(t: pa.Table) -> dict[str, int]:
+    """The ``bytes`` of a ``reclaimable`` table summed per reason."""
     out: Counter[str] = Counter()
     for reason, nbytes in zip(column(t, "reason"), column(t, "bytes"), strict=True):
         out[reason] += nbytes
@@ -200,15 +216,17 @@ def build_report(
     if plan is None:
         marked = mark(snap, delete_untagged=settings.delete_untagged)
         plan = make_plan(snap, marked, settings, now)
+    blobs = _blobs(snap, graph, u)
     tables = {
         "repositories": _repositories(snap, graph, u),
         "tags": _tags(snap, graph),
-        "blobs": _blobs(snap, graph, u),
+        "blobs": blobs.table() if isinstance(blobs, SpilledTable) else blobs,
         "reclaimable": _reclaimable(plan),
         "gc_runs": _gc_runs(log),
     }
     tables["summary"] = _summary(snap, u, plan, tables["repositories"], policy)
-    return Report(when, {name: tables[name] for name in TABLES}, u, plan)
+    spilled = {"blobs": blobs} if isinstance(blobs, SpilledTable) else {}
+    return Report(when, {name: tables[name] for name in TABLES}, u, plan, spilled)
 
 
 def _table(name: str, rows: Mapping[str, list[Any]]) -> pa.Table:
@@ -316,10 +334,12 @@ def _tags(snap: Snapshot, graph: Graph) -> pa.Table:
     return _table("tags", rows)
 
 
-def _blobs(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
+def _blobs(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table | SpilledTable:
     """Every stored blob with its role and how many repositories reach it, column by column a
     part of the blobs at a time: a Python row per blob was ~3 GiB for the 6M blobs of a
-    10M-object store."""
+    10M-object store. Where the snapshot keeps its blobs in scratch files, so does this
+    table, written a part at a time as it is made (held, it was ~100 B a blob: 1.2M blobs
+    took the report's peak from ~220 to ~400 MiB)."""
     # The role of each named digest, by place: the first of manifest, config, layer it plays.
     role = np.full(len(graph.named), len(_KIND_ORDER), np.int8)  # "unknown"
     refs = snap["references"]
@@ -339,7 +359,8 @@ def _blobs(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
         known = at >= 0
         np.minimum.at(role, at[known], r[known] if isinstance(r, np.ndarray) else np.int8(r))
     names = pa.array([*_KIND_ORDER, "unknown"])
-    parts = []
+    parts: list[pa.Table] = []
+    spilled = SpilledTable(SCHEMAS["blobs"], "report-blobs") if "blobs" in snap.spilled else None
     for part in snap.parts("blobs", ("digest", "size", "last_modified")):
         digest = part["digest"]
         lo, hi = sorted_range(graph.named, digest)
@@ -357,27 +378,36 @@ def _blobs(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
             "repositories": pa.array(repositories),
             "first_seen": one_array(part["last_modified"]),
         }
-        parts.append(
-            pa.Table.from_arrays(
-                [columns[f.name].cast(f.type) for f in SCHEMAS["blobs"]], schema=SCHEMAS["blobs"]
-            )
+        rows = pa.Table.from_arrays(
+            [columns[f.name].cast(f.type) for f in SCHEMAS["blobs"]], schema=SCHEMAS["blobs"]
         )
-        del part, digest, where, at
+        if spilled is not None:
+            spilled.append(rows)
+        else:
+            parts.append(rows)
+        del part, digest, where, at, columns, rows
+    if spilled is not None:
+        return spilled
     return pa.concat_tables([SCHEMAS["blobs"].empty_table(), *parts])
 
 
 def _reclaimable(plan: Plan) -> pa.Table:
     """The plan's candidates, keys and bytes per reason, kind and repository, aggregated in
     Arrow: a plan that deletes most of a store has a row per blob (a Python value per row and
-    column was ~300 MiB of a report at 2M objects)."""
-    rows = plan.rows.select(["reason", "kind", "repository", "candidate", "size"])
-    g = (
-        rows.unify_dictionaries()
-        .group_by(["reason", "kind", "repository"], use_threads=False)
-        .aggregate([("candidate", "count_distinct"), ([], "count_all"), ("size", "sum")])
-    )
-    groups = sorted(
-        zip(
+    column was ~300 MiB of a report at 2M objects). A part of the rows at a time, in parts no
+    candidate spans (``Plan.candidate_parts``), so that their counts add up: the blob rows a
+    plan keeps in scratch files are then mapped a part at a time, not all at once."""
+    totals: dict[tuple[str, str, str | None], list[int]] = {}
+    for part in plan.candidate_parts():
+        if not part.num_rows:
+            continue
+        g = (
+            part.select(["reason", "kind", "repository", "candidate", "size"])
+            .unify_dictionaries()
+            .group_by(["reason", "kind", "repository"], use_threads=False)
+            .aggregate([("candidate", "count_distinct"), ([], "count_all"), ("size", "sum")])
+        )
+        for reason, kind, repo, cands, keys, nbytes in zip(
             pylist(g["reason"]),
             pylist(g["kind"]),
             pylist(g["repository"]),
@@ -385,17 +415,21 @@ def _reclaimable(plan: Plan) -> pa.Table:
             pylist(g["count_all"]),
             pylist(g["size_sum"]),
             strict=True,
-        ),
-        key=lambda r: (r[0], r[1], r[2] or ""),
-    )
+        ):
+            total = totals.setdefault((reason, kind, repo), [0, 0, 0])
+            total[0] += cands
+            total[1] += keys
+            total[2] += nbytes or 0
     out = _columns("reclaimable")
-    for reason, kind, repo, cands, keys, nbytes in groups:
+    for (reason, kind, repo), (cands, keys, nbytes) in sorted(
+        totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
+    ):
         out["reason"].append(reason)
         out["kind"].append(kind)
         out["repository"].append(repo)
         out["candidates"].append(cands)
         out["keys"].append(keys)
-        out["bytes"].append(nbytes or 0)
+        out["bytes"].append(nbytes)
     return _table("reclaimable", out)
 
 
