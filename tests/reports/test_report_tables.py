@@ -194,15 +194,19 @@ def test_reclaimable_table_is_the_gc_plan_aggregated(
 def test_blobs_table_is_written_a_part_at_a_time(
     demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A scan that keeps its blobs in scratch files in many parts gives a blobs table in as
-    many parts, written whole and in order, the same rows as a scan in one part gives."""
+    """A scan that keeps its blobs in scratch files in many parts gives a blobs table made
+    and written a part at a time, whole and in order: the same rows as a scan in one part
+    gives, and as the table built whole when asked for by name."""
     whole = _report(demo.root).tables["blobs"]
     monkeypatch.setattr(scanner, "_PART_ROWS", 4)
     monkeypatch.setattr(scanner, "_SPILL_ROWS", 4)
     r = _report(demo.root)
     assert len(list(r.parts("blobs"))) > 3
     write_report(r, tmp_path / "out")
+    assert "blobs" not in r.tables  # written as it was made, never built whole
     assert read_table(tmp_path / "out", "blobs").drop_columns(["snapshot"]).equals(whole)
+    assert r.tables["blobs"].equals(whole)
+    assert len(list(r.parts("blobs"))) == 1  # built whole now, and kept
 
 
 def test_reclaimable_equals_what_gc_frees(demo: Demo, tmp_path: Path) -> None:

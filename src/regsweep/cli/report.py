@@ -59,10 +59,11 @@ def render_report(report: Report, output: str, top: int) -> str:
     for r in plan.refusals:
         lines.append(f"note: gc would refuse this plan: {r}")
     from regsweep.reports.dataset import snapshot_label  # pyarrow.dataset: only when reporting
+    from regsweep.reports.tables import TABLES
 
     lines.append(
         f"\ndatasets written to {output}/ (snapshot={snapshot_label(report.snapshot_time)}, "
-        f"{len(report.tables)} tables)"
+        f"{len(TABLES)} tables)"
     )
     return "\n".join(lines)
 

@@ -59,8 +59,9 @@ def write_report(report: Report, directory: str | Path) -> list[Path]:
         final = part_dir / PART_NAME
         # A leading "." hides the temporary file from dataset discovery while it is written.
         tmp = part_dir / f".{PART_NAME}.{os.getpid()}.tmp"
-        # A part at a time: the blobs table can be in scratch files (see Report.parts).
-        with pq.ParquetWriter(tmp, report.tables[name].schema) as writer:
+        # A part at a time, as Report.parts makes them: the blobs table of a large store is
+        # never held whole (asking report.tables for it, even for its schema, would build it).
+        with pq.ParquetWriter(tmp, SCHEMAS[name]) as writer:
             for part in report.parts(name):
                 writer.write_table(compacted(part))
         os.replace(tmp, final)

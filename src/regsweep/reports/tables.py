@@ -10,8 +10,8 @@ with the same settings a gc run would use, so the report cannot drift from what 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,6 @@ from regsweep.gc.plan import GcSettings, Plan, make_plan
 from regsweep.reports.usage import UsageSummary, usage
 from regsweep.scan.graph import Graph, kind_is, places, pylist, sorted_range
 from regsweep.scan.snapshot import NO_TIME, Snapshot, column, decoded, epoch_ms, one_array
-from regsweep.scan.spill import SpilledTable
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -135,6 +134,26 @@ _KIND_ORDER = ("manifest", "config", "layer")
 _REF_KIND = {"manifest": "manifest", "subject": "manifest", "config": "config", "layer": "layer"}
 
 
+class _Tables(dict[str, pa.Table]):
+    """A report's tables by name. A table made a part at a time (``later``: the blobs of a
+    snapshot that keeps its blobs in scratch files) is built whole only when it is asked for
+    by name, and then kept; ``Report.parts`` hands it out a part at a time instead, as it is
+    made (so writing it holds one part)."""
+
+    def __init__(
+        self, tables: Mapping[str, pa.Table], later: Mapping[str, Callable[[], Iterator[pa.Table]]]
+    ) -> None:
+        super().__init__(tables)
+        self.later = dict(later)
+
+    def __missing__(self, name: str) -> pa.Table:
+        if name not in self.later:
+            raise KeyError(name)
+        table = pa.concat_tables([SCHEMAS[name].empty_table(), *self.later[name]()])
+        self[name] = table
+        return table
+
+
 @dataclass(frozen=True)
 class Report:
     """One snapshot's report: the tables plus the values they were computed from."""
@@ -143,15 +162,13 @@ class Report:
     tables: dict[str, pa.Table]
     usage: UsageSummary
     plan: Plan
-    # Tables kept in scratch files (the blobs of a scan that keeps its blobs there, see
-    # spill.py): ``tables`` maps them whole, ``parts`` hands them out a part at a time.
-    spilled: dict[str, SpilledTable] = field(default_factory=dict)
 
     def parts(self, name: str) -> Iterator[pa.Table]:
-        """Table ``name`` a part at a time (one part when it is held in memory): what reads
-        every row of a table in scratch files (writing it) then holds one part's pages."""
-        if name in self.spilled:
-            yield from self.spilled[name].parts()
+        """Table ``name`` a part at a time: as it is made, where it is made a part at a time
+        and has not been built whole (see ``_Tables``); else the whole table as one part."""
+        later = getattr(self.tables, "later", {})
+        if name in later and name not in self.tables:
+            yield from later[name]()
         else:
             yield self.tables[name]
 
@@ -216,17 +233,22 @@ def build_report(
     if plan is None:
         marked = mark(snap, delete_untagged=settings.delete_untagged)
         plan = make_plan(snap, marked, settings, now)
-    blobs = _blobs(snap, graph, u)
+    blobs = _blob_parts(snap, graph, u)
     tables = {
         "repositories": _repositories(snap, graph, u),
         "tags": _tags(snap, graph),
-        "blobs": blobs.table() if isinstance(blobs, SpilledTable) else blobs,
         "reclaimable": _reclaimable(plan),
         "gc_runs": _gc_runs(log),
     }
     tables["summary"] = _summary(snap, u, plan, tables["repositories"], policy)
-    spilled = {"blobs": blobs} if isinstance(blobs, SpilledTable) else {}
-    return Report(when, {name: tables[name] for name in TABLES}, u, plan, spilled)
+    # The blobs table, a row per stored blob, is made a part at a time as it is written where
+    # the snapshot keeps its blobs in scratch files (~100 B a blob held whole: 1.2M blobs took
+    # a report's peak from ~220 to ~480 MiB, 6M to 1.8 GiB); else here.
+    later = {"blobs": blobs} if "blobs" in snap.spilled else {}
+    if not later:
+        tables["blobs"] = pa.concat_tables([SCHEMAS["blobs"].empty_table(), *blobs()])
+    ordered = {name: tables[name] for name in TABLES if name in tables}
+    return Report(when, _Tables(ordered, later), u, plan)
 
 
 def _table(name: str, rows: Mapping[str, list[Any]]) -> pa.Table:
@@ -334,12 +356,12 @@ def _tags(snap: Snapshot, graph: Graph) -> pa.Table:
     return _table("tags", rows)
 
 
-def _blobs(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table | SpilledTable:
-    """Every stored blob with its role and how many repositories reach it, column by column a
-    part of the blobs at a time: a Python row per blob was ~3 GiB for the 6M blobs of a
-    10M-object store. Where the snapshot keeps its blobs in scratch files, so does this
-    table, written a part at a time as it is made (held, it was ~100 B a blob: 1.2M blobs
-    took the report's peak from ~220 to ~400 MiB)."""
+def _blob_parts(snap: Snapshot, graph: Graph, u: UsageSummary) -> Callable[[], Iterator[pa.Table]]:
+    """The blobs table (every stored blob with its role and how many repositories reach it)
+    a part of the snapshot's blobs at a time, column by column, each time the result is
+    called: a Python row per blob was ~3 GiB for the 6M blobs of a 10M-object store. What it
+    keeps between calls is a role and a count per named digest (numpy, by place) and the
+    graph's dictionary of them, which the snapshot shares."""
     # The role of each named digest, by place: the first of manifest, config, layer it plays.
     role = np.full(len(graph.named), len(_KIND_ORDER), np.int8)  # "unknown"
     refs = snap["references"]
@@ -358,37 +380,34 @@ def _blobs(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table | SpilledT
     for at, r in sources:
         known = at >= 0
         np.minimum.at(role, at[known], r[known] if isinstance(r, np.ndarray) else np.int8(r))
+    del sources, refs, ref_kind
+    named, users_at = graph.named, u.users_at
     names = pa.array([*_KIND_ORDER, "unknown"])
-    parts: list[pa.Table] = []
-    spilled = SpilledTable(SCHEMAS["blobs"], "report-blobs") if "blobs" in snap.spilled else None
-    for part in snap.parts("blobs", ("digest", "size", "last_modified")):
-        digest = part["digest"]
-        lo, hi = sorted_range(graph.named, digest)
-        where = places(digest, graph.named.slice(lo, hi - lo))
-        at = np.asarray(one_array(pc.fill_null(where, -1)), np.int64)
-        at[at >= 0] += lo
-        kind = np.full(len(at), len(_KIND_ORDER), np.int8)
-        kind[at >= 0] = role[at[at >= 0]]
-        repositories = np.zeros(len(at), np.int64)
-        repositories[at >= 0] = u.users_at[at[at >= 0]]
-        columns = {
-            "digest": one_array(decoded(digest)),
-            "size": one_array(part["size"]),
-            "kind": names.take(pa.array(kind)),
-            "repositories": pa.array(repositories),
-            "first_seen": one_array(part["last_modified"]),
-        }
-        rows = pa.Table.from_arrays(
-            [columns[f.name].cast(f.type) for f in SCHEMAS["blobs"]], schema=SCHEMAS["blobs"]
-        )
-        if spilled is not None:
-            spilled.append(rows)
-        else:
-            parts.append(rows)
-        del part, digest, where, at, columns, rows
-    if spilled is not None:
-        return spilled
-    return pa.concat_tables([SCHEMAS["blobs"].empty_table(), *parts])
+
+    def parts() -> Iterator[pa.Table]:
+        for part in snap.parts("blobs", ("digest", "size", "last_modified")):
+            digest = part["digest"]
+            lo, hi = sorted_range(named, digest)
+            where = places(digest, named.slice(lo, hi - lo))
+            at = np.asarray(one_array(pc.fill_null(where, -1)), np.int64)
+            at[at >= 0] += lo
+            kind = np.full(len(at), len(_KIND_ORDER), np.int8)
+            kind[at >= 0] = role[at[at >= 0]]
+            repositories = np.zeros(len(at), np.int64)
+            repositories[at >= 0] = users_at[at[at >= 0]]
+            columns = {
+                "digest": one_array(decoded(digest)),
+                "size": one_array(part["size"]),
+                "kind": names.take(pa.array(kind)),
+                "repositories": pa.array(repositories),
+                "first_seen": one_array(part["last_modified"]),
+            }
+            del part, digest, where, at
+            yield pa.Table.from_arrays(
+                [columns[f.name].cast(f.type) for f in SCHEMAS["blobs"]], schema=SCHEMAS["blobs"]
+            )
+
+    return parts
 
 
 def _reclaimable(plan: Plan) -> pa.Table:
