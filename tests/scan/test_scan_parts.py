@@ -106,22 +106,35 @@ def test_links_read_a_few_at_a_time_give_the_same_snapshot(
     """The scan reads and judges the links it must read a slice at a time (an audit reads
     every link of the store). With slices of three links, and bad links of each kind spread
     over the slices, the snapshot is the one read all at once: the same targets, ways of
-    resolving and problems on the same rows, and the same anomalies in the same order."""
+    resolving and problems on the same rows, and the same anomalies in the same order. Some
+    links hold another link's digest: their targets are no path's digest, which the scan
+    keeps past the end of the paths' dictionary (``_over_paths``), the same few values in
+    several slices."""
     (tmp_path / "reg").mkdir()
     store = FilesystemStore(tmp_path / "reg")
     generate_demo(store, seed=5, now=datetime(2026, 11, 20, tzinfo=UTC))
     options = scanner.ScanOptions(verify_links=verify_links)
     whole = scan(store, options)
+    elsewhere: dict[str, str] = {}  # _layers links made to hold another's digest
     for table in ("revisions", "layer_links", "tags"):
         keys = column(whole.with_keys(table), "key")
+        others = [store.read(key, max_bytes=4096) for key in keys[:2]]
         for i, key in enumerate(keys[1::4]):
             good = store.read(key, max_bytes=4096)
-            bad = [good + b"\n", b"", good.upper(), b"not a digest"][i % 4]
+            other = others[0] if others[0] != good else others[1]
+            bad = [good + b"\n", other, b"", good.upper(), b"not a digest", other][i % 6]
             store.write(key, bad)
+            if bad is other and table == "layer_links":
+                elsewhere[key] = other.decode()
     monkeypatch.setattr(scanner, "_LINK_SLICE", 1 << 20)
     at_once = scan(store, options)
     monkeypatch.setattr(scanner, "_LINK_SLICE", 3)
     sliced = scan(store, options)
     assert len(column(at_once["anomalies"], "key")) > 10
+    assert len(elsewhere) > 2 and len(set(elsewhere.values())) < len(elsewhere)
+    for snap in (at_once, sliced) if verify_links else ():  # else their paths are trusted
+        links = snap.with_keys("layer_links")
+        targets = dict(zip(column(links, "key"), column(links, "target"), strict=True))
+        assert {key: targets[key] for key in elsewhere} == elsewhere
     for name in at_once.names():
         assert rows(sliced[name]) == rows(at_once[name]), name

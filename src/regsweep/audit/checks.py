@@ -7,6 +7,7 @@ Distribution leaves behind (§4.6, §4.7), the edge cases of §7, and the timest
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -166,6 +167,32 @@ def _rows(
         yield _Row(repository, tag, digest, target, present, problem, key, build_key)
 
 
+class _Sorted:
+    """Strings (digests) as a sorted list, asked only ``in``: a set of the ~350k digests of a
+    1M-object store, or of each repository's ``_layers`` links, was ~45 bytes an entry more
+    than a list (~35 MiB of the audit's index; the strings are shared either way)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Iterable[str], *, ordered: bool = False) -> None:
+        # ``ordered``: already sorted and distinct (a column over the snapshot's sorted
+        # dictionary, such as the stored digests by place).
+        self.values = list(values) if ordered else sorted({v for v in values if v is not None})
+
+    def __contains__(self, x: object) -> bool:
+        if not isinstance(x, str):
+            return False
+        v = self.values
+        i = bisect_left(v, x)
+        return i < len(v) and v[i] == x
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+_NONE = _Sorted((), ordered=True)
+
+
 @dataclass
 class _Index:
     """The snapshot's tables, reorganised for lookups. Digests are strings shared through the
@@ -175,11 +202,11 @@ class _Index:
 
     root: str
     graph: Graph  # the mark's
-    stored: set[str]  # the stored blobs something in the snapshot names
+    stored: _Sorted  # the stored blobs something in the snapshot names
     revisions: dict[str, dict[str, _Row]]  # repo -> path digest -> row
-    rev_digests: dict[str, set[str]]  # repo -> path digests and targets
+    rev_digests: dict[str, _Sorted]  # repo -> path digests and targets
     tags: dict[str, dict[str, _Row]]  # repo -> tag -> row
-    links: dict[str, set[str]]  # repo -> path digests of its _layers links
+    links: dict[str, _Sorted]  # repo -> path digests of its _layers links
     manifests: dict[str, _Manifest]
     refs: _Refs
     present: set[str]  # manifests with a revision link and data, in any repository
@@ -192,7 +219,10 @@ class _Index:
         # the graph's ``named``).
         shared: dict[tuple[int, ...], list[Any]] = {}
         stored_at = pa.array(np.flatnonzero(graph.sizes >= 0), pa.int32())
-        stored = set(pylist(pa.DictionaryArray.from_arrays(stored_at, graph.named), shared))
+        # In the order of their places, which is theirs (the graph's dictionary is sorted).
+        stored = _Sorted(
+            pylist(pa.DictionaryArray.from_arrays(stored_at, graph.named), shared), ordered=True
+        )
         revisions: dict[str, dict[str, _Row]] = defaultdict(dict)
         rev_digests: dict[str, set[str]] = defaultdict(set)
         present: set[str] = set()
@@ -208,12 +238,14 @@ class _Index:
         tags: dict[str, dict[str, _Row]] = defaultdict(dict)
         for r in _rows(snap, "tags", root, shared):
             tags[r.repository][r.tag] = r
-        links: dict[str, set[str]] = defaultdict(set)
+        by_repo: dict[str, list[str]] = defaultdict(list)
         ll = snap["layer_links"]
         for repo, digest in zip(
             pylist(ll["repository"]), pylist(ll["digest"], shared), strict=True
         ):
-            links[repo].add(digest)
+            by_repo[repo].append(digest)
+        links = {repo: _Sorted(digests) for repo, digests in by_repo.items()}
+        del by_repo
         # References by parent (the snapshot holds them so; sorted again here, stably, so as
         # not to depend on it): a manifest's are the rows from its first to its last. Every
         # parent is a row of manifests: the scan knows a manifest's references by reading it.
@@ -246,9 +278,9 @@ class _Index:
             graph=graph,
             stored=stored,
             revisions=dict(revisions),
-            rev_digests=dict(rev_digests),
+            rev_digests={repo: _Sorted(ds) for repo, ds in rev_digests.items()},
             tags=dict(tags),
-            links=dict(links),
+            links=links,
             manifests=manifests,
             refs=refs,
             present=present,
@@ -422,7 +454,7 @@ def check_dangling(ix: _Index, snap: Snapshot, marked: MarkResult) -> list[Findi
                 )
             )
     for repo, repo_tags in sorted(ix.tags.items()):
-        known = ix.rev_digests.get(repo, set())
+        known = ix.rev_digests.get(repo, _NONE)
         for tag, t in sorted(repo_tags.items()):
             d = t["digest"]
             if d is None or t["problem"] is not None or (d in known and d in ix.stored):
@@ -528,7 +560,7 @@ def check_layer_links(ix: _Index, graph_aliases: dict[str, dict[str, str]]) -> l
     out: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     for repo, revs in sorted(ix.revisions.items()):
-        linked = ix.links.get(repo, set())
+        linked = ix.links.get(repo, _NONE)
         for r in revs.values():
             d = r["target"]
             if d is None or not r["blob_present"]:
@@ -567,7 +599,7 @@ def check_indexes(ix: _Index) -> list[Finding]:
     """Index children must be revisions of the index's repository (§3.3, §7.13)."""
     out: list[Finding] = []
     for repo, revs in sorted(ix.revisions.items()):
-        have = ix.rev_digests.get(repo, set())
+        have = ix.rev_digests.get(repo, _NONE)
         seen: set[str] = set()
         for r in revs.values():
             d = r["target"]
@@ -899,11 +931,11 @@ def check_quarantine(
             if at >= 0 and referenced[at] and not graph.stored(at):
                 need = f"blob {d}, which the registry references again and no longer stores"
         elif rec.kind is KeyKind.LAYER_LINK and d is not None and repo is not None:
-            if d not in ix.links.get(repo, set()) and reached(repo, d):
+            if d not in ix.links.get(repo, _NONE) and reached(repo, d):
                 need = f"the _layers link of {d} in {repo}, which a manifest of {repo} needs again"
         elif rec.kind is KeyKind.REVISION_LINK and d is not None and repo is not None:
             tagged = any(t["digest"] == d for t in ix.tags.get(repo, {}).values())
-            if d not in ix.rev_digests.get(repo, set()) and (tagged or reached(repo, d)):
+            if d not in ix.rev_digests.get(repo, _NONE) and (tagged or reached(repo, d)):
                 need = f"the revision link of {d} in {repo}, which a tag or index of {repo} needs"
         if need is None:
             continue

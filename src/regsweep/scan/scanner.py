@@ -284,6 +284,25 @@ def _by_parent(tables: dict[str, Any]) -> pa.Table:
     return _take(held.pop(), order)
 
 
+def _over_paths(target: pa.Array, paths: pa.DictionaryArray, extra: dict[str, int]) -> pa.Array:
+    """The links' ``target`` (what they say) as indices: into the dictionary of their path
+    digests ``paths`` where a target is its link's own path digest (nearly every link), and
+    past its end into ``extra`` (added to) where not. An audit reads every link: their
+    targets as plain strings were ~35 MiB for 470k links, and as many again when the table's
+    other targets were decoded to put them in."""
+    same = pc.fill_null(pc.equal(target, paths.cast(pa.string())), False)
+    indices = pc.if_else(same, paths.indices, pa.scalar(None, pa.int32()))
+    odd = pc.and_(pc.invert(same), pc.is_valid(target))
+    if not pc.any(odd).as_py():
+        return indices
+    own = np.array(pc.fill_null(indices, -1).to_numpy(zero_copy_only=False), np.int32)
+    at = np.flatnonzero(np.asarray(odd.to_numpy(zero_copy_only=False)))
+    size = len(paths.dictionary)
+    for i, value in zip(at.tolist(), target.take(pa.array(at)).to_pylist(), strict=True):
+        own[i] = extra.setdefault(value, size + len(extra))
+    return pa.array(own, pa.int32(), mask=own < 0)
+
+
 def _one_dictionary(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """A dictionary column as one chunk over its chunks' dictionaries put one after another,
     without hashing (a value may be there twice: share_digests makes them distinct). The
@@ -791,10 +810,16 @@ class _Scan:
             by = pc.if_else(ok, tag_source if kind is Kind.TAG_CURRENT else "path", NULL_STRING)
             problem = pa.nulls(table.num_rows, pa.string())
             if counts[kind]:
-                judged = self._read_links_of(kind, table.filter(unread[kind]))
-                target, by, problem = (
+                read, by_read, problem_read = self._read_links_of(kind, table.filter(unread[kind]))
+                if pa.types.is_dictionary(read.type) and pa.types.is_dictionary(target.type):
+                    # Over the path digests' dictionary (see _over_paths): only indices move.
+                    indices = pc.replace_with_mask(target.indices, unread[kind], read.indices)
+                    target = pa.DictionaryArray.from_arrays(indices, read.dictionary)
+                else:
+                    target = pc.replace_with_mask(_plain(target), unread[kind], _plain(read))
+                by, problem = (
                     pc.replace_with_mask(_plain(old), unread[kind], new)
-                    for old, new in zip((target, by, problem), judged, strict=True)
+                    for old, new in zip((by, problem), (by_read, problem_read), strict=True)
                 )
             out[kind] = (
                 table.append_column("target", target)
@@ -809,6 +834,8 @@ class _Scan:
         slice at a time: an audit reads every link, and every link's key and content as
         Python strings at once were ~200 MiB of its scan of 470k links."""
         parts: list[tuple[pa.Array, ...]] = []
+        paths = _col(rows, "digest")
+        extra: dict[str, int] = {}  # targets that are no path's digest (see _over_paths)
         for lo in range(0, rows.num_rows, _LINK_SLICE):
             part = rows.slice(lo, _LINK_SLICE)
             keys = self._keyed(kind, part)["key"].to_pylist()
@@ -817,12 +844,22 @@ class _Scan:
             got = dict(zip(pending, fresh, strict=True))
             read = [self.link_contents.get(key) or got[key] for key in keys]
             del keys, pending, fresh, got
-            judged = self._judge_links(kind, part, read)
-            parts.append(tuple(pa.array(values, pa.string()) for values in judged))
-        targets, by, problems = (
-            pa.concat_arrays(list(column)) for column in zip(*parts, strict=True)
-        )
-        return targets, by, problems
+            targets, by, problems = self._judge_links(kind, part, read)
+            target = pa.array(targets, pa.string())
+            if pa.types.is_dictionary(paths.type):
+                target = _over_paths(target, paths.slice(lo, _LINK_SLICE), extra)
+            parts.append((target, pa.array(by, pa.string()), pa.array(problems, pa.string())))
+        if pa.types.is_dictionary(paths.type):
+            # Every slice's indices are into the paths' dictionary and then ``extra``.
+            dictionary = paths.dictionary
+            if extra:
+                dictionary = pa.concat_arrays([dictionary, pa.array(list(extra), pa.string())])
+            indices = pa.concat_arrays([t for t, _, _ in parts])
+            targets_all = pa.DictionaryArray.from_arrays(indices, dictionary)
+        else:
+            targets_all = pa.concat_arrays([t for t, _, _ in parts])
+        by_all, problems_all = (pa.concat_arrays([p[i] for p in parts]) for i in (1, 2))
+        return targets_all, by_all, problems_all
 
     def _keyed(self, kind: Kind, table: pa.Table) -> pa.Table:
         """Rows of ``kind`` with their keys, also those the scan does not hold."""
