@@ -266,8 +266,10 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
 # Digests are hashed a group at a time, by their first characters (the algorithm and the first
 # hex digit): one hash table of every distinct digest, with the dictionary it makes and its
 # sorted copy, was the peak of a scan of many manifests (~90 MiB at once for 351k digests).
+# Sixteen groups, a hex digit each, rather than four: the scan's peak on a store of 94k
+# manifests ~10 MiB lower, in the same time (bench/RESULTS.md, sixteenth round).
 _GROUP_PREFIX = len("sha256:") + 1
-_GROUPS = 4
+_GROUPS = 16
 
 
 def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array]]:
@@ -278,7 +280,8 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
     firsts = [pc.utf8_slice_codeunits(d, 0, _GROUP_PREFIX) for d in dictionaries]
     prefixes = pc.unique(pa.chunked_array([pc.unique(f) for f in firsts], pa.string()))
     prefixes = prefixes.take(pc.array_sort_indices(prefixes))
-    # Consecutive prefixes make a group: a few groups, since each costs a step per dictionary.
+    # Consecutive prefixes make a group: a few groups, since each costs a step per dictionary
+    # (sha256 digests have sixteen prefixes, one a group).
     group = np.arange(len(prefixes), dtype=np.int32) * _GROUPS // max(len(prefixes), 1)
     group_of = [group[np.asarray(pc.index_in(f, value_set=prefixes), np.int32)] for f in firsts]
     del firsts
