@@ -303,6 +303,15 @@ def _over_paths(target: pa.Array, paths: pa.DictionaryArray, extra: dict[str, in
     return pa.array(own, pa.int32(), mask=own < 0)
 
 
+def _extends(read: pa.Array, target: pa.Array) -> bool:
+    """Both are dictionary arrays, and ``read``'s dictionary starts with ``target``'s (the
+    links' path digests, see _over_paths): ``target``'s indices hold in it."""
+    if not (pa.types.is_dictionary(read.type) and pa.types.is_dictionary(target.type)):
+        return False
+    n = len(target.dictionary)
+    return len(read.dictionary) >= n and read.dictionary.slice(0, n).equals(target.dictionary)
+
+
 def _one_dictionary(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """A dictionary column as one chunk over its chunks' dictionaries put one after another,
     without hashing (a value may be there twice: share_digests makes them distinct). The
@@ -811,7 +820,7 @@ class _Scan:
             problem = pa.nulls(table.num_rows, pa.string())
             if counts[kind]:
                 read, by_read, problem_read = self._read_links_of(kind, table.filter(unread[kind]))
-                if pa.types.is_dictionary(read.type) and pa.types.is_dictionary(target.type):
+                if _extends(read, target):
                     # Over the path digests' dictionary (see _over_paths): only indices move.
                     indices = pc.replace_with_mask(target.indices, unread[kind], read.indices)
                     target = pa.DictionaryArray.from_arrays(indices, read.dictionary)
