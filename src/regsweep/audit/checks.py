@@ -186,9 +186,6 @@ class _Sorted:
         i = bisect_left(v, x)
         return i < len(v) and v[i] == x
 
-    def __len__(self) -> int:
-        return len(self.values)
-
 
 _NONE = _Sorted((), ordered=True)
 

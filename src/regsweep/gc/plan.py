@@ -157,23 +157,30 @@ class Plan:
         """``rows`` a part at a time, in order. Rows in scratch files (the blob rows of a plan
         made from a scan) are mapped one part at a time: what reads every column of them
         (writing a plan file, applying it) then holds one part's pages, not all of them."""
-        if self.built_from is None or self.built_from[0] is not self.rows:
+        segments = self._segments()
+        if segments is None:
             yield self.rows
             return
-        for segment in self.built_from[1]:
+        for segment in segments:
             if isinstance(segment, SpilledTable):
                 yield from segment.parts()
             else:
                 yield segment
 
+    def _segments(self) -> list[pa.Table | SpilledTable] | None:
+        """The segments ``rows`` was built from (``built_from``), if they still describe it."""
+        if self.built_from is None or self.built_from[0] is not self.rows:
+            return None
+        return self.built_from[1]
+
     def candidate_parts(self) -> Iterator[pa.Table]:
         """``rows`` in parts that share no candidate, for what counts candidates a part at a
         time: the rows held in memory as one table, then the rows in scratch files a part at
         a time, mapped (each of those rows is a candidate of its own, see ``_Rows.extend``)."""
-        if self.built_from is None or self.built_from[0] is not self.rows:
+        segments = self._segments()
+        if segments is None:
             yield self.rows
             return
-        segments = self.built_from[1]
         held = [s for s in segments if not isinstance(s, SpilledTable)]
         if held:
             yield pa.concat_tables(held)

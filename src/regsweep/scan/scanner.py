@@ -858,17 +858,16 @@ class _Scan:
             if pa.types.is_dictionary(paths.type):
                 target = _over_paths(target, paths.slice(lo, _LINK_SLICE), extra)
             parts.append((target, pa.array(by, pa.string()), pa.array(problems, pa.string())))
+        targets, by, problems = (
+            pa.concat_arrays(list(column)) for column in zip(*parts, strict=True)
+        )
         if pa.types.is_dictionary(paths.type):
             # Every slice's indices are into the paths' dictionary and then ``extra``.
             dictionary = paths.dictionary
             if extra:
                 dictionary = pa.concat_arrays([dictionary, pa.array(list(extra), pa.string())])
-            indices = pa.concat_arrays([t for t, _, _ in parts])
-            targets_all = pa.DictionaryArray.from_arrays(indices, dictionary)
-        else:
-            targets_all = pa.concat_arrays([t for t, _, _ in parts])
-        by_all, problems_all = (pa.concat_arrays([p[i] for p in parts]) for i in (1, 2))
-        return targets_all, by_all, problems_all
+            targets = pa.DictionaryArray.from_arrays(targets, dictionary)
+        return targets, by, problems
 
     def _keyed(self, kind: Kind, table: pa.Table) -> pa.Table:
         """Rows of ``kind`` with their keys, also those the scan does not hold."""
