@@ -16,7 +16,7 @@ import pytest
 from regsweep.demo.generator import generate_demo
 from regsweep.layout.keys import blob_data_key
 from regsweep.scan import scanner
-from regsweep.scan.scanner import _distinct, _Parts, scan
+from regsweep.scan.scanner import _distinct_of, _Parts, scan
 from regsweep.scan.snapshot import column, rows
 from regsweep.storage.filesystem import FilesystemStore
 
@@ -36,7 +36,8 @@ def test_parts_merge_sixteen_at_a_time_and_keep_the_rows_in_order() -> None:
 
 def test_distinct_values_are_those_the_rows_use() -> None:
     """A dictionary can hold values no row uses (a filtered column), and chunks can share one
-    dictionary or have their own: the distinct values are the rows' own, each once."""
+    dictionary or have their own, also across columns: the distinct values are the rows' own,
+    and chunks over one dictionary give it once."""
     shared = pa.array(["a", "b", "c", "unused"])
     chunks = [
         pa.DictionaryArray.from_arrays(pa.array([0, 1, None], pa.int32()), shared),
@@ -44,9 +45,12 @@ def test_distinct_values_are_those_the_rows_use() -> None:
         pa.array(["d", "a", None]).dictionary_encode(),
     ]
     col = pa.chunked_array(chunks)
-    assert sorted(_distinct(col).to_pylist()) == ["a", "b", "c", "d"]
+    other = pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array([1, 0], pa.int32()), shared)])
+    arrays = _distinct_of(col, other)
+    assert len(arrays) == 2  # one per dictionary
+    assert sorted(v for a in arrays for v in a.to_pylist()) == ["a", "a", "b", "c", "d"]
     plain = pa.chunked_array([pa.array(["x", None, "x", "y"])])
-    assert sorted(_distinct(plain).to_pylist()) == ["x", "y"]
+    assert [sorted(a.to_pylist()) for a in _distinct_of(plain)] == [["x", "y"]]
 
 
 def test_a_manifest_read_while_listing_counts_only_if_the_listing_shows_it(

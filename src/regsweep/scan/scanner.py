@@ -6,6 +6,7 @@ its row and an entry in the ``anomalies`` table. It never writes to the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import re
@@ -53,7 +54,6 @@ from regsweep.scan.snapshot import (
     as_dictionary,
     ascending,
     by_value,
-    decoded,
     identity,
     one_array,
     share_digests,
@@ -342,22 +342,88 @@ def _algorithm(digests: pa.Array) -> pa.Array:
     return pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
 
 
-def _distinct(col: pa.ChunkedArray) -> pa.Array:
-    """The distinct values of a text column, nulls left out; of a dictionary column, the
-    values its rows use (its indices made distinct first), without decoding the rows."""
-    if pa.types.is_dictionary(col.type):
-        col = pa.chunked_array(
-            [c.dictionary.take(pc.unique(c.indices).drop_null()) for c in col.chunks],
-            col.type.value_type,
-        )
-    return pc.unique(col.drop_null())
+def _named_manifests(links: dict[Kind, pa.Table]) -> pa.Array:
+    """The distinct digests that revision and tag links name (by path or content).
+    One column at a time into the union so far, and the columns of a table that share a
+    dictionary (the path's digest and the target read or taken from it) as one: the six
+    columns' distinct values at once, kept through the reads, were ~45 MiB of copied text on a
+    store of 94k manifests, a peak of its scan."""
+    names = pa.array([], pa.string())
+    for kind in (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX):
+        for values in _distinct_of(links[kind]["digest"], links[kind]["target"]):
+            names = pc.unique(pa.concat_arrays([names, values]))
+    return names
+
+
+def _distinct_of(*cols: pa.ChunkedArray) -> list[pa.Array]:
+    """The distinct non-null values of ``cols``, in a few arrays (values may repeat between
+    them): chunks over one dictionary are taken together, by their indices."""
+    out: list[pa.Array] = []
+    shared: dict[tuple[int, ...], tuple[pa.Array, list[pa.Array]]] = {}
+    for col in cols:
+        if not pa.types.is_dictionary(col.type):
+            out.append(pc.unique(col.drop_null()).cast(pa.string()))
+            continue
+        for chunk in col.chunks:
+            entry = shared.setdefault(identity(chunk.dictionary), (chunk.dictionary, []))
+            entry[1].append(chunk.indices)
+    for dictionary, indices in shared.values():
+        used = pc.unique(pa.chunked_array(indices, indices[0].type)).drop_null()
+        out.append(dictionary.take(used))
+    return out
 
 
 _BATCH = 256  # items per task handed to a pool
+# Links read while listing: each one's key, target (null if none) and problem (see _read_link).
+_LINK_READS = pa.schema([("key", pa.string()), ("target", pa.string()), ("problem", pa.string())])
 _LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
-# A batch of manifests read while listing: (digest, parsed or None if absent) and their
-# references as a table (see _Scan._prefetch).
-_Prefetched = tuple[list[tuple[str, ParsedManifest | None]], pa.Table]
+# A batch of manifests read while listing: their parsed columns and their references, as
+# tables (see _Scan._prefetch).
+_Prefetched = tuple[pa.Table, pa.Table]
+# A manifest's digest and what its parse tells of it: the manifests table but for the size.
+_PARSED = pa.schema(
+    [
+        ("digest", pa.string()),
+        ("kind", pa.string()),
+        ("media_type", pa.string()),
+        ("artifact_type", pa.string()),
+        ("subject", pa.string()),
+        ("problem", pa.string()),
+    ]
+)
+
+
+# A manifest's blob as read_manifests finds it (see _Scan._blob_objects).
+_FOUND = pa.schema(
+    [
+        ("digest", pa.string()),
+        ("key", pa.string()),
+        ("size", pa.int64()),
+        ("last_modified", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+
+def _parsed_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Table:
+    """The ``_PARSED`` rows of ``manifests`` (digest, parsed), in that order."""
+    return pa.table(
+        [[d for d, _ in manifests]]
+        + [[getattr(p, name) for _, p in manifests] for name in _PARSED.names[1:]],
+        schema=_PARSED,
+    )
+
+
+def _manifest_children(references: Sequence[pa.Table]) -> pa.Table:
+    """The (parent, child) pairs, as plain text, of ``references`` (tables of the snapshot's
+    schema) whose child is a manifest: the ones read_manifests follows."""
+    pairs = [
+        t.filter(by_value(t["kind"], lambda v: pc.equal(v, REF_MANIFEST))).select(
+            ["parent", "child"]
+        )
+        for t in references
+    ]
+    plain = pa.schema([("parent", pa.string()), ("child", pa.string())])
+    return pa.concat_tables([plain.empty_table(), *(t.cast(plain) for t in pairs)])
 
 
 def _references_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Table:
@@ -426,18 +492,18 @@ class _Scan:
         self.uploads: dict[tuple[str, str], _Upload] = defaultdict(_Upload)
         self.repo_parts: dict[str, set[str]] = defaultdict(set)
         self.anomalies = TableBuilder("anomalies")
-        self.manifests: dict[str, ParsedManifest] = {}
-        # The blob of each manifest read.
-        self.manifest_blobs: dict[str, tuple[int, int, int]] = {}  # see _blob_objects
+        self.manifests: dict[str, ParsedManifest] = {}  # read after the listing
         self.found_blobs: list[pa.Table] = []  # the blob rows of manifests (_blob_objects)
         # Manifests read while the listing still runs (see prefetch), and their digests.
         self.prefetched: list[Future[_Prefetched]] = []
         self.prefetching: set[str] = set()
         self.prefetcher: Executor = executor
-        self.prefetched_manifests: dict[str, ParsedManifest] = {}
+        self.prefetched_manifests = _PARSED.empty_table()  # see _parsed_table
         self.prefetched_references: list[pa.Table] = []  # theirs, see _prefetch
-        self.prefetched_links: list[Future[list[tuple[str, tuple[str | None, str | None]]]]] = []
-        self.link_contents: dict[str, tuple[str | None, str | None]] = {}  # key -> read result
+        self.prefetched_used: list[pa.Array] = []  # those whose blob the listing showed
+        # Tag links read while listing (see classify), and then their contents together.
+        self.prefetched_links: list[Future[pa.Table]] = []
+        self.link_contents = _LINK_READS.empty_table()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -501,15 +567,18 @@ class _Scan:
                 self.prefetcher = one  # local reads hold the GIL: one thread is enough
             for batch in batches:
                 self.classify(batch)
+            parsed = [_PARSED.empty_table()]
             for fut in self.prefetched:
-                read, references = fut.result()
-                self.prefetched_manifests.update((d, p) for d, p in read if p is not None)
+                manifests, references = fut.result()
+                parsed.append(manifests)
                 self.prefetched_references.append(references)
+            self.prefetched_manifests = pa.concat_tables(parsed)
+            del parsed
             self.prefetched = []
             self.prefetching = set()  # (only to start each read once)
-            self.link_contents = {
-                key: read for fut in self.prefetched_links for key, read in fut.result()
-            }
+            self.link_contents = pa.concat_tables(
+                [_LINK_READS.empty_table(), *(fut.result() for fut in self.prefetched_links)]
+            )
             self.prefetched_links = []
         for mpu in list_incomplete_uploads(self.store, self.root):
             self.add_multipart(mpu)
@@ -796,8 +865,8 @@ class _Scan:
             candidates = pc.unique(
                 pa.chunked_array(
                     [
-                        _distinct(self.kinds[Kind.REVISION_LINK]["digest"]),
-                        _distinct(self.kinds[Kind.TAG_INDEX]["digest"]),
+                        *_distinct_of(self.kinds[Kind.REVISION_LINK]["digest"]),
+                        *_distinct_of(self.kinds[Kind.TAG_INDEX]["digest"]),
                     ],
                     pa.string(),
                 )
@@ -812,7 +881,7 @@ class _Scan:
             for kind in kinds
         }
         # (Links read while the listing ran are among these, and are not read again.)
-        self.progress("links", 0, max(sum(counts.values()) - len(self.link_contents), 0))
+        self.progress("links", 0, max(sum(counts.values()) - self.link_contents.num_rows, 0))
         out: dict[Kind, pa.Table] = {}
         for kind in kinds:
             table, (ok, target) = self.kinds.pop(kind), known[kind]
@@ -835,7 +904,7 @@ class _Scan:
                 .append_column("resolved_by", by)
                 .append_column("problem", problem)
             )
-        self.link_contents = {}
+        self.link_contents = _LINK_READS.empty_table()
         return out
 
     def _read_links_of(self, kind: Kind, rows: pa.Table) -> tuple[pa.Array, pa.Array, pa.Array]:
@@ -847,12 +916,7 @@ class _Scan:
         extra: dict[str, int] = {}  # targets that are no path's digest (see _over_paths)
         for lo in range(0, rows.num_rows, _LINK_SLICE):
             part = rows.slice(lo, _LINK_SLICE)
-            keys = self._keyed(kind, part)["key"].to_pylist()
-            pending = [key for key in keys if key not in self.link_contents]
-            fresh = self.pmap(self._read_link, pending, "links", announce=False)
-            got = dict(zip(pending, fresh, strict=True))
-            read = [self.link_contents.get(key) or got[key] for key in keys]
-            del keys, pending, fresh, got
+            read = self._contents(self._keyed(kind, part)["key"])
             targets, by, problems = self._judge_links(kind, part, read)
             target = pa.array(targets, pa.string())
             if pa.types.is_dictionary(paths.type):
@@ -873,8 +937,21 @@ class _Scan:
         """Rows of ``kind`` with their keys, also those the scan does not hold."""
         return with_keys(table, self.root, _KEY_SHAPE[kind])
 
-    def _read_links(self, keys: Sequence[str]) -> list[tuple[str, tuple[str | None, str | None]]]:
-        return [(key, self._read_link(key)) for key in keys]
+    def _contents(self, keys: pa.ChunkedArray) -> list[tuple[str | None, str | None]]:
+        """(target, problem) of the links at ``keys``: as read while listing, else read now."""
+        known = pc.index_in(keys, value_set=self.link_contents["key"])
+        pending = keys.filter(pc.is_null(known)).to_pylist()
+        fresh = iter(self.pmap(self._read_link, pending, "links", announce=False))
+        got = self.link_contents.take(known.drop_null())
+        before = iter(zip(got["target"].to_pylist(), got["problem"].to_pylist(), strict=True))
+        return [next(fresh) if at is None else next(before) for at in known.to_pylist()]
+
+    def _read_links(self, keys: Sequence[str]) -> pa.Table:
+        """The links at ``keys`` read, as a table of ``_LINK_READS``: as Python values, the
+        tag links a filesystem's listing has the scan read (all of them) were ~20 MiB at 65k
+        tags until the links were resolved."""
+        read = [self._read_link(key) for key in keys]
+        return pa.table([keys, [t for t, _ in read], [p for _, p in read]], schema=_LINK_READS)
 
     def _read_link(self, key: str) -> tuple[str | None, str | None]:
         try:
@@ -958,35 +1035,18 @@ class _Scan:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def _blob_objects(self, digests: list[str]) -> dict[str, tuple[int, int, int]]:
-        """(size, table, row in ``found_blobs[table]``) of each of ``digests`` that is a blob,
-        in one pass over the blobs. The key and time are looked up (``_blob_object``) only
-        where needed: a manifest that was not read while listing, or one with a problem."""
-        out: dict[str, tuple[int, int, int]] = {}
-        if not digests or self.blobs is None:
-            return out
-        wanted = pa.array(digests, pa.string())
-        for part in self.blobs.parts(("digest", "key", "size", "last_modified")):
-            found = by_value(part["digest"], lambda v: pc.is_in(v, value_set=wanted))
-            if not pc.any(found).as_py():
-                continue
-            # Copied out of the part (a filtered dictionary keeps every digest of it).
-            picked = part.filter(found)
-            picked = picked.set_column(0, "digest", decoded(picked["digest"]))
-            at = len(self.found_blobs)
-            self.found_blobs.append(picked)
-            for i, (d, size) in enumerate(
-                zip(_interned(picked["digest"]), picked["size"].to_pylist(), strict=True)
-            ):
-                out[d] = (size, at, i)
-        return out
-
-    def _blob_object(self, digest: str) -> ObjectInfo:
-        """The blob object of a manifest ``_blob_objects`` found."""
-        _, at, row = self.manifest_blobs[digest]
-        blob = self._keyed(Kind.BLOB_DATA, self.found_blobs[at].slice(row, 1))
-        r = blob.select(["key", "size", "last_modified"]).to_pylist()[0]
-        return ObjectInfo(r["key"], r["size"], r["last_modified"])
+    def _blob_objects(self, digests: pa.Array) -> pa.Table:
+        """The blob rows (``_FOUND``) of those of ``digests`` that are blobs, in one pass over
+        the blobs; kept in ``found_blobs`` for manifest_tables."""
+        out = [_FOUND.empty_table()]
+        for part in self.blobs.parts(_FOUND.names) if self.blobs is not None else ():
+            found = by_value(part["digest"], lambda v: pc.is_in(v, value_set=digests))
+            if pc.any(found).as_py():
+                # Copied out of the part (a filtered dictionary keeps every digest of it).
+                out.append(part.filter(found).cast(_FOUND))
+        table = pa.concat_tables(out)
+        self.found_blobs.append(table)
+        return table
 
     def stored(self, digests: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         """Per value of ``digests``: it is a stored blob. One pass over the blobs, with each
@@ -1011,51 +1071,58 @@ class _Scan:
         self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(new)]
 
     def _prefetch(self, digests: Sequence[str]) -> _Prefetched:
-        """The manifests ``digests`` (None: not found where their blob must be), and their
-        references as a table. Each manifest keeps only its references to other manifests,
-        which read_manifests follows: a store's references are several times its manifests,
-        and as Python objects they were most of a scan's memory (manifest_tables takes
-        them from the table, only for the manifests the listing shows as blobs)."""
-        out: list[tuple[str, ParsedManifest | None]] = []
+        """The manifests ``digests`` found where their blobs must be, as tables: what each
+        says (``_parsed_table``) and their references. A store's references are several times
+        its manifests, and as Python objects they, and then the parsed manifests, were most
+        of a scan's memory while it listed (~30 MiB at 94k manifests). read_manifests and
+        manifest_tables take from the tables only the manifests the listing shows as blobs."""
+        out: list[tuple[str, ParsedManifest]] = []
         for digest in digests:
-            try:
-                parsed = self._read_manifest_at(digest, blob_data_key(digest, self.root))
-            except ObjectNotFound:
-                parsed = None  # not a blob (yet): read_manifests decides
-            out.append((digest, parsed))
-        references = _references_table([(d, p) for d, p in out if p is not None])
-        for _, p in out:
-            if p is not None:
-                p.references = [r for r in p.references if r.kind == REF_MANIFEST]
-        return out, references
+            # Not a blob (yet): read_manifests reads it if the listing shows it.
+            with contextlib.suppress(ObjectNotFound):
+                key = blob_data_key(digest, self.root)
+                out.append((digest, self._read_manifest_at(digest, key)))
+        return _parsed_table(out), _references_table(out)
 
     def read_manifests(self, links: dict[Kind, pa.Table]) -> None:
-        named = [
-            _distinct(links[kind][col])
-            for kind in (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
-            for col in ("digest", "target")
-        ]
-        names = _interned(pc.unique(pa.chunked_array(named, pa.string())).drop_null())
-        wanted = self._blob_objects(names)
-        while wanted:
-            self.manifest_blobs.update(wanted)
-            pre = self.prefetched_manifests
-            batch = sorted(d for d in wanted if d not in pre)
-            results = dict(
-                zip(batch, self.pmap(self._read_manifest, batch, "manifests"), strict=True)
-            )
-            children: set[str] = set()
-            for digest in sorted(wanted):
-                parsed = results[digest] if digest in results else pre[digest]
+        """Read every manifest that links name and the listing shows as a blob (those read
+        while listing are not read again), and the manifests those name in turn. Held as
+        Arrow, not as a Python string and tuple per manifest: ~30 MiB at 94k manifests."""
+        pre = self.prefetched_manifests["digest"]
+        nested = _manifest_children(self.prefetched_references)
+        found = self._blob_objects(_named_manifests(links))
+        seen = found["digest"]
+        while found.num_rows:
+            read_before = pc.is_in(found["digest"], value_set=pre)
+            fresh = self._keyed(Kind.BLOB_DATA, found.filter(pc.invert(read_before)))
+            batch = sorted(zip(fresh["digest"].to_pylist(), fresh["key"].to_pylist(), strict=True))
+            used = found["digest"].filter(read_before)
+            self.prefetched_used.append(used)
+            # Follow children that exist as blobs even where no revision links them here:
+            # nested indexes and cross-repository children still need reading.
+            children: list[str] = []
+            for (digest, _), parsed in zip(
+                batch, self.pmap(self._read_manifest, batch, "manifests"), strict=True
+            ):
                 self.manifests[digest] = parsed
-                # Follow children that exist as blobs even where no revision links them here:
-                # nested indexes and cross-repository children still need reading.
-                children.update(r.digest for r in parsed.references if r.kind == REF_MANIFEST)
-            wanted = self._blob_objects(sorted(children - self.manifests.keys()))
+                children += [r.digest for r in parsed.references if r.kind == REF_MANIFEST]
+            named = pc.unique(
+                pa.chunked_array(
+                    [
+                        pa.array(children, pa.string()),
+                        nested["child"].filter(pc.is_in(nested["parent"], value_set=used)),
+                    ],
+                    pa.string(),
+                )
+            )
+            named = named.filter(pc.invert(pc.is_in(named, value_set=seen)))
+            found = self._blob_objects(named)
+            seen = pa.chunked_array([seen, found["digest"]])
 
-    def _read_manifest(self, digest: str) -> ParsedManifest:
+    def _read_manifest(self, blob: tuple[str, str]) -> ParsedManifest:
+        """The manifest of ``blob`` (its digest and key)."""
         try:
-            return self._read_manifest_at(digest, self._blob_object(digest).key)
+            return self._read_manifest_at(*blob)
         except ObjectNotFound:
             return ParsedManifest("unread", None, problem="vanished during the scan")
 
@@ -1079,45 +1146,48 @@ class _Scan:
         return parse_manifest(data)
 
     def manifest_tables(self) -> tuple[Any, Any]:
-        digests = sorted(self.manifests)
-        parsed = [self.manifests[d] for d in digests]
-        for digest, p in zip(digests, parsed, strict=True):
-            if p.problem is not None:
+        fresh = sorted(self.manifests.items())
+        pre, used = self.prefetched_manifests, pa.chunked_array(self.prefetched_used, pa.string())
+        self.prefetched_manifests, self.prefetched_used = _PARSED.empty_table(), []
+        rows = pa.concat_tables(
+            [_parsed_table(fresh), pre.filter(pc.is_in(pre["digest"], value_set=used))]
+        )
+        prefetched = pre.num_rows > 0
+        del pre, used
+        rows = rows.take(pc.sort_indices(rows["digest"]))
+        blobs = pa.concat_tables(self.found_blobs)
+        self.found_blobs = []
+        at = pc.index_in(rows["digest"], value_set=blobs["digest"])
+        bad = pc.is_valid(rows["problem"])
+        if pc.any(bad).as_py():
+            objects = self._keyed(Kind.BLOB_DATA, blobs.take(at.filter(bad)))
+            for digest, problem, obj in zip(
+                rows["digest"].filter(bad).to_pylist(),
+                rows["problem"].filter(bad).to_pylist(),
+                objects.select(["key", "size", "last_modified"]).to_pylist(),
+                strict=True,
+            ):
                 self.anomaly(
-                    "bad-manifest",
-                    "error",
-                    f"manifest {digest}: {p.problem}",
-                    obj=self._blob_object(digest),
+                    "bad-manifest", "error", f"manifest {digest}: {problem}", obj=ObjectInfo(**obj)
                 )
+        size = blobs["size"].take(at)
+        del blobs, at
+        # Sorted distinct digests: a dictionary of themselves, with no hashing or copy.
+        digest = as_dictionary(one_array(rows["digest"]))
         mt = table_from_columns(
             "manifests",
-            {
-                "digest": digests,
-                "size": [self.manifest_blobs[d][0] for d in digests],
-                "kind": [p.kind for p in parsed],
-                "media_type": [p.media_type for p in parsed],
-                "artifact_type": [p.artifact_type for p in parsed],
-                "subject": [p.subject for p in parsed],
-                "problem": [p.problem for p in parsed],
-            },
+            {"digest": digest, "size": size, **{n: rows[n] for n in _PARSED.names[1:]}},
         )
         # The references of the manifests read here, then of those read while listing (see
         # _prefetch) whose blob the listing showed; in the order of their manifests' digests,
         # each manifest's in the order it lists them (a stable sort: a manifest's references
         # are all in one of these tables).
-        fresh = [
-            (d, p)
-            for d, p in zip(digests, parsed, strict=True)
-            if d not in self.prefetched_manifests
-        ]
         tables = [_references_table(fresh), *self.prefetched_references]
         self.prefetched_references = []
-        listed = pa.array(digests, pa.string()) if self.prefetched_manifests else None
-        # The parsed manifests and their blobs' rows are in ``mt`` now: let them go before the
-        # references are sorted, this phase's peak (~50 MiB of Python objects for 94k manifests).
-        del fresh, parsed, digests
-        self.manifests, self.prefetched_manifests = {}, {}
-        self.manifest_blobs, self.found_blobs = {}, []
+        listed = digest.dictionary if prefetched else None
+        # The parsed manifests are in ``mt`` now: let them go before the references are sorted.
+        del fresh, rows, digest, size
+        self.manifests = {}
         # Encoded as built, a dictionary per table; sorted by parent only once their digests
         # are over the snapshot's one dictionary (share_digests, then by_parent): sorting now
         # would unify the tables' dictionaries, hashing every digest once more (the peak of a
