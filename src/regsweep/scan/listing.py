@@ -112,9 +112,13 @@ def list_layout(
         yield listing_table(loose)
         while running:
             fut, n = running.popleft()
-            table = fut.result()
+            # A group's table in the blocks its walker's output was converted in (see
+            # FilesystemStore.list_table): classified one at a time, each let go once done.
+            blocks = deque(fut.result().to_batches())
+            del fut
             start_next()
-            yield table
+            while blocks:
+                yield pa.Table.from_batches([blocks.popleft()])
             progress("list", n, None)
     finally:
         # A scan that stops early (an error while classifying) does not list the rest.
