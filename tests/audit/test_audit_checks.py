@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from imagegen import (
@@ -35,7 +36,8 @@ from imagegen import (
     referrers_tag,
     sample_image,
 )
-from regsweep.audit.checks import _Index
+from regsweep.audit import checks
+from regsweep.audit.checks import _Index, _longest_run
 from regsweep.audit.findings import KINDS, Finding
 from regsweep.audit.report import AuditOptions, AuditReport, run_audit
 from regsweep.demo.generator import generate_demo
@@ -418,6 +420,22 @@ def test_one_timestamp_for_most_objects_is_reported(store: ObjectStore) -> None:
     assert "copied" in f.detail
     # Below the minimum count (a small, freshly pushed registry), nothing is said.
     assert of_kind(audit(store, timestamp_min_objects=65), "untrustworthy-timestamps") == []
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 1 << 18])
+def test_the_most_common_time_is_counted_across_blocks(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The longest run of equal sorted values, looked at a block at a time: a run that spans
+    blocks is counted whole, and of equally long runs the first (smallest value) is named."""
+    monkeypatch.setattr(checks, "_RUN_BLOCK", block)
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        values = np.sort(rng.integers(0, 6, size=int(rng.integers(1, 30))))
+        distinct, counts = np.unique(values, return_counts=True)
+        at = int(np.argmax(counts))  # the first of the most common
+        assert _longest_run(values) == (int(distinct[at]), int(counts[at]))
+    assert _longest_run(np.array([5] * 7)) == (5, 7)
 
 
 def test_spread_timestamps_are_trusted(store_factory: MakeStore) -> None:
