@@ -107,6 +107,29 @@ def test_find_listing_equals_the_walker(demo: FilesystemStore, walker: list[str]
     assert V2 + "repositories/odd dir/link-to-é" in keys
 
 
+@pytest.mark.parametrize("block", [1, 7, 100, 4096])
+def test_the_walkers_output_read_in_blocks_lists_the_same(
+    demo: FilesystemStore, walker: list[str], block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walker's output is read and converted a block at a time, each up to its last
+    whole record (size, time and path, each NUL-terminated): records and fields split across
+    blocks, and blocks holding no whole record, list the same as one block, and the scan
+    (which classifies a block at a time) gives the same snapshot."""
+    whole = list_table(demo, [V2])
+    before = scan(demo)
+    monkeypatch.setattr(filesystem, "_BLOCK", block)
+    blocks = list_table(demo, [V2])
+    assert _by_key(blocks) == _by_key(whole)
+    if block < 4096:
+        assert blocks.to_batches() and len(blocks.to_batches()) > 1
+    after = scan(demo)
+    for name in before.names():
+        assert rows(before[name]) == rows(after[name]), name
+    assert filesystem._whole_records(b"") == 0
+    assert filesystem._whole_records(b"1\x002.5\x00a\x00") == len(b"1\x002.5\x00a\x00")
+    assert filesystem._whole_records(b"1\x002.5\x00a\x009\x00") == len(b"1\x002.5\x00a\x00")
+
+
 def test_read_only_store_lists_through_find(demo: FilesystemStore) -> None:
     ro = ReadOnlyStore(demo)
     assert _by_key(ro.list_table([V2])) == _by_key(demo.list_table([V2]))

@@ -331,10 +331,10 @@ def _one_dictionary(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _interned(digests: pa.Array | pa.ChunkedArray) -> list[str]:
-    """A manifest's digest as one string wherever the scan holds it (the manifests read while
-    listing, those read after, their blobs and the digests to read): each conversion makes
-    its own strings, ~11 MiB a copy at 94k manifests. (References' digests are interned as
-    parsed, so a manifest child is the same string too.)"""
+    """Digests as Python strings, each one string however often it is converted: the listing
+    converts each batch's revision digests to start reading their manifests (see prefetch),
+    and a manifest in several repositories comes in several batches. (References' digests
+    are interned as parsed, so a manifest child is the same string too.)"""
     return [sys.intern(d) for d in digests.to_pylist()]
 
 
@@ -343,9 +343,9 @@ def _algorithm(digests: pa.Array) -> pa.Array:
 
 
 def _named_manifests(links: dict[Kind, pa.Table]) -> pa.Array:
-    """The distinct digests that revision and tag links name (by path or content).
-    One column at a time into the union so far, and the columns of a table that share a
-    dictionary (the path's digest and the target read or taken from it) as one: the six
+    """The distinct digests that revision and tag links name (by path or content). United a
+    column at a time, and the columns of a table that share a dictionary (the path's digest
+    and the target read or taken from it) as one: the six
     columns' distinct values at once, kept through the reads, were ~45 MiB of copied text on a
     store of 94k manifests, a peak of its scan."""
     names = pa.array([], pa.string())
@@ -1039,7 +1039,9 @@ class _Scan:
         """The blob rows (``_FOUND``) of those of ``digests`` that are blobs, in one pass over
         the blobs; kept in ``found_blobs`` for manifest_tables."""
         out = [_FOUND.empty_table()]
-        for part in self.blobs.parts(_FOUND.names) if self.blobs is not None else ():
+        if len(digests) == 0 or self.blobs is None:
+            return out[0]  # (read_manifests' last round asks for none)
+        for part in self.blobs.parts(_FOUND.names):
             found = by_value(part["digest"], lambda v: pc.is_in(v, value_set=digests))
             if pc.any(found).as_py():
                 # Copied out of the part (a filtered dictionary keeps every digest of it).
@@ -1155,7 +1157,7 @@ class _Scan:
         prefetched = pre.num_rows > 0
         del pre, used
         rows = rows.take(pc.sort_indices(rows["digest"]))
-        blobs = pa.concat_tables(self.found_blobs)
+        blobs = pa.concat_tables([_FOUND.empty_table(), *self.found_blobs])
         self.found_blobs = []
         at = pc.index_in(rows["digest"], value_set=blobs["digest"])
         bad = pc.is_valid(rows["problem"])

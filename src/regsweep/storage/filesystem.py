@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -235,11 +234,13 @@ class FilesystemStore:
                             tables.append(_find_table(memoryview(data)[:end]))
                         rest = data[end:]
                         del data, block
-                finally:
-                    if proc.poll() is None and sys.exc_info()[0] is not None:
-                        proc.kill()  # an error while converting: stop the walker
-                    returncode = proc.wait()
+                except BaseException:
+                    proc.kill()  # an error while converting: stop the walker
+                    raise
+                returncode = proc.wait()
                 message = errors_read.result()
+        if rest and returncode == 0:
+            raise StoreError(f"{self.url}: listing failed: its output ended within an entry")
         if returncode != 0:
             # find: "find: 'x/': No such file or directory"; bfs: "bfs: error: x/: No such ...".
             errors = [
