@@ -11,7 +11,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,7 +31,14 @@ from regsweep.layout.keys import (
 )
 from regsweep.layout.manifest import REF_MANIFEST
 from regsweep.scan.graph import Graph, has_place, pylist
-from regsweep.scan.snapshot import DERIVED_KEYS, Snapshot, by_value, one_array, rows
+from regsweep.scan.snapshot import (
+    DERIVED_KEYS,
+    Snapshot,
+    by_value,
+    from_epoch_ms,
+    one_array,
+    rows,
+)
 from regsweep.storage.base import ObjectInfo
 
 DEFAULT_UPLOAD_AGE = timedelta(hours=168)  # Distribution's own purge age
@@ -829,7 +836,6 @@ def _time_arrays(snap: Snapshot) -> list[pa.Array]:
 
 
 _RUN_BLOCK = 1 << 18  # sorted values looked at a time by _longest_run
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _longest_run(values: np.ndarray) -> tuple[int, int]:
@@ -877,7 +883,7 @@ def check_timestamps(ix: _Index, snap: Snapshot, settings: CheckSettings) -> lis
     share = count / total
     if share < settings.timestamp_share:
         return []
-    when = _EPOCH + timedelta(milliseconds=top)
+    when = from_epoch_ms(top)
     return [
         Finding(
             WARNING,

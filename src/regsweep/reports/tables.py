@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,15 @@ from regsweep.gc.mark import mark, rows_by_repository
 from regsweep.gc.plan import GcSettings, Plan, make_plan
 from regsweep.reports.usage import UsageSummary, usage
 from regsweep.scan.graph import Graph, kind_is, places, pylist, sorted_range
-from regsweep.scan.snapshot import NO_TIME, Snapshot, column, decoded, epoch_ms, one_array
+from regsweep.scan.snapshot import (
+    NO_TIME,
+    Snapshot,
+    column,
+    decoded,
+    epoch_ms,
+    from_epoch_ms,
+    one_array,
+)
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -268,7 +276,6 @@ def _columns(name: str) -> dict[str, list[Any]]:
 
 
 _NO_ROWS = np.zeros(0, np.int64)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _repositories(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
@@ -298,9 +305,7 @@ def _repositories(snap: Snapshot, graph: Graph, u: UsageSummary) -> pa.Table:
             rows[k].append(r[k])
         rows["untagged_manifests"].append(len(untagged))
         newest = max(rev_ms[revs].max(initial=NO_TIME), tag_ms[tags].max(initial=NO_TIME))
-        rows["last_push"].append(
-            None if newest == NO_TIME else _EPOCH + timedelta(milliseconds=int(newest))
-        )
+        rows["last_push"].append(None if newest == NO_TIME else from_epoch_ms(int(newest)))
     return _table("repositories", rows)
 
 

@@ -44,6 +44,7 @@ from regsweep.layout.manifest import (
 )
 from regsweep.layout.root import find_layout_root
 from regsweep.python_gc import collector_paused
+from regsweep.scan.graph import kind_is
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import (
@@ -380,26 +381,15 @@ _LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
 # A batch of manifests read while listing: their parsed columns and their references, as
 # tables (see _Scan._prefetch).
 _Prefetched = tuple[pa.Table, pa.Table]
-# A manifest's digest and what its parse tells of it: the manifests table but for the size.
-_PARSED = pa.schema(
-    [
-        ("digest", pa.string()),
-        ("kind", pa.string()),
-        ("media_type", pa.string()),
-        ("artifact_type", pa.string()),
-        ("subject", pa.string()),
-        ("problem", pa.string()),
-    ]
-)
-
-
-# A manifest's blob as read_manifests finds it (see _Scan._blob_objects).
+# A manifest's digest and what its parse tells of it: the manifests table's columns but for
+# the size, as plain text.
+_PARSED = pa.schema([(f.name, pa.string()) for f in SCHEMAS["manifests"] if f.name != "size"])
+# A manifest's blob as read_manifests finds it (see _Scan._blob_objects): the blobs table's
+# columns, its digest as plain text.
 _FOUND = pa.schema(
     [
         ("digest", pa.string()),
-        ("key", pa.string()),
-        ("size", pa.int64()),
-        ("last_modified", pa.timestamp("ms", tz="UTC")),
+        *(SCHEMAS["blobs"].field(name) for name in ("key", "size", "last_modified")),
     ]
 )
 
@@ -416,12 +406,7 @@ def _parsed_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Table:
 def _manifest_children(references: Sequence[pa.Table]) -> pa.Table:
     """The (parent, child) pairs, as plain text, of ``references`` (tables of the snapshot's
     schema) whose child is a manifest: the ones read_manifests follows."""
-    pairs = [
-        t.filter(by_value(t["kind"], lambda v: pc.equal(v, REF_MANIFEST))).select(
-            ["parent", "child"]
-        )
-        for t in references
-    ]
+    pairs = [t.filter(kind_is(t, REF_MANIFEST)).select(["parent", "child"]) for t in references]
     plain = pa.schema([("parent", pa.string()), ("child", pa.string())])
     return pa.concat_tables([plain.empty_table(), *(t.cast(plain) for t in pairs)])
 

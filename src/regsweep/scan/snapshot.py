@@ -15,7 +15,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -596,6 +596,12 @@ def one_array(col: pa.ChunkedArray) -> pa.Array:
 
 
 NO_TIME = np.iinfo(np.int64).min  # in ``epoch_ms``: no time known
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """The time ``ms`` milliseconds after the epoch (a value of ``epoch_ms``), in UTC."""
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 def epoch_ms(col: pa.ChunkedArray) -> np.ndarray:

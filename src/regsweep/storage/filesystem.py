@@ -228,7 +228,7 @@ class FilesystemStore:
                     # A block at a time, each converted up to its last whole record.
                     rest = b""
                     while block := proc.stdout.read(_BLOCK):
-                        data, rest = rest + block, b""
+                        data = rest + block
                         end = _whole_records(data)
                         if end:
                             tables.append(_find_table(memoryview(data)[:end]))
