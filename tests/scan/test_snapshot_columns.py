@@ -112,10 +112,10 @@ def test_share_digests_over_many_prefixes_sorts_them_all_as_one() -> None:
     rng = random.Random(7)
     hexes = [f"{rng.getrandbits(256):064x}" for _ in range(400)]
     values = [f"sha256:{h}" for h in hexes] + [f"sha512:{h}{h}" for h in hexes[:50]]
-    values += ["sha256:", "sha", "a", "sha256:0", "tarsum.v1+sha256:" + hexes[0], "zzz"]
+    values += ["sha256:", "sha", "a", "", "sha256:0", "tarsum.v1+sha256:" + hexes[0], "zzz"]
     pieces = [rng.sample(values, 120) for _ in range(5)]
-    # Each with values repeated, as _one_dictionary's are.
-    dicts = [pa.array(p + p[:10], pa.string()) for p in pieces]
+    # Each with values repeated, as _one_dictionary's are, and each a slice of a longer array.
+    dicts = [pa.array(["x" * 90, *p, *p[:10], "y"], pa.string())[1:-1] for p in pieces]
 
     def column(d: pa.Array) -> pa.ChunkedArray:
         rows = pa.array([rng.randrange(len(d)) for _ in range(300)], pa.int32())

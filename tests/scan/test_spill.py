@@ -119,6 +119,31 @@ def test_a_scan_is_the_same_however_many_files_its_blobs_take(
     assert cut.counts()["blobs"] == blobs.num_rows
 
 
+def test_the_references_of_manifests_read_while_listing_go_through_scratch_files(
+    registry: FilesystemStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written out as each batch of manifests is read while listing, and read back a few
+    parts at a time: the same snapshot however they are cut, and no scratch files left."""
+    whole = scan(registry)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(scanner, "_BATCH", 1)  # each manifest read while listing, a part
+    monkeypatch.setattr(scanner, "_REFERENCE_PARTS", 2)
+    written: list[int] = []
+    append = SpilledTable.append
+
+    def counted(self: SpilledTable, part: pa.Table) -> None:
+        if self.what == "references":
+            written.append(part.num_rows)
+        append(self, part)
+
+    monkeypatch.setattr(SpilledTable, "append", counted)
+    cut = scan(registry)
+    assert len(written) > 2 and sum(written) == whole["references"].num_rows
+    for name in whole.names():
+        assert rows(cut.with_keys(name)) == rows(whole.with_keys(name)), name
+    assert not [p for p in tmp_path.iterdir() if "references" in p.name]
+
+
 def test_whether_a_links_blob_is_stored_is_looked_up_in_every_part_of_the_blobs(
     registry: FilesystemStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

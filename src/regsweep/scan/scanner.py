@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import re
 import sys
+import threading
 import uuid
 from bisect import bisect_right
 from collections import defaultdict
@@ -378,8 +379,10 @@ _BATCH = 256  # items per task handed to a pool
 # Links read while listing: each one's key, target (null if none) and problem (see _read_link).
 _LINK_READS = pa.schema([("key", pa.string()), ("target", pa.string()), ("problem", pa.string())])
 _LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
-# A batch of manifests read while listing: their parsed columns and their references, as
-# tables (see _Scan._prefetch).
+_REFERENCE_PARTS = 32  # parts of the references read at once (see manifest_tables)
+# A batch of manifests read while listing: their parsed columns, and the (parent, child) pairs
+# of their references to other manifests, as tables (see _Scan._prefetch; the rest of their
+# references are in scratch files).
 _Prefetched = tuple[pa.Table, pa.Table]
 # A manifest's digest and what its parse tells of it: the manifests table's columns but for
 # the size, as plain text.
@@ -484,7 +487,11 @@ class _Scan:
         self.prefetching: set[str] = set()
         self.prefetcher: Executor = executor
         self.prefetched_manifests = _PARSED.empty_table()  # see _parsed_table
-        self.prefetched_references: list[pa.Table] = []  # theirs, see _prefetch
+        # Their references, written out as they are read (see _prefetch), and those to other
+        # manifests, which read_manifests follows (see _manifest_children).
+        self.prefetched_references: SpilledTable | None = None
+        self.prefetched_children = _manifest_children([])
+        self.spilling = threading.Lock()  # the prefetcher may be a pool
         self.prefetched_used: list[pa.Array] = []  # those whose blob the listing showed
         # Tag links read while listing (see classify), and then their contents together.
         self.prefetched_links: list[Future[pa.Table]] = []
@@ -552,13 +559,14 @@ class _Scan:
                 self.prefetcher = one  # local reads hold the GIL: one thread is enough
             for batch in batches:
                 self.classify(batch)
-            parsed = [_PARSED.empty_table()]
+            parsed, children = [_PARSED.empty_table()], [self.prefetched_children]
             for fut in self.prefetched:
-                manifests, references = fut.result()
+                manifests, nested = fut.result()
                 parsed.append(manifests)
-                self.prefetched_references.append(references)
+                children.append(nested)
             self.prefetched_manifests = pa.concat_tables(parsed)
-            del parsed
+            self.prefetched_children = pa.concat_tables(children)
+            del parsed, children
             self.prefetched = []
             self.prefetching = set()  # (only to start each read once)
             self.link_contents = pa.concat_tables(
@@ -1058,25 +1066,34 @@ class _Scan:
         self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(new)]
 
     def _prefetch(self, digests: Sequence[str]) -> _Prefetched:
-        """The manifests ``digests`` found where their blobs must be, as tables: what each
-        says (``_parsed_table``) and their references. A store's references are several times
-        its manifests, and as Python objects they, and then the parsed manifests, were most
-        of a scan's memory while it listed (~30 MiB at 94k manifests). read_manifests and
-        manifest_tables take from the tables only the manifests the listing shows as blobs."""
+        """The manifests ``digests`` found where their blobs must be, as a table of what each
+        says (``_parsed_table``), and the pairs of their references to other manifests; their
+        references are written to scratch files (``prefetched_references``). A store's
+        references are several times its manifests, and as Python objects they, and then the
+        parsed manifests, were most of a scan's memory while it listed (~30 MiB at 94k
+        manifests); as tables held until manifest_tables, ~40 MiB through every phase of the
+        scan. read_manifests and manifest_tables take from them only the manifests the
+        listing shows as blobs."""
         out: list[tuple[str, ParsedManifest]] = []
         for digest in digests:
             # Not a blob (yet): read_manifests reads it if the listing shows it.
             with contextlib.suppress(ObjectNotFound):
                 key = blob_data_key(digest, self.root)
                 out.append((digest, self._read_manifest_at(digest, key)))
-        return _parsed_table(out), _references_table(out)
+        references = _references_table(out)
+        if references.num_rows:
+            with self.spilling:
+                if self.prefetched_references is None:
+                    self.prefetched_references = SpilledTable(references.schema, "references")
+                self.prefetched_references.append(references)
+        return _parsed_table(out), _manifest_children([references])
 
     def read_manifests(self, links: dict[Kind, pa.Table]) -> None:
         """Read every manifest that links name and the listing shows as a blob (those read
         while listing are not read again), and the manifests those name in turn. Held as
         Arrow, not as a Python string and tuple per manifest: ~30 MiB at 94k manifests."""
         pre = self.prefetched_manifests["digest"]
-        nested = _manifest_children(self.prefetched_references)
+        nested = self.prefetched_children
         found = self._blob_objects(_named_manifests(links))
         seen = found["digest"]
         while found.num_rows:
@@ -1169,20 +1186,31 @@ class _Scan:
         # _prefetch) whose blob the listing showed; in the order of their manifests' digests,
         # each manifest's in the order it lists them (a stable sort: a manifest's references
         # are all in one of these tables).
-        tables = [_references_table(fresh), *self.prefetched_references]
-        self.prefetched_references = []
+        tables = [_references_table(fresh)]
         listed = digest.dictionary if prefetched else None
         # The parsed manifests are in ``mt`` now: let them go before the references are sorted.
         del fresh, rows, digest, size
         self.manifests = {}
+        spilled, self.prefetched_references = self.prefetched_references, None
+        self.prefetched_children = _manifest_children([])
+        # Those read while listing, a few parts at a time (each look-up hashes every manifest
+        # digest): only the manifests the listing showed.
+        parts = spilled.parts(mapped=False) if spilled is not None else iter(())
+        while group := list(itertools.islice(parts, _REFERENCE_PARTS)):
+            assert listed is not None
+            some = pa.concat_tables(group)
+            del group
+            keep = by_value(some["parent"], lambda v: pc.is_in(v, value_set=listed))
+            tables.append(some if pc.all(keep).as_py() else some.filter(keep))
+            del some, keep
+        if spilled is not None:
+            spilled.close()
         # Encoded as built, a dictionary per table; sorted by parent only once their digests
         # are over the snapshot's one dictionary (share_digests, then by_parent): sorting now
         # would unify the tables' dictionaries, hashing every digest once more (the peak of a
         # scan of many manifests).
         rt = pa.concat_tables(tables)
         del tables
-        if listed is not None:
-            rt = rt.filter(by_value(rt["parent"], lambda v: pc.is_in(v, value_set=listed)))
         for name in ("parent", "child"):
             rt = rt.set_column(rt.schema.get_field_index(name), name, _one_dictionary(rt[name]))
         return mt, rt

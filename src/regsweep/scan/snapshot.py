@@ -277,16 +277,31 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
     each dictionary the place of each of its values in them. A group of values sharing their
     first characters at a time: each group sorts among the others by those characters, so the
     groups' sorted values, one after another, are sorted."""
-    firsts = [pc.utf8_slice_codeunits(d, 0, _GROUP_PREFIX) for d in dictionaries]
-    prefixes = pc.unique(pa.chunked_array([pc.unique(f) for f in firsts], pa.string()))
+
+    def firsts(d: pa.Array) -> pa.Array:
+        return pc.utf8_slice_codeunits(d, 0, _GROUP_PREFIX)
+
+    # Each dictionary's first characters made twice rather than held for all at once (~14 MiB
+    # at 94k manifests, at the scan's peak).
+    prefixes = pc.unique(
+        pa.chunked_array([pc.unique(firsts(d)) for d in dictionaries], pa.string())
+    )
     prefixes = prefixes.take(pc.array_sort_indices(prefixes))
     # Consecutive prefixes make a group: a few groups, since each costs a step per dictionary
     # (sha256 digests have sixteen prefixes, one a group).
-    group = np.arange(len(prefixes), dtype=np.int32) * _GROUPS // max(len(prefixes), 1)
-    group_of = [group[np.asarray(pc.index_in(f, value_set=prefixes), np.int32)] for f in firsts]
-    del firsts
+    group = (np.arange(len(prefixes)) * _GROUPS // max(len(prefixes), 1)).astype(np.int8)
+    group_of = [
+        group[np.asarray(pc.index_in(firsts(d), value_set=prefixes), np.int32)]
+        for d in dictionaries
+    ]
     remaps = [np.empty(len(d), np.int32) for d in dictionaries]
-    pieces: list[pa.Array] = []
+    # The sorted values are copied into buffers as each group is done, rather than kept as a
+    # piece per group and concatenated: that copy was the scan's peak (the union twice at
+    # once). The buffers are sized for every value of every dictionary, but only what is
+    # written is ever touched, and so resident.
+    data = np.empty(sum(_value_bytes(d) for d in dictionaries), np.uint8)
+    offsets = np.empty(sum(len(d) for d in dictionaries) + 1, np.int32)
+    offsets[0] = 0
     start = 0
     for g in range(_GROUPS):
         rows = [np.flatnonzero(of == g) for of in group_of]
@@ -298,7 +313,7 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
         encoded = values.dictionary_encode()
         del values
         order = pc.array_sort_indices(encoded.dictionary)
-        pieces.append(encoded.dictionary.take(order))
+        _copy_strings(encoded.dictionary.take(order), data, offsets, start)
         rank = np.empty(len(order), np.int32)
         rank[order.to_numpy()] = np.arange(start, start + len(order), dtype=np.int32)
         placed = rank[encoded.indices.to_numpy()]
@@ -308,8 +323,34 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
             at += len(r)
         start += len(order)
         del encoded, order, rank, placed
-    shared = pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
+    shared = pa.Array.from_buffers(
+        pa.string(),
+        start,
+        [None, pa.py_buffer(offsets[: start + 1]), pa.py_buffer(data[: offsets[start]])],
+    )
     return shared, [pa.array(r) for r in remaps]
+
+
+def _value_bytes(strings: pa.Array) -> int:
+    """The bytes of the values of a string array."""
+    first, last = strings.offset, strings.offset + len(strings)
+    offsets = np.frombuffer(strings.buffers()[1], np.int32)
+    return int(offsets[last] - offsets[first]) if len(strings) else 0
+
+
+def _copy_strings(strings: pa.Array, data: np.ndarray, offsets: np.ndarray, at: int) -> None:
+    """Append ``strings`` (no nulls) at place ``at`` of a string array's ``data`` and
+    ``offsets`` buffers (``offsets[at]`` says where its data ends so far)."""
+    n = len(strings)
+    if not n:
+        return
+    own = np.frombuffer(strings.buffers()[1], np.int32)[strings.offset : strings.offset + n + 1]
+    begin, end = int(own[0]), int(own[-1])
+    base = int(offsets[at])
+    buffer = strings.buffers()[2]
+    if buffer is not None and end > begin:
+        data[base : base + end - begin] = np.frombuffer(buffer, np.uint8)[begin:end]
+    offsets[at + 1 : at + n + 1] = own[1:] - begin + base
 
 
 def compacted(table: pa.Table) -> pa.Table:

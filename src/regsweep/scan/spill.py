@@ -62,10 +62,13 @@ class SpilledTable:
         self._paths.append(path)
         self.num_rows += part.num_rows
 
-    def parts(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
-        """Each part in turn (only ``columns``, when given), memory-mapped."""
+    def parts(
+        self, columns: Sequence[str] | None = None, *, mapped: bool = True
+    ) -> Iterator[pa.Table]:
+        """Each part in turn (only ``columns``, when given), memory-mapped unless ``mapped``
+        is false: then read into memory, for rows that are kept after the files go."""
         for path in self._paths:
-            with pa.memory_map(path) as source:
+            with pa.memory_map(path) if mapped else pa.OSFile(path) as source:
                 table = ipc.open_stream(source).read_all()
             yield table if columns is None else table.select(list(columns))
 
