@@ -247,20 +247,28 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
                 dictionaries.append(chunk.dictionary)
     if len(dictionaries) < 2 or any(d.null_count for d in dictionaries):
         return  # nothing to share, or a null in a dictionary: not one a scan makes
-    shared, remaps = _sorted_union(dictionaries)
-    del dictionaries
-    done: dict[Any, pa.Array] = {}  # columns that shared a chunk still do
+    # While the union is made, each column is only its chunks' indices (no copy), so that the
+    # union holds the only reference to each dictionary and lets it go once it is cut into
+    # groups: the old dictionaries and the new one at once were the scan's peak.
+    held: dict[tuple[str, str], tuple[pa.DataType, list[tuple[int, pa.Array]]]] = {}
     for t, c in columns:
         col = tables[t][c]
-        chunks = []
-        for chunk in col.chunks:
-            same = (identity(chunk.dictionary), identity(chunk.indices))
-            if same not in done:
-                remap = remaps[where[same[0]]]
-                done[same] = pa.DictionaryArray.from_arrays(remap.take(chunk.indices), shared)
-            chunks.append(done[same])
+        held[(t, c)] = col.type, [(where[identity(k.dictionary)], k.indices) for k in col.chunks]
         at = tables[t].schema.get_field_index(c)
-        tables[t] = tables[t].set_column(at, c, pa.chunked_array(chunks, col.type))
+        bare = pa.chunked_array([k.indices for k in col.chunks], col.type.index_type)
+        tables[t] = tables[t].set_column(at, c, bare)
+        del col, bare
+    shared, remaps = _sorted_union(dictionaries)
+    done: dict[Any, pa.Array] = {}  # columns that shared a chunk still do
+    for t, c in columns:
+        kind, chunks = held.pop((t, c))
+        remapped = []
+        for place, indices in chunks:
+            if (same := (place, identity(indices))) not in done:
+                done[same] = pa.DictionaryArray.from_arrays(remaps[place].take(indices), shared)
+            remapped.append(done[same])
+        at = tables[t].schema.get_field_index(c)
+        tables[t] = tables[t].set_column(at, c, pa.chunked_array(remapped, kind))
 
 
 # Digests are hashed a group at a time, by their first characters (the algorithm and the first
@@ -276,7 +284,8 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
     """The distinct values of ``dictionaries`` (string arrays without nulls), sorted, and for
     each dictionary the place of each of its values in them. A group of values sharing their
     first characters at a time: each group sorts among the others by those characters, so the
-    groups' sorted values, one after another, are sorted."""
+    groups' sorted values, one after another, are sorted. Empties ``dictionaries``: each is
+    let go once cut into its groups, and each group's values once placed."""
 
     def firsts(d: pa.Array) -> pa.Array:
         return pc.utf8_slice_codeunits(d, 0, _GROUP_PREFIX)
@@ -290,10 +299,6 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
     # Consecutive prefixes make a group: a few groups, since each costs a step per dictionary
     # (sha256 digests have sixteen prefixes, one a group).
     group = (np.arange(len(prefixes)) * _GROUPS // max(len(prefixes), 1)).astype(np.int8)
-    group_of = [
-        group[np.asarray(pc.index_in(firsts(d), value_set=prefixes), np.int32)]
-        for d in dictionaries
-    ]
     remaps = [np.empty(len(d), np.int32) for d in dictionaries]
     # The sorted values are copied into buffers as each group is done, rather than kept as a
     # piece per group and concatenated: that copy was the scan's peak (the union twice at
@@ -302,14 +307,22 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
     data = np.empty(sum(_value_bytes(d) for d in dictionaries), np.uint8)
     offsets = np.empty(sum(len(d) for d in dictionaries) + 1, np.int32)
     offsets[0] = 0
+    # Per group, the values of each dictionary in it: (which dictionary, values, their places).
+    groups: list[list[tuple[int, pa.Array, np.ndarray]]] = [[] for _ in range(_GROUPS)]
+    for i in range(len(dictionaries)):
+        d, dictionaries[i] = dictionaries[i], None
+        of = group[np.asarray(pc.index_in(firsts(d), value_set=prefixes), np.int32)]
+        for g in np.unique(of):
+            rows = np.flatnonzero(of == g).astype(np.int32)
+            groups[g].append((i, d.take(pa.array(rows)), rows))
+        del d, of
+    dictionaries.clear()
     start = 0
     for g in range(_GROUPS):
-        rows = [np.flatnonzero(of == g) for of in group_of]
-        if not any(len(r) for r in rows):
+        pieces, groups[g] = groups[g], []
+        if not pieces:
             continue
-        values = pa.concat_arrays(
-            [d.take(pa.array(r)) for d, r in zip(dictionaries, rows, strict=True) if len(r)]
-        )
+        values = pa.concat_arrays([v for _, v, _ in pieces])
         encoded = values.dictionary_encode()
         del values
         order = pc.array_sort_indices(encoded.dictionary)
@@ -318,11 +331,11 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
         rank[order.to_numpy()] = np.arange(start, start + len(order), dtype=np.int32)
         placed = rank[encoded.indices.to_numpy()]
         at = 0
-        for remap, r in zip(remaps, rows, strict=True):
-            remap[r] = placed[at : at + len(r)]
-            at += len(r)
+        for i, _, rows in pieces:
+            remaps[i][rows] = placed[at : at + len(rows)]
+            at += len(rows)
         start += len(order)
-        del encoded, order, rank, placed
+        del pieces, encoded, order, rank, placed
     shared = pa.Array.from_buffers(
         pa.string(),
         start,
