@@ -344,17 +344,20 @@ def _algorithm(digests: pa.Array) -> pa.Array:
     return pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
 
 
-def _named_manifests(links: dict[Kind, pa.Table]) -> pa.Array:
-    """The distinct digests that revision and tag links name (by path or content). United a
-    column at a time, and the columns of a table that share a dictionary (the path's digest
-    and the target read or taken from it) as one: the six
-    columns' distinct values at once, kept through the reads, were ~45 MiB of copied text on a
-    store of 94k manifests, a peak of its scan."""
-    names = pa.array([], pa.string())
-    for kind in (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX):
-        for values in _distinct_of(links[kind]["digest"], links[kind]["target"]):
-            names = pc.unique(pa.concat_arrays([names, values]))
-    return names
+def _named_manifests(links: dict[Kind, pa.Table]) -> pa.ChunkedArray:
+    """The digests that revision and tag links name (by path or content), a column's distinct
+    values at a time (a digest may be in several: the look-ups they are for hash them once),
+    the columns of a table that share a dictionary (the path's digest and the target read or
+    taken from it) as one. Their union, made one column at a time, held a copy of it and its
+    hash table on top of the columns': ~30 MiB on a store of 94k manifests, its scan's peak."""
+    return pa.chunked_array(
+        [
+            values
+            for kind in (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
+            for values in _distinct_of(links[kind]["digest"], links[kind]["target"])
+        ],
+        pa.string(),
+    )
 
 
 def _distinct_of(*cols: pa.ChunkedArray) -> list[pa.Array]:
@@ -1028,9 +1031,10 @@ class _Scan:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def _blob_objects(self, digests: pa.Array) -> pa.Table:
+    def _blob_objects(self, digests: pa.Array | pa.ChunkedArray) -> pa.Table:
         """The blob rows (``_FOUND``) of those of ``digests`` that are blobs, in one pass over
-        the blobs; kept in ``found_blobs`` for manifest_tables."""
+        the blobs (each once, whether ``digests`` names it once or more); kept in
+        ``found_blobs`` for manifest_tables."""
         out = [_FOUND.empty_table()]
         if len(digests) == 0 or self.blobs is None:
             return out[0]  # (read_manifests' last round asks for none)
