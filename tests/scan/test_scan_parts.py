@@ -86,23 +86,6 @@ def test_a_manifest_read_while_listing_counts_only_if_the_listing_shows_it(
         assert rows(hidden[name]) == rows(gone[name]), name
 
 
-def test_one_dictionary_puts_the_chunks_dictionaries_one_after_another() -> None:
-    """The references' per-batch dictionaries become one, unhashed: the same values row by row
-    (nulls too), one chunk, every dictionary value kept (a value may be there twice)."""
-    chunks = [
-        pa.array(["sha256:b", "sha256:a", None, "sha256:b"]).dictionary_encode(),
-        pa.array(["sha256:a", "sha256:c"]).dictionary_encode(),
-        pa.array([], pa.string()).dictionary_encode(),
-    ]
-    col = pa.chunked_array(chunks)
-    one = scanner._one_dictionary(col)
-    assert one.num_chunks == 1
-    assert one.to_pylist() == col.to_pylist()
-    assert one.chunk(0).dictionary.to_pylist() == ["sha256:b", "sha256:a", "sha256:a", "sha256:c"]
-    single = pa.chunked_array([chunks[0]])
-    assert scanner._one_dictionary(single) is single
-
-
 @pytest.mark.parametrize("verify_links", [True, False])
 def test_links_read_a_few_at_a_time_give_the_same_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verify_links: bool

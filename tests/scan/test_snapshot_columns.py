@@ -107,14 +107,13 @@ def test_share_digests_puts_every_digest_column_over_one_dictionary() -> None:
 def test_share_digests_over_many_prefixes_sorts_them_all_as_one() -> None:
     """Digests are hashed a group of first characters at a time: the groups' values, one after
     another, are the sorted distinct values of every dictionary, whatever their algorithms and
-    lengths, and a dictionary may name a value twice (the references' dictionaries are put
-    one after another unhashed) or hold values that no row uses."""
+    lengths, and a dictionary may name a value twice or hold values that no row uses."""
     rng = random.Random(7)
     hexes = [f"{rng.getrandbits(256):064x}" for _ in range(400)]
     values = [f"sha256:{h}" for h in hexes] + [f"sha512:{h}{h}" for h in hexes[:50]]
     values += ["sha256:", "sha", "a", "", "sha256:0", "tarsum.v1+sha256:" + hexes[0], "zzz"]
     pieces = [rng.sample(values, 120) for _ in range(5)]
-    # Each with values repeated, as _one_dictionary's are, and each a slice of a longer array.
+    # Each with values repeated, and each a slice of a longer array.
     dicts = [pa.array(["x" * 90, *p, *p[:10], "y"], pa.string())[1:-1] for p in pieces]
 
     def column(d: pa.Array) -> pa.ChunkedArray:

@@ -314,24 +314,6 @@ def _extends(read: pa.Array, target: pa.Array) -> bool:
     return len(read.dictionary) >= n and read.dictionary.slice(0, n).equals(target.dictionary)
 
 
-def _one_dictionary(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A dictionary column as one chunk over its chunks' dictionaries put one after another,
-    without hashing (a value may be there twice: share_digests makes them distinct). The
-    references come a table per batch of manifests read, hundreds of small dictionaries,
-    each of which would cost share_digests a few steps."""
-    if col.num_chunks < 2:
-        return col
-    starts = itertools.accumulate((len(c.dictionary) for c in col.chunks), initial=0)
-    indices = [
-        pc.add(c.indices, pa.scalar(at, c.indices.type))
-        for c, at in zip(col.chunks, starts, strict=False)
-    ]
-    dictionary = pa.concat_arrays([c.dictionary for c in col.chunks])
-    return pa.chunked_array(
-        [pa.DictionaryArray.from_arrays(pa.concat_arrays(indices), dictionary)], col.type
-    )
-
-
 def _interned(digests: pa.Array | pa.ChunkedArray) -> list[str]:
     """Digests as Python strings, each one string however often it is converted: the listing
     converts each batch's revision digests to start reading their manifests (see prefetch),
@@ -1188,12 +1170,11 @@ class _Scan:
         # The references of the manifests read here, then of those read while listing (see
         # _prefetch) whose blob the listing showed; in the order of their manifests' digests,
         # each manifest's in the order it lists them (a stable sort: a manifest's references
-        # are all in one of these tables).
-        # Each reference's parent as its place among the manifests' digests (``listed``), whose
-        # dictionary the column then shares: not a dictionary of its own per batch of
-        # manifests read (~7 MiB at 94k manifests, all of it the manifests' digests again).
-        # The references of manifests read while listing whose blob the listing did not show
-        # have no place, and go.
+        # are all in one of these tables). Each reference's parent as its place among the
+        # manifests' digests (``listed``), whose dictionary the column then shares: not a
+        # dictionary of its own per batch of manifests read (~7 MiB at 94k manifests, all of
+        # it the manifests' digests again). The references of manifests read while listing
+        # whose blob the listing did not show have no place, and go.
         listed = digest.dictionary
         parents: list[pa.Array] = []
 
@@ -1211,26 +1192,23 @@ class _Scan:
         spilled, self.prefetched_references = self.prefetched_references, None
         self.prefetched_children = _manifest_children([])
         # Those read while listing, a few parts at a time (each look-up hashes every manifest
-        # digest).
+        # digest), each few as one chunk: one dictionary of children rather than one a part
+        # (share_digests takes a few steps for each dictionary, and copies the one it cuts).
         parts = spilled.parts(mapped=False) if spilled is not None else iter(())
         while group := list(itertools.islice(parts, _REFERENCE_PARTS)):
-            tables.append(placed(pa.concat_tables(group)))
+            tables.append(placed(pa.concat_tables(group).combine_chunks()))
             del group
         if spilled is not None:
             spilled.close()
-        # Encoded as built, a dictionary per table; sorted by parent only once their digests
-        # are over the snapshot's one dictionary (share_digests, then by_parent): sorting now
-        # would unify the tables' dictionaries, hashing every digest once more (the peak of a
-        # scan of many manifests).
+        # Sorted by parent only once their digests are over the snapshot's one dictionary
+        # (share_digests, then by_parent): sorting the children now would unify their
+        # dictionaries, hashing every digest once more (the peak of a scan of many manifests).
         rt = pa.concat_tables(tables)
         del tables
         parent = pa.DictionaryArray.from_arrays(
             pa.concat_arrays([pa.array([], pa.int32()), *parents]), listed
         )
         rt = rt.add_column(0, SCHEMAS["references"].field("parent"), pa.chunked_array([parent]))
-        rt = rt.set_column(
-            rt.schema.get_field_index("child"), "child", _one_dictionary(rt["child"])
-        )
         return mt, rt
 
     # -- tables ------------------------------------------------------------------------------
