@@ -314,14 +314,6 @@ def _extends(read: pa.Array, target: pa.Array) -> bool:
     return len(read.dictionary) >= n and read.dictionary.slice(0, n).equals(target.dictionary)
 
 
-def _interned(digests: pa.Array | pa.ChunkedArray) -> list[str]:
-    """Digests as Python strings, each one string however often it is converted: the listing
-    converts each batch's revision digests to start reading their manifests (see prefetch),
-    and a manifest in several repositories comes in several batches. (References' digests
-    are interned as parsed, so a manifest child is the same string too.)"""
-    return [sys.intern(d) for d in digests.to_pylist()]
-
-
 def _algorithm(digests: pa.Array) -> pa.Array:
     return pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
 
@@ -361,6 +353,7 @@ def _distinct_of(*cols: pa.ChunkedArray) -> list[pa.Array]:
 
 
 _BATCH = 256  # items per task handed to a pool
+_HASH_MASK = (1 << 60) - 1  # a hash in two of a Python int's 30-bit digits: 32 bytes
 # Links read while listing: each one's key, target (null if none) and problem (see _read_link).
 _LINK_READS = pa.schema([("key", pa.string()), ("target", pa.string()), ("problem", pa.string())])
 _LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
@@ -423,6 +416,10 @@ def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
     return [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
 
 
+def _slices(array: pa.Array) -> list[pa.Array]:
+    return [array.slice(i, _BATCH) for i in range(0, len(array), _BATCH)]
+
+
 def _md5_like(etag: pa.Array) -> pa.Array:
     """Per row: the ETag looks like an MD5 (a single-PUT object's, on S3)."""
     like = _per_value(etag, lambda v: pc.match_substring_regex(v, _MD5_ETAG.pattern))
@@ -469,7 +466,7 @@ class _Scan:
         self.found_blobs: list[pa.Table] = []  # the blob rows of manifests (_blob_objects)
         # Manifests read while the listing still runs (see prefetch), and their digests.
         self.prefetched: list[Future[_Prefetched]] = []
-        self.prefetching: set[str] = set()
+        self.prefetching: set[int] = set()  # hashes of their digests
         self.prefetcher: Executor = executor
         self.prefetched_manifests = _PARSED.empty_table()  # see _parsed_table
         # Their references, written out as they are read (see _prefetch), and those to other
@@ -614,13 +611,13 @@ class _Scan:
                 self.parts[kind].add(table)
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
-            self.prefetch(_interned(pc.unique(revisions["digest"])))
+            self.prefetch(pc.unique(revisions["digest"]))
         tags = common.get(Kind.TAG_CURRENT)
         if tags is not None and tags.num_rows:
             # Tag links whose listing tells no MD5 (a filesystem's) must be read: read them now.
-            keys = _col(tags, "key").filter(pc.is_null(_known_md5(tags)[0])).to_pylist()
+            keys = _col(tags, "key").filter(pc.is_null(_known_md5(tags)[0]))
             self.prefetched_links += [
-                self.prefetcher.submit(self._read_links, c) for c in _chunks(keys)
+                self.prefetcher.submit(self._read_links, c) for c in _slices(keys)
             ]
         for row in rest.to_pylist():
             self.classify_one(
@@ -924,11 +921,11 @@ class _Scan:
         before = iter(zip(got["target"].to_pylist(), got["problem"].to_pylist(), strict=True))
         return [next(fresh) if at is None else next(before) for at in known.to_pylist()]
 
-    def _read_links(self, keys: Sequence[str]) -> pa.Table:
+    def _read_links(self, keys: pa.Array) -> pa.Table:
         """The links at ``keys`` read, as a table of ``_LINK_READS``: as Python values, the
         tag links a filesystem's listing has the scan read (all of them) were ~20 MiB at 65k
-        tags until the links were resolved."""
-        read = [self._read_link(key) for key in keys]
+        tags until the links were resolved (and their keys, waiting to be read, are Arrow)."""
+        read = [self._read_link(key) for key in keys.to_pylist()]
         return pa.table([keys, [t for t, _ in read], [p for _, p in read]], schema=_LINK_READS)
 
     def _read_link(self, key: str) -> tuple[str | None, str | None]:
@@ -1043,15 +1040,23 @@ class _Scan:
             del part, col
         return hit
 
-    def prefetch(self, digests: list[str]) -> None:
-        """Start reading the manifests that revision links name while the listing still runs
-        (it lists repositories before blobs). A manifest is read from where its blob must be;
-        read_manifests uses the result only if the listing then shows that blob."""
-        new = [d for d in digests if d not in self.prefetching]
-        self.prefetching.update(new)
-        self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(new)]
+    def prefetch(self, digests: pa.Array) -> None:
+        """Start reading the manifests that revision links name (``digests``, distinct) while
+        the listing still runs (it lists repositories before blobs). A manifest is read from
+        where its blob must be; read_manifests uses the result only if the listing then shows
+        that blob. A manifest in several repositories is read once: what remembers it is the
+        hash of its digest, and the digests wait to be read as Arrow. As Python strings, held
+        to the listing's end, they left ~15 MiB of Python's memory in partly used arenas for
+        the rest of the scan at 94k manifests. (Two digests with one hash, ~1e-8 at 1M
+        manifests, only leave the second's manifest to be read after the listing.)"""
+        hashes = [hash(d) & _HASH_MASK for d in digests.to_pylist()]
+        new = pa.array([h not in self.prefetching for h in hashes], pa.bool_())
+        self.prefetching.update(hashes)
+        del hashes
+        todo = digests.filter(new)
+        self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _slices(todo)]
 
-    def _prefetch(self, digests: Sequence[str]) -> _Prefetched:
+    def _prefetch(self, digests: pa.Array) -> _Prefetched:
         """The manifests ``digests`` found where their blobs must be, as a table of what each
         says (``_parsed_table``), and the pairs of their references to other manifests; their
         references are written to scratch files (``prefetched_references``). A store's
@@ -1061,7 +1066,7 @@ class _Scan:
         scan. read_manifests and manifest_tables take from them only the manifests the
         listing shows as blobs."""
         out: list[tuple[str, ParsedManifest]] = []
-        for digest in digests:
+        for digest in digests.to_pylist():
             # Not a blob (yet): read_manifests reads it if the listing shows it.
             with contextlib.suppress(ObjectNotFound):
                 key = blob_data_key(digest, self.root)
