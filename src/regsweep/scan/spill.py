@@ -5,11 +5,14 @@ has a row for most of them: at 2M objects those two were ~130 MiB of the ~360 Mi
 ``SpilledTable`` keeps such rows on disk as Arrow IPC streams (one file per part, written as
 the rows are produced) and hands them back part by part, so that a pass over every blob holds
 one part at a time. Parts are read memory-mapped: a column that is not looked at is never read,
-and the pages that are stay file-backed and go once the part is let go.
+and the pages that are stay file-backed and go once the part is let go. The references of the
+manifests a scan reads while it lists are kept the same way until it builds its tables (~40 MiB
+at 445k references, held through every phase of the scan before).
 
 Scratch files live in a temporary directory (``TMPDIR``, else ``/tmp``) that is removed when
 the table is garbage-collected or the process exits. They take up to ~250 bytes a blob (the
-blobs, and a plan row for each blob that goes; 1.3 GiB for the 6M blobs of a 10M-object store).
+blobs, and a plan row for each blob that goes; 1.3 GiB for the 6M blobs of a 10M-object store),
+and ~100 bytes a manifest reference while the scan lists.
 """
 
 from __future__ import annotations
