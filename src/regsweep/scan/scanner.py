@@ -413,11 +413,8 @@ def _references_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Tab
 
 
 def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
+    """``items`` (a list, or an Arrow array: its slices copy nothing) a batch at a time."""
     return [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
-
-
-def _slices(array: pa.Array) -> list[pa.Array]:
-    return [array.slice(i, _BATCH) for i in range(0, len(array), _BATCH)]
 
 
 def _md5_like(etag: pa.Array) -> pa.Array:
@@ -617,7 +614,7 @@ class _Scan:
             # Tag links whose listing tells no MD5 (a filesystem's) must be read: read them now.
             keys = _col(tags, "key").filter(pc.is_null(_known_md5(tags)[0]))
             self.prefetched_links += [
-                self.prefetcher.submit(self._read_links, c) for c in _slices(keys)
+                self.prefetcher.submit(self._read_links, c) for c in _chunks(keys)
             ]
         for row in rest.to_pylist():
             self.classify_one(
@@ -1054,7 +1051,7 @@ class _Scan:
         self.prefetching.update(hashes)
         del hashes
         todo = digests.filter(new)
-        self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _slices(todo)]
+        self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(todo)]
 
     def _prefetch(self, digests: pa.Array) -> _Prefetched:
         """The manifests ``digests`` found where their blobs must be, as a table of what each
@@ -1199,11 +1196,11 @@ class _Scan:
         # Those read while listing, a few parts at a time (each look-up hashes every manifest
         # digest), each few as one chunk: one dictionary of children rather than one a part
         # (share_digests takes a few steps for each dictionary, and copies the one it cuts).
-        parts = spilled.parts(mapped=False) if spilled is not None else iter(())
-        while group := list(itertools.islice(parts, _REFERENCE_PARTS)):
-            tables.append(placed(pa.concat_tables(group).combine_chunks()))
-            del group
         if spilled is not None:
+            parts = spilled.parts(mapped=False)
+            while group := list(itertools.islice(parts, _REFERENCE_PARTS)):
+                tables.append(placed(pa.concat_tables(group).combine_chunks()))
+                del group
             spilled.close()
         # Sorted by parent only once their digests are over the snapshot's one dictionary
         # (share_digests, then by_parent): sorting the children now would unify their

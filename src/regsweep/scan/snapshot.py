@@ -261,14 +261,14 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
     shared, remaps = _sorted_union(dictionaries)
     done: dict[Any, pa.Array] = {}  # columns that shared a chunk still do
     for t, c in columns:
-        kind, chunks = held.pop((t, c))
+        dtype, chunks = held.pop((t, c))
         remapped = []
         for place, indices in chunks:
             if (same := (place, identity(indices))) not in done:
                 done[same] = pa.DictionaryArray.from_arrays(remaps[place].take(indices), shared)
             remapped.append(done[same])
         at = tables[t].schema.get_field_index(c)
-        tables[t] = tables[t].set_column(at, c, pa.chunked_array(remapped, kind))
+        tables[t] = tables[t].set_column(at, c, pa.chunked_array(remapped, dtype))
 
 
 # Digests are hashed a group at a time, by their first characters (the algorithm and the first
