@@ -16,7 +16,9 @@ from regsweep.scan.snapshot import (
     compacted,
     decoded,
     identity,
+    over_dictionary,
     share_digests,
+    with_one_dictionary,
 )
 
 
@@ -70,6 +72,49 @@ def test_by_value_runs_the_kernel_once_over_every_distinct_dictionary() -> None:
 
 def _dicts(values: list[str | None]) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(values, pa.string()).dictionary_encode()])
+
+
+def test_over_dictionary_shares_the_dictionary_where_every_row_is_in_it() -> None:
+    """A chunk whose rows all name values of the dictionary (nulls aside) becomes indices into
+    it, the same rows; a chunk with a value it lacks is left as it was (a dangling tag names a
+    manifest that was not read)."""
+    manifests = pa.array(["sha256:a", "sha256:b", "sha256:c"])
+    sound = pa.array(["sha256:c", None, "sha256:a", "sha256:c"]).dictionary_encode()
+    dangling = pa.array(["sha256:b", "sha256:d"]).dictionary_encode()
+    col = pa.chunked_array([sound, dangling, pa.array([], sound.type)])
+    got = over_dictionary(col, manifests)
+    assert got.type == col.type
+    assert got.to_pylist() == col.to_pylist()
+    assert identity(got.chunk(0).dictionary) == identity(manifests)
+    assert got.chunk(0).indices.to_pylist() == [2, None, 0, 2]
+    assert got.chunk(1) is dangling or got.chunk(1).equals(dangling)
+    assert identity(got.chunk(1).dictionary) == identity(dangling.dictionary)
+    plain = pa.chunked_array([pa.array(["sha256:a"])])
+    assert over_dictionary(plain, manifests) is plain
+
+
+def test_with_one_dictionary_makes_one_chunk_over_one_sorted_dictionary() -> None:
+    """The same rows (nulls too) in one chunk, over the sorted distinct values of every
+    chunk's dictionary (of digests of many first characters), the other columns as they were;
+    a chunk that shares another's dictionary counts it once."""
+    rng = random.Random(7)
+    digests = [f"sha256:{rng.getrandbits(256):064x}" for _ in range(300)]
+    first = pa.array([*digests[:200], None]).dictionary_encode()
+    chunks = [
+        first,
+        pa.array([*digests[150:], digests[0]]).dictionary_encode(),
+        pa.DictionaryArray.from_arrays(pa.array([3, 1], pa.int32()), first.dictionary),
+    ]
+    col = pa.chunked_array(chunks)
+    table = pa.table({"n": pa.array(range(len(col))), "digest": col})
+    got = with_one_dictionary(table, "digest")
+    assert got.schema == table.schema
+    assert got["digest"].num_chunks == 1
+    assert got["digest"].to_pylist() == col.to_pylist()
+    assert got["n"].to_pylist() == table["n"].to_pylist()
+    assert got["digest"].chunk(0).dictionary.to_pylist() == sorted(digests)
+    single = pa.table({"digest": pa.chunked_array([first])})
+    assert with_one_dictionary(single, "digest")["digest"].to_pylist() == first.to_pylist()
 
 
 def test_share_digests_puts_every_digest_column_over_one_dictionary() -> None:

@@ -7,6 +7,7 @@ its row and an entry in the ``anomalies`` table. It never writes to the store.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import re
@@ -49,6 +50,7 @@ from regsweep.scan.graph import kind_is
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import (
+    DIGEST_COLUMNS,
     SCHEMAS,
     KeyShape,
     Snapshot,
@@ -58,10 +60,12 @@ from regsweep.scan.snapshot import (
     by_value,
     identity,
     one_array,
+    over_dictionary,
     share_digests,
     table_from_columns,
     value_ranks,
     with_keys,
+    with_one_dictionary,
 )
 from regsweep.scan.spill import SpilledTable
 from regsweep.storage.base import IncompleteUpload, ObjectInfo, ObjectStore
@@ -286,6 +290,14 @@ def _by_parent(tables: dict[str, Any]) -> pa.Table:
     return _take(held.pop(), order)
 
 
+def _values(digests: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The digests of a part of the snapshot's blobs as a value set: the dictionaries of its
+    chunks, which are its rows' digests (see sorted_blobs), without decoding them."""
+    if not pa.types.is_dictionary(digests.type):
+        return digests
+    return pa.chunked_array([c.dictionary for c in digests.chunks], pa.string())
+
+
 def _over_paths(target: pa.Array, paths: pa.DictionaryArray, extra: dict[str, int]) -> pa.Array:
     """The links' ``target`` (what they say) as indices: into the dictionary of their path
     digests ``paths`` where a target is its link's own path digest (nearly every link), and
@@ -362,9 +374,17 @@ _REFERENCE_PARTS = 32  # parts of the references read at once (see manifest_tabl
 # of their references to other manifests, as tables (see _Scan._prefetch; the rest of their
 # references are in scratch files).
 _Prefetched = tuple[pa.Table, pa.Table]
-# A manifest's digest and what its parse tells of it: the manifests table's columns but for
-# the size, as plain text.
-_PARSED = pa.schema([(f.name, pa.string()) for f in SCHEMAS["manifests"] if f.name != "size"])
+# What the scan keeps of each manifest it reads: the manifests table's columns but its size,
+# the digest as plain text (each is distinct). Its kind and media type as in the snapshot,
+# dictionary-encoded: as text, ~13 MiB for 256k manifests read while listing, held until the
+# manifests table is made.
+_PARSED = pa.schema(
+    [
+        (f.name, pa.string() if f.name in ("digest", "problem") else f.type)
+        for f in SCHEMAS["manifests"]
+        if f.name != "size"
+    ]
+)
 # A manifest's blob as read_manifests finds it (see _Scan._blob_objects): the blobs table's
 # columns, its digest as plain text.
 _FOUND = pa.schema(
@@ -390,6 +410,24 @@ def _manifest_children(references: Sequence[pa.Table]) -> pa.Table:
     pairs = [t.filter(kind_is(t, REF_MANIFEST)).select(["parent", "child"]) for t in references]
     plain = pa.schema([("parent", pa.string()), ("child", pa.string())])
     return pa.concat_tables([plain.empty_table(), *(t.cast(plain) for t in pairs)])
+
+
+def _over_manifests(tables: dict[str, Any]) -> None:
+    """The revision and tag tables' digests as indices into the manifests' dictionary, where
+    they name manifests that were read (all of them, in a sound store): each table's own copy
+    of the same digests (~60 MiB on a store of 256k manifests) was held into share_digests,
+    the scan's peak, which also had them to unite."""
+    listed = tables["manifests"]["digest"]
+    if not listed.num_chunks:
+        return
+    dictionary = listed.chunk(0).dictionary
+    for name in ("revisions", "tags", "tag_history"):
+        table = tables[name]
+        for column in DIGEST_COLUMNS[name]:
+            at = table.schema.get_field_index(column)
+            shared = over_dictionary(table[column], dictionary)
+            table = table.set_column(at, table.schema.field(at), shared)
+        tables[name] = table
 
 
 def _references_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Table:
@@ -568,7 +606,7 @@ class _Scan:
             "references": None,
             "uploads": self.uploads_table(),
         }
-        tables["manifests"], tables["references"] = self.manifest_tables()
+        tables["references"] = self.manifest_tables(tables)
         share_digests(tables)
         tables["references"] = _by_parent(tables)
         tables["anomalies"] = self.anomalies.build()
@@ -814,9 +852,8 @@ class _Scan:
         for kind in kinds[:3]:
             # The digest column as one chunk, in the table too (the listed chunks can go);
             # when every path tells, the targets are that same array, not a copy of it.
-            table = self.kinds.pop(kind)
-            digest = _col(table, "digest")
-            table = table.set_column(table.schema.get_field_index("digest"), "digest", digest)
+            table = with_one_dictionary(self.kinds.pop(kind), "digest")
+            digest = table["digest"].chunk(0)
             self.kinds[kind] = table
             ok = self._path_is_enough(table)
             every = pc.all(ok).as_py() is not False
@@ -1010,15 +1047,21 @@ class _Scan:
     def _blob_objects(self, digests: pa.Array | pa.ChunkedArray) -> pa.Table:
         """The blob rows (``_FOUND``) of those of ``digests`` that are blobs, in one pass over
         the blobs (each once, whether ``digests`` names it once or more); kept in
-        ``found_blobs`` for manifest_tables."""
+        ``found_blobs`` for manifest_tables. Each part's own digests are the value set that
+        ``digests`` are looked up in (they are its dictionary: no copy), and the few found the
+        value set of the part's rows: ``digests`` as the value set, hashed again for each part,
+        held a copy of the digests that every revision and tag link names (~45 MiB at 256k
+        manifests) and its hash table at once, the peak of the scan of many manifests."""
         out = [_FOUND.empty_table()]
         if len(digests) == 0 or self.blobs is None:
             return out[0]  # (read_manifests' last round asks for none)
         for part in self.blobs.parts(_FOUND.names):
-            found = by_value(part["digest"], lambda v: pc.is_in(v, value_set=digests))
-            if pc.any(found).as_py():
+            named = digests.filter(pc.is_in(digests, value_set=_values(part["digest"])))
+            if len(named):
+                found = by_value(part["digest"], functools.partial(pc.is_in, value_set=named))
                 # Copied out of the part (a filtered dictionary keeps every digest of it).
                 out.append(part.filter(found).cast(_FOUND))
+            del named
         table = pa.concat_tables(out)
         self.found_blobs.append(table)
         return table
@@ -1030,9 +1073,7 @@ class _Scan:
         ~130 MiB at once on a store of 350k distinct targets: the scan's peak there."""
         hit = pa.repeat(pa.scalar(False), len(digests))
         for part in self.blobs.parts(("digest",)) if self.blobs is not None else ():
-            col = part["digest"]
-            if pa.types.is_dictionary(col.type):
-                col = pa.chunked_array([c.dictionary for c in col.chunks], pa.string())
+            col = _values(part["digest"])
             hit = pc.or_(hit, pc.fill_null(pc.is_in(digests, value_set=col), False))
             del part, col
         return hit
@@ -1137,7 +1178,10 @@ class _Scan:
             return parsed
         return parse_manifest(data)
 
-    def manifest_tables(self) -> tuple[Any, Any]:
+    def manifest_tables(self, tables: dict[str, Any]) -> pa.Table:
+        """The manifests table, put in ``tables`` (with the revision and tag tables' digests
+        over its dictionary, see _over_manifests, before the references are read back), and
+        the references table, returned."""
         fresh = sorted(self.manifests.items())
         pre, used = self.prefetched_manifests, pa.chunked_array(self.prefetched_used, pa.string())
         self.prefetched_manifests, self.prefetched_used = _PARSED.empty_table(), []
@@ -1169,6 +1213,8 @@ class _Scan:
             "manifests",
             {"digest": digest, "size": size, **{n: rows[n] for n in _PARSED.names[1:]}},
         )
+        tables["manifests"] = mt
+        _over_manifests(tables)
         # The references of the manifests read here, then of those read while listing (see
         # _prefetch) whose blob the listing showed; in the order of their manifests' digests,
         # each manifest's in the order it lists them (a stable sort: a manifest's references
@@ -1187,7 +1233,7 @@ class _Scan:
             parents.append(at)
             return table.drop_columns(["parent"])
 
-        tables = [placed(_references_table(fresh))]
+        read = [placed(_references_table(fresh))]
         # The parsed manifests are in ``mt`` now: let them go before the references are sorted.
         del fresh, rows, digest, size
         self.manifests = {}
@@ -1199,19 +1245,18 @@ class _Scan:
         if spilled is not None:
             parts = spilled.parts(mapped=False)
             while group := list(itertools.islice(parts, _REFERENCE_PARTS)):
-                tables.append(placed(pa.concat_tables(group).combine_chunks()))
+                read.append(placed(pa.concat_tables(group).combine_chunks()))
                 del group
             spilled.close()
         # Sorted by parent only once their digests are over the snapshot's one dictionary
         # (share_digests, then by_parent): sorting the children now would unify their
         # dictionaries, hashing every digest once more (the peak of a scan of many manifests).
-        rt = pa.concat_tables(tables)
-        del tables
+        rt = pa.concat_tables(read)
+        del read
         parent = pa.DictionaryArray.from_arrays(
             pa.concat_arrays([pa.array([], pa.int32()), *parents]), listed
         )
-        rt = rt.add_column(0, SCHEMAS["references"].field("parent"), pa.chunked_array([parent]))
-        return mt, rt
+        return rt.add_column(0, SCHEMAS["references"].field("parent"), pa.chunked_array([parent]))
 
     # -- tables ------------------------------------------------------------------------------
 

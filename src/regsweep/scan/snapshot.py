@@ -271,6 +271,52 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
         tables[t] = tables[t].set_column(at, c, pa.chunked_array(remapped, dtype))
 
 
+def over_dictionary(col: pa.ChunkedArray, dictionary: pa.Array) -> pa.ChunkedArray:
+    """``col`` (a dictionary column) with each chunk whose every row's value is in
+    ``dictionary`` (distinct values, no nulls) as indices into it; the other chunks as they
+    were. Columns that name the same digests (a store's revision and tag links name its
+    manifests) then share one dictionary instead of each holding a copy of the text, and
+    share_digests has fewer to unite."""
+    if not pa.types.is_dictionary(col.type) or not col.num_chunks:
+        return col
+    at = by_value(col, lambda v: pc.index_in(v, value_set=dictionary))
+    chunks = [
+        pa.DictionaryArray.from_arrays(places.cast(col.type.index_type), dictionary)
+        if places.null_count == chunk.null_count
+        else chunk
+        for chunk, places in zip(col.chunks, at.chunks, strict=True)
+    ]
+    return pa.chunked_array(chunks, col.type)
+
+
+def with_one_dictionary(table: pa.Table, name: str) -> pa.Table:
+    """``table`` with its dictionary column ``name`` as one chunk over one sorted dictionary
+    of its chunks' values, made a group of first characters at a time (``_sorted_union``).
+    The caller passes its only reference to the table: each chunk's dictionary is let go once
+    cut into its groups. ``combine_chunks`` hashed every value into a table of its own and
+    copied them out again, with the chunks' dictionaries still held: three copies of the
+    column's text at once, the peak of a scan's link resolution (a store's ``_layers`` links
+    are listed in a dozen chunks, ~50 MiB of digests at 815k links)."""
+    at = table.schema.get_field_index(name)
+    field, col = table.schema.field(at), table.column(at)
+    where: dict[tuple[int, ...], int] = {}  # a dictionary's identity -> its place below
+    dictionaries: list[pa.Array] = []
+    for chunk in col.chunks:
+        if (key := identity(chunk.dictionary)) not in where:
+            where[key] = len(dictionaries)
+            dictionaries.append(chunk.dictionary)
+    if len(dictionaries) < 2 or any(d.null_count for d in dictionaries):
+        return table.set_column(at, field, pa.chunked_array([one_array(col)], field.type))
+    held = [(where[identity(c.dictionary)], c.indices) for c in col.chunks]
+    bare = pa.chunked_array([indices for _, indices in held], field.type.index_type)
+    table = table.set_column(at, pa.field(name, bare.type), bare)
+    del col, bare
+    shared, remaps = _sorted_union(dictionaries)
+    indices = pa.concat_arrays([remaps[i].take(ix) for i, ix in held])
+    one = pa.DictionaryArray.from_arrays(indices.cast(field.type.index_type), shared)
+    return table.set_column(at, field, pa.chunked_array([one], field.type))
+
+
 # Digests are hashed a group at a time, by their first characters (the algorithm and the first
 # hex digit): one hash table of every distinct digest, with the dictionary it makes and its
 # sorted copy, was the peak of a scan of many manifests (~90 MiB at once for 351k digests).
