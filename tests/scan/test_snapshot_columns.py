@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -18,6 +19,7 @@ from regsweep.scan.snapshot import (
     identity,
     over_dictionary,
     share_digests,
+    table_from_columns,
     with_one_dictionary,
 )
 
@@ -115,6 +117,30 @@ def test_with_one_dictionary_makes_one_chunk_over_one_sorted_dictionary() -> Non
     assert got["digest"].chunk(0).dictionary.to_pylist() == sorted(digests)
     single = pa.table({"digest": pa.chunked_array([first])})
     assert with_one_dictionary(single, "digest")["digest"].to_pylist() == first.to_pylist()
+
+
+def test_table_from_columns_holds_a_column_of_one_value_as_one_chunk_repeated() -> None:
+    """A long column that is all null, one dictionary value or empty text keeps its rows but
+    is one small chunk over and over (sharing its buffers); one with two values is kept."""
+    n = 200_000
+    digests = pa.array([f"sha256:{i:064x}" for i in range(n)]).dictionary_encode()
+    path = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array(["path"]))
+    problem = pa.array([None] * (n - 1) + ["bad"]).dictionary_encode()
+    t = table_from_columns(
+        "layer_links",
+        {"digest": digests, "key": pa.array([""] * n), "resolved_by": path, "problem": problem},
+    )
+    assert t.num_rows == n
+    for name in ("etag", "key", "resolved_by", "repository"):
+        col = t[name]
+        assert col.num_chunks > 1
+        assert len({c.buffers()[1].address for c in col.chunks}) == 1, name
+    assert t["etag"].null_count == n
+    assert pc.all(pc.equal(t["key"], "")).as_py()
+    assert t["resolved_by"].unique().to_pylist() == ["path"]
+    assert t["resolved_by"].null_count == 0
+    assert t["problem"].to_pylist() == problem.to_pylist()
+    assert t["digest"].num_chunks == 1
 
 
 def test_share_digests_puts_every_digest_column_over_one_dictionary() -> None:
