@@ -16,6 +16,7 @@ from regsweep.scan.snapshot import (
     by_value,
     compacted,
     decoded,
+    dictionaries,
     identity,
     over_dictionary,
     share_digests,
@@ -141,6 +142,17 @@ def test_table_from_columns_holds_a_column_of_one_value_as_one_chunk_repeated() 
     assert t["resolved_by"].null_count == 0
     assert t["problem"].to_pylist() == problem.to_pylist()
     assert t["digest"].num_chunks == 1
+
+
+def test_dictionaries_gives_each_shared_dictionary_once() -> None:
+    """Chunks over one dictionary (a column repeated, a scratch file read back in batches)
+    give it once, so that a look-up's value set is not that many copies of it."""
+    one = pa.array(["sha256:a", "sha256:b"]).dictionary_encode()
+    other = pa.array(["sha256:c"]).dictionary_encode()
+    col = pa.chunked_array([one, one.slice(1), other, one])
+    got = dictionaries(col)
+    assert [d.to_pylist() for d in got] == [["sha256:a", "sha256:b"], ["sha256:c"]]
+    assert dictionaries(one)[0].to_pylist() == ["sha256:a", "sha256:b"]
 
 
 def test_share_digests_puts_every_digest_column_over_one_dictionary() -> None:

@@ -22,6 +22,7 @@ from regsweep.scan.snapshot import (
     ascending,
     by_value,
     decoded,
+    dictionaries,
     identity,
     one_array,
 )
@@ -329,8 +330,7 @@ def sorted_range(named: pa.Array, digests: pa.Array | pa.ChunkedArray) -> tuple[
     """The places in ``named`` (sorted) from the least to the greatest of ``digests`` (of a
     dictionary column, of its dictionaries' values: at most a wider range)."""
     if pa.types.is_dictionary(digests.type):
-        chunks = digests.chunks if isinstance(digests, pa.ChunkedArray) else [digests]
-        digests = pa.chunked_array([c.dictionary for c in chunks], digests.type.value_type)
+        digests = pa.chunked_array(dictionaries(digests), digests.type.value_type)
     bounds = pc.min_max(digests).as_py()
     if bounds["min"] is None:
         return 0, 0
@@ -442,18 +442,14 @@ def places(col: pa.ChunkedArray, named: pa.Array) -> pa.ChunkedArray:
         return pa.chunked_array([c.indices for c in col.chunks], col.type.index_type)
     # (Empty chunks left out: a filtered table keeps them, each with its whole dictionary.)
     col = pa.chunked_array([c for c in col.chunks if len(c)], col.type)
-    if pa.types.is_dictionary(col.type):
-        distinct = {identity(c.dictionary): c.dictionary for c in col.chunks}
-        values = list(distinct.values())
-    else:
-        values = list(col.chunks)
+    values = dictionaries(col) if pa.types.is_dictionary(col.type) else list(col.chunks)
     ranges = [sorted_range(named, v) for v in values]
     if sum(hi - lo for lo, hi in ranges) > len(named):  # they overlap: one lookup for all
         return by_value(col, lambda v: _index_in(v, named))
     found = [_index_in_range(v, named, lo, hi) for v, (lo, hi) in zip(values, ranges, strict=True)]
     if not pa.types.is_dictionary(col.type):
         return pa.chunked_array(found, pa.int32())
-    at = dict(zip(distinct, found, strict=True))
+    at = {identity(v): places for v, places in zip(values, found, strict=True)}
     return pa.chunked_array(
         [at[identity(c.dictionary)].take(c.indices) for c in col.chunks], pa.int32()
     )

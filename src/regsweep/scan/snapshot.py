@@ -454,32 +454,38 @@ class TableBuilder:
         return table_from_columns(self.schema, self.columns)
 
 
-def table_from_columns(schema: pa.Schema | str, columns: dict[str, Any]) -> pa.Table:
+def table_from_columns(
+    schema: pa.Schema | str, columns: dict[str, Any], *, repeat: bool = True
+) -> pa.Table:
     """A table of ``schema`` (or of the snapshot table so named) from whole columns (Python
     lists or Arrow arrays), all of one length; a column left out is all nulls. Cheaper than
-    ``TableBuilder.add`` row by row."""
+    ``TableBuilder.add`` row by row. A column of one value is one chunk repeated (see
+    _as_repeated) unless ``repeat`` is false: for a table written to a scratch file, which
+    would be cut into record batches of that chunk's rows."""
     if isinstance(schema, str):
         schema = SCHEMAS[schema]
     n = len(next(iter(columns.values()))) if columns else 0
+    held = _as_repeated if repeat else (lambda col: col)
     arrays = []
     for f in schema:
         values = columns.get(f.name)
         if values is None:
-            arrays.append(repeated(pa.nulls(min(n, _REPEAT_ROWS), type=f.type), n))
+            nulls = pa.nulls(min(n, _REPEAT_ROWS) if repeat else n, type=f.type)
+            arrays.append(repeated(nulls, n) if repeat else nulls)
             continue
         if isinstance(values, pa.ChunkedArray):
             if values.type == f.type:
-                arrays.append(_as_repeated(values))  # not combined: a copy can be a gigabyte
+                arrays.append(held(values))  # not combined: a copy can be a gigabyte
                 continue
             values = values.combine_chunks()
         if isinstance(values, pa.Array) and values.type == f.type:
-            arrays.append(_as_repeated(values))
+            arrays.append(held(values))
             continue
         if not isinstance(values, pa.Array):
             values = pa.array(values, type=f.type.value_type if _is_dict(f) else f.type)
         if _is_dict(f):
             values = values.cast(pa.string()).dictionary_encode()
-        arrays.append(_as_repeated(values.cast(f.type)))
+        arrays.append(held(values.cast(f.type)))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -708,6 +714,14 @@ def by_value(
 def identity(array: pa.Array) -> tuple[int, ...]:
     """Where ``array``'s values live: equal for chunks that share one dictionary."""
     return (array.offset, len(array), *(b.address for b in array.buffers() if b is not None))
+
+
+def dictionaries(col: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    """The distinct dictionaries of a dictionary column's chunks, each once: chunks that share
+    one (a column of one value repeated, a table read back from a scratch file in batches)
+    would otherwise put its values into a look-up's value set once a chunk."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    return list({identity(c.dictionary): c.dictionary for c in chunks}.values())
 
 
 def value_ranks(col: pa.ChunkedArray) -> np.ndarray:
