@@ -40,10 +40,10 @@ from regsweep.scan.snapshot import (
     as_dictionary,
     ascending,
     by_value,
+    constant,
     decoded,
     epoch_ms,
     one_array,
-    repeated,
     rows,
     value_ranks,
 )
@@ -867,9 +867,9 @@ def make_plan(
         blob_candidates[0] += n
         blob_candidates[1] += int(pc.sum(blobs["size"]).as_py() or 0)
         columns = {
-            "phase": _constant(PHASE_BLOBS, n, pa.int8()),
-            "kind": _constant("blob", n),
-            "reason": _constant("unreferenced", n),
+            "phase": constant(PHASE_BLOBS, n, pa.int8()),
+            "kind": constant("blob", n, _DICT),
+            "reason": constant("unreferenced", n, _DICT),
             **blobs,
         }
         out.extend(columns, n, spill=spill)
@@ -1057,21 +1057,10 @@ def _candidate_starts(rows: pa.Table) -> pa.ChunkedArray | None:
 def _chunked(values: pa.Array | pa.ChunkedArray | None, type_: pa.DataType, n: int) -> Any:
     """``values`` (``n`` nulls when None) as a ChunkedArray of ``type_``."""
     if values is None:
-        return repeated(pa.nulls(min(n, _SLICE_ROWS), type_), n)
+        return constant(None, n, type_)
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values])
     return values.cast(type_)
-
-
-def _constant(value: Any, n: int, type_: pa.DataType = _DICT) -> pa.ChunkedArray:
-    """``value`` ``n`` times, as a column of ``type_`` (text as a dictionary)."""
-    if type_ == _DICT:
-        one = pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(min(n, _SLICE_ROWS), np.int32)), pa.array([value])
-        )
-    else:
-        one = pa.array(np.full(min(n, _SLICE_ROWS), value)).cast(type_)
-    return repeated(one, n)
 
 
 def _live_within(marked: MarkResult, digests: pa.Array | pa.ChunkedArray) -> pa.Array:

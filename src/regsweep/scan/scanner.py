@@ -817,9 +817,7 @@ class _Scan:
             digest = as_dictionary(_col(part, "digest"))
             # Not repeated (see table_from_columns): a part is written to a scratch file a
             # record batch a chunk, and read back so, each chunk over the part's dictionary.
-            blobs = table_from_columns("blobs", {"digest": digest, **columns}, repeat=False)
-            ready.append(blobs)
-            del blobs
+            ready.append(table_from_columns("blobs", {"digest": digest, **columns}, repeat=False))
             del part, digest, columns
             if sum(t.num_rows for t in ready) >= _PART_ROWS:
                 write()

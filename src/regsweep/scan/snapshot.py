@@ -235,18 +235,26 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
     the indices as they are instead of looking every digest up. Written tables are compacted
     again (``compacted``): a dictionary is written whole, used or not."""
     columns = [(t, c) for t, cs in DIGEST_COLUMNS.items() if t in tables for c in cs]
+    _unite(tables, columns)
+
+
+def _unite(tables: dict[str, pa.Table], columns: list[tuple[str, str]]) -> bool:
+    """The dictionary ``columns`` (table, column) of ``tables`` (replaced in place) as indices
+    into one sorted dictionary of their chunks' values (``_sorted_union``). False, and nothing
+    changed, where there is nothing to unite (fewer than two dictionaries), a column is not a
+    dictionary or a dictionary holds a null: not what a scan makes."""
     where: dict[tuple[int, ...], int] = {}  # a dictionary's identity -> its place below
-    dictionaries: list[pa.Array] = []
+    distinct: list[pa.Array] = []
     for t, c in columns:
         col = tables[t][c]
         if not pa.types.is_dictionary(col.type):
-            return  # not a scan's tables
-        for chunk in col.chunks:
-            if (key := identity(chunk.dictionary)) not in where:
-                where[key] = len(dictionaries)
-                dictionaries.append(chunk.dictionary)
-    if len(dictionaries) < 2 or any(d.null_count for d in dictionaries):
-        return  # nothing to share, or a null in a dictionary: not one a scan makes
+            return False
+        for dictionary in dictionaries(col):
+            if (key := identity(dictionary)) not in where:
+                where[key] = len(distinct)
+                distinct.append(dictionary)
+    if len(distinct) < 2 or any(d.null_count for d in distinct):
+        return False
     # While the union is made, each column is only its chunks' indices (no copy), so that the
     # union holds the only reference to each dictionary and lets it go once it is cut into
     # groups: the old dictionaries and the new one at once were the scan's peak.
@@ -258,7 +266,8 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
         bare = pa.chunked_array([k.indices for k in col.chunks], col.type.index_type)
         tables[t] = tables[t].set_column(at, c, bare)
         del col, bare
-    shared, remaps = _sorted_union(dictionaries)
+    shared, remaps = _sorted_union(distinct)
+    del distinct
     done: dict[Any, pa.Array] = {}  # columns that shared a chunk still do
     for t, c in columns:
         dtype, chunks = held.pop((t, c))
@@ -269,6 +278,7 @@ def share_digests(tables: dict[str, pa.Table]) -> None:
             remapped.append(done[same])
         at = tables[t].schema.get_field_index(c)
         tables[t] = tables[t].set_column(at, c, pa.chunked_array(remapped, dtype))
+    return True
 
 
 def over_dictionary(col: pa.ChunkedArray, dictionary: pa.Array) -> pa.ChunkedArray:
@@ -298,20 +308,17 @@ def with_one_dictionary(table: pa.Table, name: str) -> pa.Table:
     column's text at once, the peak of a scan's link resolution (a store's ``_layers`` links
     are listed in a dozen chunks, ~50 MiB of digests at 815k links)."""
     at = table.schema.get_field_index(name)
-    field, col = table.schema.field(at), table.column(at)
-    distinct = dictionaries(col)
-    if len(distinct) < 2 or any(d.null_count for d in distinct):
-        return table.set_column(at, field, pa.chunked_array([one_array(col)], field.type))
-    where = {identity(d): i for i, d in enumerate(distinct)}  # a dictionary -> its place
-    held = [(where[identity(c.dictionary)], c.indices) for c in col.chunks]
-    bare = pa.chunked_array([indices for _, indices in held], field.type.index_type)
-    table = table.set_column(at, pa.field(name, bare.type), bare)
-    del col, bare
-    shared, remaps = _sorted_union(distinct)
-    del distinct
-    indices = pa.concat_arrays([remaps[i].take(ix) for i, ix in held])
-    one = pa.DictionaryArray.from_arrays(indices.cast(field.type.index_type), shared)
-    return table.set_column(at, field, pa.chunked_array([one], field.type))
+    field = table.schema.field(at)
+    held = {name: table}
+    del table
+    if _unite(held, [(name, name)]):
+        chunks = held[name][name].chunks
+        indices = pa.concat_arrays([c.indices for c in chunks])
+        one = pa.DictionaryArray.from_arrays(indices, chunks[0].dictionary)
+        del chunks, indices
+    else:
+        one = one_array(held[name][name])
+    return held.pop(name).set_column(at, field, pa.chunked_array([one], field.type))
 
 
 # Digests are hashed a group at a time, by their first characters (the algorithm and the first
@@ -467,8 +474,7 @@ def table_from_columns(
     for f in schema:
         values = columns.get(f.name)
         if values is None:
-            nulls = pa.nulls(min(n, _REPEAT_ROWS) if repeat else n, type=f.type)
-            arrays.append(repeated(nulls, n) if repeat else nulls)
+            arrays.append(constant(None, n, f.type) if repeat else pa.nulls(n, f.type))
             continue
         if isinstance(values, pa.ChunkedArray):
             if values.type == f.type:
@@ -499,7 +505,7 @@ def _as_repeated(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     if n <= _REPEAT_ROWS:
         return col
     if col.null_count == n:
-        return repeated(pa.nulls(_REPEAT_ROWS, col.type), n)
+        return constant(None, n, col.type)
     if col.null_count:
         return col
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
@@ -511,14 +517,11 @@ def _as_repeated(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
                 if low != high:
                     return col
                 values.add(chunk.dictionary[low.as_py()].as_py())
-        if len(values) != 1:
+        if len(values) != 1 or None in values:
             return col
-        one = pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(_REPEAT_ROWS, np.int32)), pa.array(list(values), pa.string())
-        )
-        return repeated(one.cast(col.type), n)
+        return constant(values.pop(), n, col.type)
     if pa.types.is_string(col.type) and not any(_text_bytes(c) for c in chunks):
-        return repeated(pa.array([""] * _REPEAT_ROWS, col.type), n)
+        return constant("", n, col.type)
     return col
 
 
@@ -691,15 +694,12 @@ def by_value(
         out = fn(col)
         # Not pa.chunked_array([out]) of a ChunkedArray: that converts it value by value.
         return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
-    at: dict[tuple[int, ...], int] = {}  # a dictionary's buffers -> where its values start
-    dictionaries: list[pa.Array] = []
-    for c in col.chunks:
-        if (same := identity(c.dictionary)) not in at:
-            at[same] = sum(len(x) for x in dictionaries)
-            dictionaries.append(c.dictionary)
-    if not dictionaries:
+    distinct = dictionaries(col)
+    if not distinct:
         return pa.chunked_array([fn(pa.array([], col.type.value_type))])
-    values = fn(pa.chunked_array(dictionaries, col.type.value_type))
+    starts = itertools.accumulate((len(d) for d in distinct[:-1]), initial=0)
+    at = {identity(d): start for d, start in zip(distinct, starts, strict=True)}
+    values = fn(pa.chunked_array(distinct, col.type.value_type))
     values = one_array(values) if isinstance(values, pa.ChunkedArray) else values
     out = [
         values.slice(at[identity(c.dictionary)], len(c.dictionary)).take(c.indices)
@@ -772,6 +772,21 @@ def repeated(chunk: pa.Array, n: int) -> pa.ChunkedArray:
     chunk, not 4-8 bytes a row."""
     whole, rest = divmod(n, len(chunk)) if len(chunk) else (0, 0)
     return pa.chunked_array([chunk] * whole + ([chunk.slice(0, rest)] if rest else []), chunk.type)
+
+
+def constant(value: Any, n: int, type_: pa.DataType) -> pa.ChunkedArray:
+    """``value`` (None: null) in ``n`` rows of ``type_``, as one chunk of up to
+    ``_REPEAT_ROWS`` rows ``repeated``; text of a dictionary type is a one-value dictionary."""
+    rows = min(n, _REPEAT_ROWS)
+    if value is None:
+        one = pa.nulls(rows, type_)
+    elif pa.types.is_dictionary(type_):
+        one = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(rows, np.int32)), pa.array([value], type_.value_type)
+        ).cast(type_)
+    else:
+        one = pa.array(np.full(rows, value)).cast(type_)
+    return repeated(one, n)
 
 
 def ascending(col: pa.Array | pa.ChunkedArray) -> bool:
