@@ -7,12 +7,12 @@ Distribution leaves behind (§4.6, §4.7), the edge cases of §7, and the timest
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import itertools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,12 +29,13 @@ from regsweep.layout.keys import (
     repo_key,
     revision_link_key,
 )
-from regsweep.layout.manifest import REF_MANIFEST
-from regsweep.scan.graph import Graph, has_place, pylist
+from regsweep.layout.manifest import REF_BLOB, REF_CONFIG, REF_LAYER, REF_MANIFEST
+from regsweep.scan.graph import Graph, has_place, pylist, ranges, sorted_range
 from regsweep.scan.snapshot import (
     DERIVED_KEYS,
     Snapshot,
     by_value,
+    decoded,
     from_epoch_ms,
     one_array,
     rows,
@@ -91,215 +92,246 @@ def _and_more(items: list[str], shown: int = 3) -> str:
     return head + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
-class _Ref(NamedTuple):
-    child: str
-    kind: str
-    has_urls: bool
-    platform: str | None
+# The manifest kinds and reference kinds the checks tell apart, as codes (their places here).
+_KINDS = ("image", "schema1", "index")
+_IMAGE, _SCHEMA1, _INDEX = range(3)
+_REF_KINDS = (REF_CONFIG, REF_LAYER, REF_BLOB, REF_MANIFEST)
+_BLOB_REF = np.array([0, 1, 2])  # config, layer, blob: what a repository must link
+_MANIFEST_REF = 3
 
 
-@dataclass(slots=True)
-class _Row:
-    """A row of revisions or tags: the columns the checks read, looked up as ``row["name"]``
-    like the dicts it stands for, its key built when asked for where the snapshot holds none
-    (``DERIVED_KEYS``). Whole rows as dicts, every key built, were ~770 MiB of an audit of a
-    1M-object store (300k links, 94k revisions)."""
-
-    repository: str
-    tag: Any  # str (tags) or None
-    digest: Any  # str, or None for a tag that cannot be read
-    target: str | None
-    blob_present: bool | None
-    problem: str | None
-    raw_key: str | None  # as the snapshot holds it
-    build_key: Callable[[_Row], str]
-
-    def __getitem__(self, name: str) -> Any:
-        return self.key if name == "key" else getattr(self, name)
-
-    @property
-    def key(self) -> str:
-        return self.raw_key if self.raw_key is not None else self.build_key(self)
+def _codes(col: pa.ChunkedArray, values: tuple[str, ...]) -> np.ndarray:
+    """Per row of ``col``: the place of its value in ``values``, -1 where null or another."""
+    at = by_value(col, lambda v: pc.index_in(v, value_set=pa.array(values, pa.string())))
+    return np.asarray(one_array(pc.fill_null(at, -1)).to_numpy(), np.int64)
 
 
-@dataclass(slots=True)
-class _Manifest:
-    """A row of manifests: the columns the checks read, and where its references are among
-    the index's (``_Refs``, rows ``lo`` to ``hi``)."""
+def _flags(col: pa.ChunkedArray) -> np.ndarray:
+    """A boolean column as numpy, null as False."""
+    return np.asarray(one_array(pc.fill_null(col, False)).to_numpy(zero_copy_only=False), bool)
 
-    kind: str | None
-    problem: str | None
-    subject: str | None
-    artifact_type: str | None
-    size: int | None
-    lo: int
-    hi: int
+
+def _valid(col: pa.ChunkedArray) -> np.ndarray:
+    """Per row: not null."""
+    return np.asarray(one_array(pc.is_valid(col)).to_numpy(zero_copy_only=False), bool)
+
+
+def _key_of(places: int, repo: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Keys of (repository id, place) pairs among ``places`` places, one int64 each (sorted
+    and searched as numbers): -1 where either is -1."""
+    repo, at = np.asarray(repo, np.int64), np.asarray(at, np.int64)
+    return np.where((repo >= 0) & (at >= 0), repo * (places + 1) + at, -1)
+
+
+def _among(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Per key: it is in ``sorted_keys``."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), bool)
+    i = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.asarray(sorted_keys[i] == keys, bool)
 
 
 @dataclass
-class _Refs:
-    """The references the checks follow, grouped by parent, a Python list per column (their
-    digests the index's shared strings): a tuple per reference was ~50 MiB of an audit of
-    445k references. Sizes are checked column-wise (``check_sizes``) and not held here."""
+class _Links:
+    """The rows of a link table (revisions or tags) as places, in the snapshot's order, for
+    the checks to compare column-wise: a Python object per row (a dict, then a slotted row)
+    was ~100 MiB of an audit of a 1M-object store (94k revisions, 65k tags). Strings and keys
+    are made only for the rows a finding names (``values``, ``_Index.keys``)."""
 
-    child: list[str]
-    kind: list[str]
-    has_urls: list[bool]
-    platform: list[str | None]
+    table: pa.Table  # the snapshot's
+    repo: np.ndarray  # the repository's id (``_Index.repos``)
+    digest: np.ndarray  # the place of the digest: its path's (revisions), what it names (tags)
+    target: np.ndarray  # the place of what the link holds (revisions), -1 where none
+    present: np.ndarray  # the manifest's data is stored
+    problem: np.ndarray  # the link has a problem
 
-    def of(self, m: _Manifest | None) -> Iterator[_Ref]:
-        if m is None:
-            return
-        for i in range(m.lo, m.hi):
-            yield _Ref(self.child[i], self.kind[i], self.has_urls[i], self.platform[i])
-
-
-_ROW_COLUMNS = ("repository", "tag", "digest", "target", "blob_present", "problem", "key")
-
-
-def _rows(
-    snap: Snapshot, table: str, root: str, shared: dict[tuple[int, ...], list[Any]]
-) -> Iterator[_Row]:
-    t = snap[table]
-    shape = DERIVED_KEYS[table]
-
-    def build_key(r: _Row) -> str:
-        return shape.key(root, *(getattr(r, name) for name in shape.columns))
-
-    columns = [
-        pylist(t[name], shared) if name in t.column_names else [None] * t.num_rows
-        for name in _ROW_COLUMNS
-    ]
-    for repository, tag, digest, target, present, problem, key in zip(*columns, strict=True):
-        yield _Row(repository, tag, digest, target, present, problem, key, build_key)
-
-
-class _Sorted:
-    """Strings (digests) as a sorted list, asked only ``in``: a set of the ~350k digests of a
-    1M-object store, or of each repository's ``_layers`` links, was ~45 bytes an entry more
-    than a list (~35 MiB of the audit's index; the strings are shared either way)."""
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: Iterable[str], *, ordered: bool = False) -> None:
-        # ``ordered``: already sorted and distinct (a column over the snapshot's sorted
-        # dictionary, such as the stored digests by place).
-        self.values = list(values) if ordered else sorted({v for v in values if v is not None})
-
-    def __contains__(self, x: object) -> bool:
-        if not isinstance(x, str):
-            return False
-        v = self.values
-        i = bisect_left(v, x)
-        return i < len(v) and v[i] == x
-
-
-_NONE = _Sorted((), ordered=True)
+    def values(self, column: str, rows: np.ndarray) -> list[Any]:
+        return decoded(self.table[column].take(pa.array(rows, pa.int64()))).to_pylist()  # type: ignore[no-any-return]
 
 
 @dataclass
 class _Index:
-    """The snapshot's tables, reorganised for lookups. Digests are strings shared through the
-    snapshot's one dictionary (one object a digest, whichever table names it); what comes a
-    row per blob or per ``_layers`` link (sizes, link rows) is not held here: the checks that
-    need it read the snapshot's columns and the graph's places."""
+    """The snapshot's revisions, tags, ``_layers`` links, manifests and references as numpy
+    arrays over the graph's places (its sorted ``named`` digests) and repository ids, looked
+    up by sorted keys (``repo * width + place``): a few bytes a row. Digests, names and keys
+    are made as strings only for what a finding names."""
 
     root: str
     graph: Graph  # the mark's
-    stored: _Sorted  # the stored blobs something in the snapshot names
-    revisions: dict[str, dict[str, _Row]]  # repo -> path digest -> row
-    rev_digests: dict[str, _Sorted]  # repo -> path digests and targets
-    tags: dict[str, dict[str, _Row]]  # repo -> tag -> row
-    links: dict[str, _Sorted]  # repo -> path digests of its _layers links
-    manifests: dict[str, _Manifest]
-    refs: _Refs
-    present: set[str]  # manifests with a revision link and data, in any repository
-    repos_of: dict[str, list[str]] = field(default_factory=dict)  # manifest -> repositories
+    repos: list[str]  # every repository a link names, sorted: its id is its place here
+    repo_id: dict[str, int]
+    revisions: _Links
+    tags: _Links
+    rev_keys: np.ndarray  # sorted (repo, place) keys of revisions' path digests and targets
+    tag_keys: np.ndarray  # sorted (repo, place) keys of what tags name
+    link_keys: np.ndarray  # sorted (repo, place) keys of ``_layers`` links' path digests
+    manifests: pa.Table  # the snapshot's
+    references: pa.Table  # the snapshot's
+    manifest_row: np.ndarray  # per place: its row of ``manifests``, -1 where none
+    kind: np.ndarray  # per manifest row: its place in _KINDS, -1 for another kind
+    broken: np.ndarray  # per manifest row: it has a problem
+    has_subject: np.ndarray  # per manifest row: it names a subject
+    # The references by parent: a manifest row's are ``ref_lo[row]`` to ``ref_hi[row]`` of
+    # ``ref_row`` (rows of the snapshot's references) and the columns beside it.
+    ref_row: np.ndarray
+    ref_child: np.ndarray  # the child's place
+    ref_kind: np.ndarray  # its place in _REF_KINDS, -1 for another kind
+    ref_urls: np.ndarray  # the descriptor has urls
+    ref_lo: np.ndarray
+    ref_hi: np.ndarray
+    present: np.ndarray  # per place: a manifest with a revision link and data, in any repository
+    # (place, repository id) of each revision's path digest and target, sorted (``repos_of``).
+    rev_places: np.ndarray
+    rev_repos: np.ndarray
 
     @classmethod
     def build(cls, snap: Snapshot, graph: Graph) -> _Index:
         root = str(snap.meta.get("layout_root", "docker/registry/v2/"))
-        # One string per digest for every digest column read here (they share one dictionary,
-        # the graph's ``named``).
-        shared: dict[tuple[int, ...], list[Any]] = {}
-        stored_at = pa.array(np.flatnonzero(graph.sizes >= 0), pa.int32())
-        # In the order of their places, which is theirs (the graph's dictionary is sorted).
-        stored = _Sorted(
-            pylist(pa.DictionaryArray.from_arrays(stored_at, graph.named), shared), ordered=True
+        link_tables = ("revisions", "tags", "layer_links")
+        repos = sorted(
+            {
+                r
+                for t in link_tables
+                for r in pc.unique(snap[t]["repository"]).to_pylist()
+                if r is not None
+            }
         )
-        revisions: dict[str, dict[str, _Row]] = defaultdict(dict)
-        rev_digests: dict[str, set[str]] = defaultdict(set)
-        present: set[str] = set()
-        repos_of: dict[str, set[str]] = defaultdict(set)
-        for r in _rows(snap, "revisions", root, shared):
-            revisions[r.repository][r.digest] = r
-            for d in (r.digest, r.target):
-                if d is not None:
-                    rev_digests[r.repository].add(d)
-                    repos_of[d].add(r.repository)
-            if r.blob_present and r.target is not None:
-                present.add(r.target)
-        tags: dict[str, dict[str, _Row]] = defaultdict(dict)
-        for r in _rows(snap, "tags", root, shared):
-            tags[r.repository][r.tag] = r
-        by_repo: dict[str, list[str]] = defaultdict(list)
+        names = pa.array(repos, pa.string())
+
+        def repo_ids(t: pa.Table) -> np.ndarray:
+            at = by_value(t["repository"], lambda v: pc.index_in(v, value_set=names))
+            return np.asarray(one_array(pc.fill_null(at, -1)).to_numpy(), np.int64)
+
+        def keys(repo: np.ndarray, at: np.ndarray) -> np.ndarray:
+            """Sorted distinct (repo, place) keys of the rows that have both."""
+            found = _key_of(len(graph.named), repo, at)
+            return np.unique(found[found >= 0])
+
+        rv = snap["revisions"]
+        revisions = _Links(
+            rv,
+            repo_ids(rv),
+            graph.column_places(rv["digest"]),
+            graph.column_places(rv["target"]),
+            _flags(rv["blob_present"]),
+            _valid(rv["problem"]),
+        )
+        tg = snap["tags"]
+        tags = _Links(
+            tg,
+            repo_ids(tg),
+            graph.column_places(tg["digest"]),
+            np.full(tg.num_rows, -1, np.int64),
+            np.zeros(tg.num_rows, bool),  # (not a tags column)
+            _valid(tg["problem"]),
+        )
         ll = snap["layer_links"]
-        for repo, digest in zip(
-            pylist(ll["repository"]), pylist(ll["digest"], shared), strict=True
-        ):
-            by_repo[repo].append(digest)
-        links = {repo: _Sorted(digests) for repo, digests in by_repo.items()}
-        del by_repo
+        link_keys = keys(repo_ids(ll), graph.column_places(ll["digest"]))
+        both = np.concatenate([revisions.digest, revisions.target])
+        twice = np.concatenate([revisions.repo, revisions.repo])
+        named = (both >= 0) & (twice >= 0)
+        pairs = np.unique(np.stack([both[named], twice[named]]), axis=1)  # by place, then repo
+        present = np.zeros(len(graph.named), bool)
+        present[revisions.target[revisions.present & (revisions.target >= 0)]] = True
         # References by parent (the snapshot holds them so; sorted again here, stably, so as
-        # not to depend on it): a manifest's are the rows from its first to its last. Every
-        # parent is a row of manifests: the scan knows a manifest's references by reading it.
+        # not to depend on it): a manifest's are the rows from its first to its last.
         rt = snap["references"]
         parent_at = graph.column_places(rt["parent"])
-        order = np.argsort(parent_at, kind="stable")
-        parent_at = parent_at[order]
-        rt = rt.select(["child", "kind", "has_urls", "platform"]).take(pa.array(order))
-        refs = _Refs(*(pylist(rt[c], shared) for c in rt.column_names))
-        del rt, order
+        ref_row = np.argsort(parent_at, kind="stable")
+        parent_at = parent_at[ref_row]
         m = snap["manifests"]
         m_at = graph.column_places(m["digest"])
-        lo = np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "left"), 0)
-        hi = np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "right"), 0)
-        manifests = {
-            digest: _Manifest(*values)
-            for digest, *values in zip(
-                pylist(m["digest"], shared),
-                *(
-                    pylist(m[c], shared)
-                    for c in ("kind", "problem", "subject", "artifact_type", "size")
-                ),
-                lo.tolist(),
-                hi.tolist(),
-                strict=True,
-            )
-        }
+        manifest_row = np.full(len(graph.named), -1, np.int64)
+        manifest_row[m_at[m_at >= 0]] = np.flatnonzero(m_at >= 0)
         return cls(
             root=root,
             graph=graph,
-            stored=stored,
-            revisions=dict(revisions),
-            rev_digests={repo: _Sorted(ds) for repo, ds in rev_digests.items()},
-            tags=dict(tags),
-            links=links,
-            manifests=manifests,
-            refs=refs,
+            repos=repos,
+            repo_id={r: i for i, r in enumerate(repos)},
+            revisions=revisions,
+            tags=tags,
+            rev_keys=keys(twice, both),
+            tag_keys=keys(tags.repo, tags.digest),
+            link_keys=link_keys,
+            manifests=m,
+            references=rt,
+            manifest_row=manifest_row,
+            kind=_codes(m["kind"], _KINDS),
+            broken=_valid(m["problem"]),
+            has_subject=_valid(m["subject"]),
+            ref_row=ref_row,
+            ref_child=graph.column_places(rt["child"])[ref_row],
+            ref_kind=_codes(rt["kind"], _REF_KINDS)[ref_row],
+            ref_urls=_flags(rt["has_urls"])[ref_row],
+            ref_lo=np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "left"), 0),
+            ref_hi=np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "right"), 0),
             present=present,
-            repos_of={d: sorted(rs) for d, rs in repos_of.items()},
+            rev_places=pairs[0],
+            rev_repos=pairs[1],
         )
+
+    # -- look-ups ----------------------------------------------------------------------------
+
+    def key_of(self, repo: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The (repo, place) keys of ``repo`` and ``at``: -1 where either is -1."""
+        return _key_of(len(self.graph.named), repo, at)
+
+    def has(self, keys: np.ndarray, repo: str | None, at: int) -> bool:
+        """``keys`` (``rev_keys``, ``tag_keys`` or ``link_keys``) hold the place ``at`` in
+        the repository named ``repo``."""
+        found = self.key_of(np.array([self.repo_id.get(repo or "", -1)]), np.array([at]))
+        return bool(_among(found, keys)[0])
+
+    def stored(self, at: np.ndarray) -> np.ndarray:
+        """Per place of ``at``: a blob is stored there (False for -1)."""
+        return np.asarray((at >= 0) & (self.graph.sizes[np.maximum(at, 0)] >= 0), bool)
+
+    def digests(self, at: np.ndarray | list[int]) -> list[str]:
+        return self.graph.digests_at(np.asarray(at, np.int64)).to_pylist()  # type: ignore[no-any-return]
+
+    def place(self, digest: str) -> int:
+        return int(self.graph.places_of([digest])[0])
+
+    def keys(self, table: str, rows: np.ndarray) -> list[str]:
+        """The keys of rows ``rows`` of the link table ``table``: the snapshot's, or built
+        from their columns where it holds none (``DERIVED_KEYS``)."""
+        links = self.revisions if table == "revisions" else self.tags
+        shape = DERIVED_KEYS[table]
+        raw = links.values("key", rows) if "key" in links.table.column_names else []
+        built = zip(*(links.values(c, rows) for c in shape.columns), strict=True)
+        return [
+            k if k is not None else shape.key(self.root, *values)
+            for k, values in itertools.zip_longest(raw, built)
+        ]
+
+    def refs_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the manifest rows ``rows`` (each >= 0): (which of ``rows``, reference) of each
+        of their references, by row and then in the manifest's order."""
+        lo, hi = self.ref_lo[rows], self.ref_hi[rows]
+        return np.repeat(np.arange(len(rows)), hi - lo), ranges(lo, hi - lo)
+
+    def repos_of(self, at: int) -> list[str]:
+        """The repositories with a revision link of the manifest at place ``at``, sorted."""
+        lo, hi = np.searchsorted(self.rev_places, [at, at + 1]) if at >= 0 else (0, 0)
+        return [self.repos[r] for r in self.rev_repos[lo:hi].tolist()]
 
     def blob_key(self, digest: str) -> str:
         return blob_data_key(digest, self.root)
 
-    def is_present(self, subject: str) -> bool:
-        """A manifest with a revision link and data in some repository. A sha512 subject named
-        by a tag is truncated to 64 hex characters, so match it as a prefix."""
-        if subject in self.present:
-            return True
-        return subject.startswith("sha512:") and any(d.startswith(subject) for d in self.present)
+    def are_present(self, subjects: list[str]) -> list[bool]:
+        """Per subject: a manifest with a revision link and data in some repository. A sha512
+        subject named by a tag is truncated to 64 hex characters, so match it as a prefix."""
+        at = self.graph.places_of(subjects)
+        found = (at >= 0) & self.present[np.maximum(at, 0)]
+        return [
+            here or (s.startswith("sha512:") and self._present_with_prefix(s))
+            for s, here in zip(subjects, found.tolist(), strict=True)
+        ]
+
+    def _present_with_prefix(self, prefix: str) -> bool:
+        # The named digests that start with ``prefix`` are a range of the sorted ``named``.
+        lo, hi = sorted_range(self.graph.named, pa.array([prefix, prefix + "\U0010ffff"]))
+        return bool(self.present[lo:hi].any())
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -349,12 +381,25 @@ def check_links(ix: _Index, snap: Snapshot) -> list[Finding]:
 
 def check_manifests(ix: _Index) -> list[Finding]:
     """Manifests that cannot be read, understood or trusted (§3.1, §7.12)."""
+    rows = np.flatnonzero(ix.broken)
+    problems = decoded(ix.manifests["problem"].take(pa.array(rows, pa.int64()))).to_pylist()
+    picked = np.array(
+        [r for r, p in zip(rows.tolist(), problems, strict=True) if p != _VANISHED], np.int64
+    )
+    found = [
+        (digest, problem, size)
+        for digest, problem, size in zip(
+            *(
+                decoded(ix.manifests[c].take(pa.array(picked, pa.int64()))).to_pylist()
+                for c in ("digest", "problem", "size")
+            ),
+            strict=True,
+        )
+    ]
+    places = ix.graph.places_of([d for d, _, _ in found])
     out: list[Finding] = []
-    for digest, m in sorted(ix.manifests.items()):
-        problem = m.problem
-        if problem is None or problem == _VANISHED:
-            continue
-        repos = ix.repos_of.get(digest, [])
+    for (digest, problem, size), at in sorted(zip(found, places.tolist(), strict=True)):
+        repos = ix.repos_of(at)
         repo = repos[0] if repos else None
         where = f" (in {_and_more(repos)})" if repos else ""
         key = ix.blob_key(digest)
@@ -365,13 +410,13 @@ def check_manifests(ix: _Index) -> list[Finding]:
                     "oversized-manifest",
                     repo,
                     key,
-                    f"manifest {digest}{where} is {m.size} bytes, over the read cap "
+                    f"manifest {digest}{where} is {size} bytes, over the read cap "
                     f"({problem}): regsweep could not check what it references, so gc keeps "
                     "its repositories whole",
                     "raise --max-manifest-bytes if it is a real manifest (Distribution itself "
                     "accepts at most 4 MiB)",
                     digest=digest,
-                    size=m.size,
+                    size=size,
                 )
             )
         elif problem.startswith("digest-mismatch"):
@@ -384,7 +429,7 @@ def check_manifests(ix: _Index) -> list[Finding]:
                     f"manifest {digest}{where} does not hash to its digest: its data is corrupt",
                     "restore the blob from a backup, or push the image again",
                     digest=digest,
-                    size=m.size,
+                    size=size,
                 )
             )
         else:
@@ -400,37 +445,56 @@ def check_manifests(ix: _Index) -> list[Finding]:
                     "push the image again, or delete the manifest through the registry API "
                     "(DELETE /v2/<repository>/manifests/<digest>) if nothing needs it",
                     digest=digest,
-                    size=m.size,
+                    size=size,
                 )
             )
     return out
 
 
-def _index_users(ix: _Index, repo: str) -> dict[str, list[str]]:
-    """Manifest digest -> indexes of ``repo`` that list it."""
-    users: dict[str, list[str]] = defaultdict(list)
-    for d in ix.revisions.get(repo, {}):
-        for ref in ix.refs.of(ix.manifests.get(d)):
-            if ref.kind == REF_MANIFEST:
-                users[ref.child].append(d)
+def _index_users(ix: _Index, wanted: np.ndarray) -> dict[int, list[int]]:
+    """(repo, place) key of a manifest among ``wanted`` (sorted keys) -> the places of the
+    indexes of that repository that list it, in the order of the revisions and then of each
+    index's children."""
+    rv = ix.revisions
+    rows = np.flatnonzero(rv.digest >= 0)
+    mrow = ix.manifest_row[rv.digest[rows]]
+    rows, mrow = rows[mrow >= 0], mrow[mrow >= 0]
+    which, ref = ix.refs_of(mrow)
+    rows = rows[which]
+    is_child = ix.ref_kind[ref] == _MANIFEST_REF
+    rows, ref = rows[is_child], ref[is_child]
+    keys = ix.key_of(rv.repo[rows], ix.ref_child[ref])
+    hit = _among(keys, wanted)
+    users: dict[int, list[int]] = defaultdict(list)
+    for key, d in zip(keys[hit].tolist(), rv.digest[rows[hit]].tolist(), strict=True):
+        users[key].append(d)
     return users
 
 
 def check_dangling(ix: _Index, snap: Snapshot, marked: MarkResult) -> list[Finding]:
     """Revision links, tags and ``_layers`` links whose target is gone (§4.6, §7.7)."""
     out: list[Finding] = []
-    for repo, revs in sorted(ix.revisions.items()):
-        tagged: dict[str, list[str]] = defaultdict(list)
-        for tag, t in ix.tags.get(repo, {}).items():
-            if t["digest"] is not None:
-                tagged[t["digest"]].append(tag)
-        users = _index_users(ix, repo)
-        for _, r in sorted(revs.items()):
-            target = r["target"]
-            if target is None or r["blob_present"] or r["problem"] is not None:
-                continue  # a malformed link is reported as such
-            tags = sorted(tagged.get(target, []))
-            indexes = users.get(target, [])
+    rv, tg = ix.revisions, ix.tags
+    # A malformed link is reported as such. By repository, then by the digest of the path (a
+    # place's order is its digest's).
+    gone = np.flatnonzero((rv.target >= 0) & ~rv.present & ~rv.problem)
+    gone = gone[np.lexsort((rv.digest[gone], rv.repo[gone]))]
+    if len(gone):
+        wanted = ix.key_of(rv.repo[gone], rv.target[gone])
+        distinct = np.unique(wanted)
+        tag_keys = ix.key_of(tg.repo, tg.digest)
+        hit = np.flatnonzero(_among(tag_keys, distinct))
+        tagged: dict[int, list[str]] = defaultdict(list)
+        for key, tag in zip(tag_keys[hit].tolist(), tg.values("tag", hit), strict=True):
+            tagged[key].append(tag)
+        users = _index_users(ix, distinct)
+        targets, keys = ix.digests(rv.target[gone]), ix.keys("revisions", gone)
+        for row, key, target, link in zip(
+            gone.tolist(), wanted.tolist(), targets, keys, strict=True
+        ):
+            repo = ix.repos[rv.repo[row]]
+            tags = sorted(tagged.get(key, []))
+            indexes = ix.digests(users.get(key, []))
             used = []
             if tags:
                 used.append(f"tag(s) {_and_more(tags)} point to it")
@@ -451,46 +515,53 @@ def check_dangling(ix: _Index, snap: Snapshot, marked: MarkResult) -> list[Findi
                     ERROR if used else WARNING,
                     "dangling-revision",
                     repo,
-                    r["key"],
+                    link,
                     detail,
                     action,
                     digest=target,
                 )
             )
-    for repo, repo_tags in sorted(ix.tags.items()):
-        known = ix.rev_digests.get(repo, _NONE)
-        for tag, t in sorted(repo_tags.items()):
-            d = t["digest"]
-            if d is None or t["problem"] is not None or (d in known and d in ix.stored):
-                continue
-            if d in known:
-                out.append(
-                    Finding(
-                        ERROR,
-                        "dangling-tag",
-                        repo,
-                        t["key"],
-                        f"tag {tag} of {repo} points to manifest {d}, whose data is missing: "
-                        "the image is lost (pulls fail with MANIFEST_UNKNOWN)",
-                        "push the image to the tag again, or delete the tag",
-                        digest=d,
-                    )
+    known = _among(ix.key_of(tg.repo, tg.digest), ix.rev_keys)
+    odd = np.flatnonzero((tg.digest >= 0) & ~tg.problem & ~(known & ix.stored(tg.digest)))
+    found = sorted(
+        zip(
+            [ix.repos[r] for r in tg.repo[odd].tolist()],
+            tg.values("tag", odd),
+            ix.digests(tg.digest[odd]),
+            ix.keys("tags", odd),
+            known[odd].tolist(),
+            strict=True,
+        )
+    )
+    for repo, tag, d, key, is_known in found:
+        if is_known:
+            out.append(
+                Finding(
+                    ERROR,
+                    "dangling-tag",
+                    repo,
+                    key,
+                    f"tag {tag} of {repo} points to manifest {d}, whose data is missing: "
+                    "the image is lost (pulls fail with MANIFEST_UNKNOWN)",
+                    "push the image to the tag again, or delete the tag",
+                    digest=d,
                 )
-            else:
-                out.append(
-                    Finding(
-                        WARNING,
-                        "dangling-tag",
-                        repo,
-                        t["key"],
-                        f"tag {tag} of {repo} points to manifest {d}, which has no revision "
-                        f"link in {repo}: the registry lists the tag but pulling it fails "
-                        "(MANIFEST_UNKNOWN); a manifest delete leaves this behind on "
-                        "Distribution 2.x with S3 (distribution#3142)",
-                        "`regsweep gc` removes it; or push the image to the tag again",
-                        digest=d,
-                    )
+            )
+        else:
+            out.append(
+                Finding(
+                    WARNING,
+                    "dangling-tag",
+                    repo,
+                    key,
+                    f"tag {tag} of {repo} points to manifest {d}, which has no revision "
+                    f"link in {repo}: the registry lists the tag but pulling it fails "
+                    "(MANIFEST_UNKNOWN); a manifest delete leaves this behind on "
+                    "Distribution 2.x with S3 (distribution#3142)",
+                    "`regsweep gc` removes it; or push the image to the tag again",
+                    digest=d,
                 )
+            )
     out += _dangling_layer_links(snap, marked)
     return out
 
@@ -558,132 +629,211 @@ def check_missing_blobs(
     return out
 
 
+def _listed_by(ix: _Index, kinds: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(revision row, reference) of each reference of each manifest whose revision link's
+    data is stored (``kinds``: of those kinds of manifest only), by repository and then in
+    the order of the revisions and their manifests' references."""
+    rv = ix.revisions
+    rows = np.flatnonzero(rv.present & (rv.target >= 0))
+    mrow = ix.manifest_row[rv.target[rows]]
+    ok = mrow >= 0
+    if kinds is not None:
+        ok &= np.isin(ix.kind[np.maximum(mrow, 0)], kinds)
+    rows, mrow = rows[ok], mrow[ok]
+    which, ref = ix.refs_of(mrow)
+    rows = rows[which]
+    order = np.argsort(rv.repo[rows], kind="stable")
+    return rows[order], ref[order]
+
+
 def check_layer_links(ix: _Index, graph_aliases: dict[str, dict[str, str]]) -> list[Finding]:
     """A manifest's config and layers must be linked in its own repository (§3.3): the
     registry serves a blob only through the repository's ``_layers`` link."""
+    rv = ix.revisions
+    rows, ref = _listed_by(ix, np.array([_IMAGE, _SCHEMA1]))
+    usable = ~ix.broken[ix.manifest_row[rv.target[rows]]]
+    usable &= np.isin(ix.ref_kind[ref], _BLOB_REF) & ~ix.ref_urls[ref]
+    rows, ref = rows[usable], ref[usable]
+    unlinked = ~_among(ix.key_of(rv.repo[rows], ix.ref_child[ref]), ix.link_keys)
+    rows, ref = rows[unlinked], ref[unlinked]
     out: list[Finding] = []
     seen: set[tuple[str, str]] = set()
-    for repo, revs in sorted(ix.revisions.items()):
-        linked = ix.links.get(repo, _NONE)
-        for r in revs.values():
-            d = r["target"]
-            if d is None or not r["blob_present"]:
-                continue
-            m = ix.manifests.get(d)
-            if m is None or m.problem is not None or m.kind not in ("image", "schema1"):
-                continue
-            for ref in ix.refs.of(m):
-                child = ref.child
-                if ref.kind not in ("config", "layer", "blob") or ref.has_urls:
-                    continue
-                if child in linked or (repo, child) in seen:
-                    continue
-                canonical = graph_aliases.get(repo, {}).get(child, child)
-                if canonical not in ix.stored:
-                    continue  # not stored at all: missing-blob
-                seen.add((repo, child))
-                out.append(
-                    Finding(
-                        ERROR,
-                        "missing-layer-link",
-                        repo,
-                        layer_link_key(repo, child, ix.root),
-                        f"manifest {d} in {repo} references its {ref.kind} {child}, which "
-                        f"is stored, but {repo} has no _layers link to it: the registry answers "
-                        f"BLOB_UNKNOWN when the image is pulled from {repo}",
-                        f"push the image to {repo} again (the client re-links the blob), or "
-                        f"write the link file with exactly {child}",
-                        digest=child,
-                    )
-                )
+    for repo_id, d, child, kind in zip(
+        rv.repo[rows].tolist(),
+        ix.digests(rv.target[rows]),
+        ix.digests(ix.ref_child[ref]),
+        ix.ref_kind[ref].tolist(),
+        strict=True,
+    ):
+        repo = ix.repos[repo_id]
+        if (repo, child) in seen:
+            continue
+        canonical = graph_aliases.get(repo, {}).get(child, child)
+        if not ix.graph.stored(ix.place(canonical)):
+            continue  # not stored at all: missing-blob
+        seen.add((repo, child))
+        what = _REF_KINDS[kind]
+        out.append(
+            Finding(
+                ERROR,
+                "missing-layer-link",
+                repo,
+                layer_link_key(repo, child, ix.root),
+                f"manifest {d} in {repo} references its {what} {child}, which "
+                f"is stored, but {repo} has no _layers link to it: the registry answers "
+                f"BLOB_UNKNOWN when the image is pulled from {repo}",
+                f"push the image to {repo} again (the client re-links the blob), or "
+                f"write the link file with exactly {child}",
+                digest=child,
+            )
+        )
     return out
 
 
 def check_indexes(ix: _Index) -> list[Finding]:
     """Index children must be revisions of the index's repository (§3.3, §7.13)."""
+    rv = ix.revisions
+    rows, ref = _listed_by(ix, np.array([_INDEX]))
+    absent = ix.ref_kind[ref] == _MANIFEST_REF
+    absent &= ~_among(ix.key_of(rv.repo[rows], ix.ref_child[ref]), ix.rev_keys)
+    rows, ref = rows[absent], ref[absent]
+    platforms = decoded(
+        ix.references["platform"].take(pa.array(ix.ref_row[ref], pa.int64()))
+    ).to_pylist()
     out: list[Finding] = []
-    for repo, revs in sorted(ix.revisions.items()):
-        have = ix.rev_digests.get(repo, _NONE)
-        seen: set[str] = set()
-        for r in revs.values():
-            d = r["target"]
-            m = ix.manifests.get(d) if d is not None else None
-            if m is None or m.kind != "index" or not r["blob_present"]:
-                continue
-            for ref in ix.refs.of(m):
-                child = ref.child
-                if ref.kind != REF_MANIFEST or child in have or child in seen:
-                    continue
-                seen.add(child)
-                platform = f" ({ref.platform})" if ref.platform else ""
-                elsewhere = [x for x in ix.repos_of.get(child, []) if x != repo]
-                if child not in ix.stored:
-                    where = "; its data is not in the store at all"
-                elif elsewhere:
-                    where = f"; its data is stored (it is in {_and_more(elsewhere)})"
-                else:
-                    where = "; its data is stored but no repository links it"
-                out.append(
-                    Finding(
-                        WARNING,
-                        "index-child-missing",
-                        repo,
-                        revision_link_key(repo, child, ix.root),
-                        f"index {d} in {repo} lists manifest {child}{platform}, which is not in "
-                        f"{repo}{where}: pulling that platform from {repo} fails",
-                        f"push the missing image to {repo} by digest; ignore this if the "
-                        "registry accepts partial indexes (Distribution 3 "
-                        "validation.manifests.indexes.platforms: none or list)",
-                        digest=child,
-                    )
-                )
+    seen: set[tuple[int, int]] = set()
+    for repo_id, d, child_at, child, platform in zip(
+        rv.repo[rows].tolist(),
+        ix.digests(rv.target[rows]),
+        ix.ref_child[ref].tolist(),
+        ix.digests(ix.ref_child[ref]),
+        platforms,
+        strict=True,
+    ):
+        if (repo_id, child_at) in seen:
+            continue
+        seen.add((repo_id, child_at))
+        repo = ix.repos[repo_id]
+        platform = f" ({platform})" if platform else ""
+        elsewhere = [x for x in ix.repos_of(child_at) if x != repo]
+        if not ix.graph.stored(child_at):
+            where = "; its data is not in the store at all"
+        elif elsewhere:
+            where = f"; its data is stored (it is in {_and_more(elsewhere)})"
+        else:
+            where = "; its data is stored but no repository links it"
+        out.append(
+            Finding(
+                WARNING,
+                "index-child-missing",
+                repo,
+                revision_link_key(repo, child, ix.root),
+                f"index {d} in {repo} lists manifest {child}{platform}, which is not in "
+                f"{repo}{where}: pulling that platform from {repo} fails",
+                f"push the missing image to {repo} by digest; ignore this if the "
+                "registry accepts partial indexes (Distribution 3 "
+                "validation.manifests.indexes.platforms: none or list)",
+                digest=child,
+            )
+        )
     return out
+
+
+# A tag that may name a referrer's subject (``referrer_tag_subject`` decides), picked out in
+# Arrow: a store has many tags and few such.
+_SUBJECT_TAG = "sha(256|512)-"
 
 
 def check_referrers(ix: _Index) -> list[Finding]:
     """Referrers and signature tags whose subject is gone (§3.4, prior-art §5.9)."""
+    rv, tg = ix.revisions, ix.tags
+    rows = np.flatnonzero(rv.present & (rv.target >= 0))
+    mrow = ix.manifest_row[rv.target[rows]]
+    ok = mrow >= 0
+    ok[ok] = ix.has_subject[mrow[ok]]
+    rows, mrow = rows[ok], mrow[ok]
+    picked = pa.array(mrow, pa.int64())
+    subjects = decoded(ix.manifests["subject"].take(picked)).to_pylist()
+    types = decoded(ix.manifests["artifact_type"].take(picked)).to_pylist()
+    gone = [i for i, here in enumerate(ix.are_present(subjects)) if not here]
+    at = rows[gone]
+    found = sorted(
+        zip(
+            [ix.repos[r] for r in rv.repo[at].tolist()],
+            ix.keys("revisions", at),
+            ix.digests(rv.target[at]),
+            [subjects[i] for i in gone],
+            [types[i] for i in gone],
+            strict=True,
+        )
+    )
     out: list[Finding] = []
-    for repo, revs in sorted(ix.revisions.items()):
-        for r in sorted(revs.values(), key=lambda x: x["key"]):
-            d = r["target"]
-            m = ix.manifests.get(d) if d is not None else None
-            if m is None or not r["blob_present"] or m.subject is None:
-                continue
-            if ix.is_present(m.subject):
-                continue
-            out.append(
-                Finding(
-                    WARNING,
-                    "orphan-referrer",
-                    repo,
-                    r["key"],
-                    f"manifest {d} in {repo} refers to subject {m.subject} (OCI referrer"
-                    f"{', ' + m.artifact_type if m.artifact_type else ''}), which is in no "
-                    "repository: it is left over from a deleted image",
-                    "`regsweep gc --delete-untagged` removes it, and what only it uses, when no "
-                    "tag points to it",
-                    digest=d,
-                )
+    for repo, key, d, subject, artifact_type in found:
+        out.append(
+            Finding(
+                WARNING,
+                "orphan-referrer",
+                repo,
+                key,
+                f"manifest {d} in {repo} refers to subject {subject} (OCI referrer"
+                f"{', ' + artifact_type if artifact_type else ''}), which is in no "
+                "repository: it is left over from a deleted image",
+                "`regsweep gc --delete-untagged` removes it, and what only it uses, when no "
+                "tag points to it",
+                digest=d,
             )
-    for repo, tags in sorted(ix.tags.items()):
-        for tag, t in sorted(tags.items()):
-            subject = referrer_tag_subject(tag)
-            if subject is None or ix.is_present(subject):
-                continue
-            suffix = tag.rsplit(".", 1)[1] if tag.endswith((".sig", ".att", ".sbom")) else None
-            out.append(
-                Finding(
-                    WARNING,
-                    "orphan-signature-tag",
-                    repo,
-                    t["key"],
-                    f"{_SIGNATURE_WHAT[suffix]} {tag} of {repo} names subject {subject}, which "
-                    "is in no repository: it is left over from a deleted image",
-                    "`regsweep gc --delete-untagged` removes it; or delete the tag",
-                    digest=t["digest"],
-                )
+        )
+    maybe = by_value(tg.table["tag"], lambda v: pc.match_substring_regex(v, _SUBJECT_TAG))
+    rows = np.flatnonzero(_flags(maybe))
+    tags = [
+        (ix.repos[repo_id], tag, row)
+        for repo_id, tag, row in zip(
+            tg.repo[rows].tolist(), tg.values("tag", rows), rows.tolist(), strict=True
+        )
+        if referrer_tag_subject(tag) is not None
+    ]
+    subjects = [referrer_tag_subject(tag) for _, tag, _ in tags]
+    orphans = sorted(
+        (repo, tag, row)
+        for (repo, tag, row), here in zip(tags, ix.are_present(subjects), strict=True)
+        if not here
+    )
+    at = np.array([row for *_, row in orphans], np.int64)
+    for (repo, tag, _), key, d in zip(
+        orphans, ix.keys("tags", at), tg.values("digest", at), strict=True
+    ):
+        subject = referrer_tag_subject(tag)
+        suffix = tag.rsplit(".", 1)[1] if tag.endswith((".sig", ".att", ".sbom")) else None
+        out.append(
+            Finding(
+                WARNING,
+                "orphan-signature-tag",
+                repo,
+                key,
+                f"{_SIGNATURE_WHAT[suffix]} {tag} of {repo} names subject {subject}, which "
+                "is in no repository: it is left over from a deleted image",
+                "`regsweep gc --delete-untagged` removes it; or delete the tag",
+                digest=d,
             )
+        )
     return out
+
+
+def _colliding_tags(ix: _Index) -> np.ndarray:
+    """The rows of tags that may collide with another of their repository ignoring case:
+    those whose lower-case form another shares, found in numpy (a store has many tags and
+    few such), and every tag of a repository with a tag that is not ASCII (``casefold``
+    folds more than ``lower`` there)."""
+    tg = ix.tags
+    if not tg.table.num_rows:
+        return np.zeros(0, np.int64)
+    lower = one_array(by_value(tg.table["tag"], pc.utf8_lower)).dictionary_encode()
+    folded = np.asarray(pc.fill_null(lower.indices, -1).to_numpy(), np.int64)
+    _, group, count = np.unique(
+        tg.repo * (len(lower.dictionary) + 1) + folded, return_inverse=True, return_counts=True
+    )
+    odd = ~_flags(by_value(tg.table["tag"], pc.string_is_ascii))
+    return np.flatnonzero((count[group] > 1) | np.isin(tg.repo, tg.repo[odd]))
 
 
 def check_names(ix: _Index, snap: Snapshot) -> list[Finding]:
@@ -708,7 +858,14 @@ def check_names(ix: _Index, snap: Snapshot) -> list[Finding]:
                 "rename one of them (push it under a new name and delete the old one)",
             )
         )
-    for repo, tags in sorted(ix.tags.items()):
+    tg = ix.tags
+    colliding = _colliding_tags(ix)
+    by_repo: dict[str, dict[str, int]] = defaultdict(dict)  # repo -> tag -> row, in row order
+    for repo_id, tag, row in zip(
+        tg.repo[colliding].tolist(), tg.values("tag", colliding), colliding.tolist(), strict=True
+    ):
+        by_repo[ix.repos[repo_id]][tag] = row
+    for repo, tags in sorted(by_repo.items()):
         tag_groups: dict[str, list[str]] = defaultdict(list)
         for tag in tags:
             tag_groups[tag.casefold()].append(tag)
@@ -716,12 +873,13 @@ def check_names(ix: _Index, snap: Snapshot) -> list[Finding]:
             if len(names) < 2:
                 continue
             names.sort()
+            (key,) = ix.keys("tags", np.array([tags[names[0]]], np.int64))
             out.append(
                 Finding(
                     WARNING,
                     "case-collision",
                     repo,
-                    tags[names[0]]["key"],
+                    key,
                     f"tags {', '.join(names)} of {repo} differ only in case: copied to a "
                     "case-insensitive filesystem they merge into one",
                     "keep one spelling: push the image under it and delete the others",
@@ -965,11 +1123,11 @@ def check_quarantine(
             if at >= 0 and referenced[at] and not graph.stored(at):
                 need = f"blob {d}, which the registry references again and no longer stores"
         elif rec.kind is KeyKind.LAYER_LINK and d is not None and repo is not None:
-            if d not in ix.links.get(repo, _NONE) and reached(repo, d):
+            if not ix.has(ix.link_keys, repo, place[d]) and reached(repo, d):
                 need = f"the _layers link of {d} in {repo}, which a manifest of {repo} needs again"
         elif rec.kind is KeyKind.REVISION_LINK and d is not None and repo is not None:
-            tagged = any(t["digest"] == d for t in ix.tags.get(repo, {}).values())
-            if d not in ix.rev_digests.get(repo, _NONE) and (tagged or reached(repo, d)):
+            tagged = ix.has(ix.tag_keys, repo, place[d])
+            if not ix.has(ix.rev_keys, repo, place[d]) and (tagged or reached(repo, d)):
                 need = f"the revision link of {d} in {repo}, which a tag or index of {repo} needs"
         if need is None:
             continue
@@ -1016,7 +1174,7 @@ def check_sizes(ix: _Index, snap: Snapshot) -> list[Finding]:
     for child, parents in sorted(by.items()):
         stored_size = sizes[child]
         parent, size = sorted(parents)[0]
-        repos = ix.repos_of.get(parent, [])
+        repos = ix.repos_of(ix.place(parent))
         more = f" (and {len(parents) - 1} more descriptors)" if len(parents) > 1 else ""
         out.append(
             Finding(

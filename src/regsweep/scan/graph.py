@@ -222,7 +222,7 @@ class Graph:
         try:
             while len(frontier):
                 lo, hi = starts[frontier], starts[frontier + 1]
-                new = children[_ranges(lo, hi - lo)]
+                new = children[ranges(lo, hi - lo)]
                 if len(alias_src):
                     odd = frontier[self.sizes[frontier] < 0]
                     pos = np.searchsorted(alias_src, odd)
@@ -350,7 +350,7 @@ def _bisect(values: pa.Array, x: str, *, right: bool = False) -> int:
     return lo
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The indices starts[i] .. starts[i] + lengths[i] - 1 of every i, one after another."""
     total = int(lengths.sum())
     if not total:
