@@ -146,14 +146,16 @@ class _Links:
     problem: np.ndarray  # the link has a problem
 
     def values(self, column: str, rows: np.ndarray) -> list[Any]:
-        return decoded(self.table[column].take(pa.array(rows, pa.int64()))).to_pylist()  # type: ignore[no-any-return]
+        """The values of ``column`` at ``rows``, as Python values."""
+        values: list[Any] = decoded(self.table[column].take(pa.array(rows, pa.int64()))).to_pylist()
+        return values
 
 
 @dataclass
 class _Index:
     """The snapshot's revisions, tags, ``_layers`` links, manifests and references as numpy
     arrays over the graph's places (its sorted ``named`` digests) and repository ids, looked
-    up by sorted keys (``repo * width + place``): a few bytes a row. Digests, names and keys
+    up by sorted (repository, place) keys (``_key_of``): a few bytes a row. Digests, names and keys
     are made as strings only for what a finding names."""
 
     root: str
@@ -279,7 +281,8 @@ class _Index:
     def has(self, keys: np.ndarray, repo: str | None, at: int) -> bool:
         """``keys`` (``rev_keys``, ``tag_keys`` or ``link_keys``) hold the place ``at`` in
         the repository named ``repo``."""
-        found = self.key_of(np.array([self.repo_id.get(repo or "", -1)]), np.array([at]))
+        repo_id = self.repo_id.get(repo, -1) if repo is not None else -1
+        found = self.key_of(np.array([repo_id]), np.array([at]))
         return bool(_among(found, keys)[0])
 
     def stored(self, at: np.ndarray) -> np.ndarray:
@@ -287,7 +290,9 @@ class _Index:
         return np.asarray((at >= 0) & (self.graph.sizes[np.maximum(at, 0)] >= 0), bool)
 
     def digests(self, at: np.ndarray | list[int]) -> list[str]:
-        return self.graph.digests_at(np.asarray(at, np.int64)).to_pylist()  # type: ignore[no-any-return]
+        """The digests at places ``at`` (each >= 0)."""
+        digests: list[str] = self.graph.digests_at(np.asarray(at, np.int64)).to_pylist()
+        return digests
 
     def place(self, digest: str) -> int:
         return int(self.graph.places_of([digest])[0])
