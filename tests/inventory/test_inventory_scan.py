@@ -25,10 +25,10 @@ from inventory_builders import (
 
 from regsweep.audit.report import AuditOptions, audit_snapshot
 from regsweep.demo.generator import generate_demo
-from regsweep.layout.keys import blob_data_key, layer_link_key
+from regsweep.layout.keys import blob_data_key, layer_link_key, repo_key
 from regsweep.scan.inventory import InventoryError, inventory_time
 from regsweep.scan.scanner import ScanOptions, scan
-from regsweep.scan.snapshot import rows
+from regsweep.scan.snapshot import column, rows
 from regsweep.storage.base import ObjectStore
 from services import start_multipart_upload
 
@@ -244,12 +244,32 @@ def test_stale_inventory_makes_anomalies_not_crashes(s3_pair: tuple[Any, Any]) -
     gone = [blob_data_key(manifest), layer_link_key(layer["repository"], layer["digest"])]
     tag = rows(live.with_keys("tags"))[0]
     gone.append(tag["key"])
-    assert all(o.deleted for o in store.delete_many(gone))
+    # Every _layers link of another repository: one anomaly for them all, not one each.
+    links = sorted(column(live.with_keys("layer_links"), "key"))
+    repo = next(
+        r["repository"] for r in rows(live["layer_links"]) if r["repository"] != tag["repository"]
+    )
+    theirs = sorted(k for k in links if k.startswith(repo_key(repo) + "_layers/"))
+    assert len(theirs) > 1
+    assert all(o.deleted for o in store.delete_many(gone + theirs))
     snap = scan(store, ScanOptions(inventory=f"s3://{dest.bucket}/{key}", verify_links=True))
     details = [r["detail"] for r in rows(snap["anomalies"])]
     assert any(manifest in d and "vanished" in d for d in details), details
-    bad_keys = {r["key"] for r in rows(snap["anomalies"])}
-    assert tag["key"] in bad_keys and gone[1] in bad_keys
+    vanished = {r["key"]: r for r in rows(snap["anomalies"]) if r["kind"] == "vanished-link"}
+    assert tag["key"] in vanished and gone[1] in vanished
+    assert "since the inventory was made" in vanished[tag["key"]]["detail"]
+    many = [r for r in vanished.values() if r["repository"] == repo]
+    assert len(many) == 1 and many[0]["key"] == theirs[0]
+    assert many[0]["detail"].startswith(f"{len(theirs)} layer links were listed but gone")
+    # Each link's own row says it is gone.
+    problems = dict(
+        zip(
+            column(snap.with_keys("layer_links"), "key"),
+            column(snap["layer_links"], "problem"),
+            strict=True,
+        )
+    )
+    assert {problems[k] for k in theirs} == {"vanished during the scan"}
     # The audit of that snapshot says nothing of the links that vanished: they are not
     # malformed, and the live store no longer has them.
     report = audit_snapshot(store, snap, AuditOptions())

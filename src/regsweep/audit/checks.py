@@ -31,6 +31,7 @@ from regsweep.layout.keys import (
 )
 from regsweep.layout.manifest import REF_BLOB, REF_CONFIG, REF_LAYER, REF_MANIFEST
 from regsweep.scan.graph import Graph, has_place, pylist, ranges, sorted_range
+from regsweep.scan.scanner import VANISHED
 from regsweep.scan.snapshot import (
     DERIVED_KEYS,
     Snapshot,
@@ -65,7 +66,6 @@ _LINK_PROBLEMS = {
     "unsupported-algorithm": "names a digest algorithm Distribution does not support",
     "invalid": "does not hold a digest",
 }
-_VANISHED = "vanished during the scan"  # a link or manifest deleted while the scan ran
 _LINK_WHAT = {
     "tags": "tag link (current/link)",
     "tag_history": "tag history link",
@@ -349,7 +349,7 @@ def check_links(ix: _Index, snap: Snapshot) -> list[Finding]:
         t = snap[table]
         # Picked out in Arrow: a store listed from a stale inventory can have many links that
         # vanished since, a Python row each if converted (they are not malformed).
-        bad = by_value(t["problem"], lambda v: pc.not_equal(v, _VANISHED))
+        bad = by_value(t["problem"], lambda v: pc.not_equal(v, VANISHED))
         for r in rows(snap.with_keys(table, t.filter(pc.fill_null(bad, False)))):
             problem = r["problem"]
             described = _LINK_PROBLEMS.get(problem, problem)
@@ -389,7 +389,7 @@ def check_manifests(ix: _Index) -> list[Finding]:
     rows = np.flatnonzero(ix.broken)
     problems = decoded(ix.manifests["problem"].take(pa.array(rows, pa.int64()))).to_pylist()
     picked = np.array(
-        [r for r, p in zip(rows.tolist(), problems, strict=True) if p != _VANISHED], np.int64
+        [r for r, p in zip(rows.tolist(), problems, strict=True) if p != VANISHED], np.int64
     )
     found = [
         (digest, problem, size)
@@ -915,7 +915,9 @@ _ANOMALY_ACTIONS = {
 }
 
 
-_CHECKED_ELSEWHERE = pa.array(["bad-link", "bad-manifest"])  # from their tables, above
+# Links and manifests are checked from their tables, above; a link that was gone when read is
+# no finding (not malformed, and the store no longer has it).
+_CHECKED_ELSEWHERE = pa.array(["bad-link", "bad-manifest", "vanished-link"])
 
 
 def check_anomalies(snap: Snapshot) -> list[Finding]:
