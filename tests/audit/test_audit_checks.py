@@ -548,3 +548,54 @@ def test_index_rows_build_the_keys_the_snapshot_leaves_out(tmp_path: Any) -> Non
         keys = ix.keys(table, np.arange(snap[table].num_rows))
         assert snap[table]["key"].null_count == snap[table].num_rows  # all left out by the scan
         assert keys == column(snap.with_keys(table), "key"), table
+
+
+def test_findings_of_one_kind_in_one_repository(store_factory: MakeStore) -> None:
+    """Several findings of a kind in one repository and in several: each once, with what
+    its detail says gathered from the whole repository (the checks compare column-wise and
+    make strings only for what they report)."""
+    store = store_factory("fs")
+    w = LayoutWriter(store)
+    shared = make_layer("shared-layer", 64)
+    first = image([shared, make_layer("own-1", 64)], created=OLD)
+    second = image([shared, make_layer("own-2", 64)], created=OLD)
+    for repo in ("many/a", "many/b"):
+        w.push(repo, first, ["one"])
+        w.push(repo, second, ["two"])
+        # Both images need the shared layer: one missing-layer-link per repository.
+        remove(store, layer_link_key(repo, shared.blob.digest))
+    # A manifest whose data is gone, tagged twice and listed by an index of its repository.
+    amd, arm = tiny("gone-amd64"), tiny("gone-arm64", architecture="arm64")
+    w.push("many/a", amd, ["v1", "v2"])
+    w.push("many/a", arm)
+    w.put_manifest("many/a", index([amd, arm]), "multi")
+    remove(store, blob_data_key(amd.digest))
+    # Two indexes listing the same platform image, which their repository lacks.
+    left, right = tiny("lacking-amd64"), tiny("lacking-arm64", architecture="arm64")
+    for blob in right.blobs:
+        w.push_blob("many/b", blob)
+    w.push("many/b", left)
+    w.put_manifest("many/b", index([left, right]), "i1")
+    w.put_manifest("many/b", index([left, right], docker=True), "i2")
+    # Three spellings of one tag.
+    w.push("many/b", tiny("cased"), ["rc", "RC", "Rc"])
+    report = audit(store)
+
+    missing = of_kind(report, "missing-layer-link")
+    assert sorted(f.key for f in missing) == [
+        layer_link_key(repo, shared.blob.digest) for repo in ("many/a", "many/b")
+    ]
+    (dangling,) = of_kind(report, "dangling-revision")
+    assert dangling.key == revision_link_key("many/a", amd.digest)
+    assert dangling.severity == "error"
+    assert "tag(s) v1, v2 point to it" in dangling.detail
+    assert "index(es) sha256:" in dangling.detail and "list it" in dangling.detail
+    assert {(f.key, f.severity) for f in of_kind(report, "dangling-tag")} == {
+        (tag_current_key("many/a", tag), "error") for tag in ("v1", "v2")
+    }
+    (child,) = of_kind(report, "index-child-missing")
+    assert child.key == revision_link_key("many/b", right.digest)
+    assert "its data is not in the store at all" in child.detail
+    (cased,) = [f for f in of_kind(report, "case-collision") if f.repository == "many/b"]
+    assert cased.key == tag_current_key("many/b", "RC")
+    assert "tags RC, Rc, rc of many/b" in cased.detail
