@@ -1063,7 +1063,7 @@ class _Scan:
             problem = problem or f"content {target} differs from path"
         if problem == VANISHED:
             # Counted, not an anomaly each: an inventory a few days old can list hundreds of
-            # thousands of links that are gone since (4M at 10M objects were ~1.8 GiB of
+            # thousands of links that are gone since (4M at 10M objects were ~1.7 GiB of
             # anomalies as Python values). Each link's row says so; see vanished_anomalies.
             if (gone := self.vanished.get((kind, row["repo"]))) is not None:
                 gone.count += 1
