@@ -6,6 +6,7 @@ import json
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +15,7 @@ from retention_helpers import Layout, tiny
 from regsweep.cli.main import cli
 from regsweep.clock import utcnow
 from regsweep.retention import loads_policy
+from regsweep.scan.graph import Graph
 
 DAY = timedelta(days=1)
 
@@ -280,6 +282,28 @@ def test_gc_policy_preview(app_layout: Layout, tmp_path: Path) -> None:
     # the untagged image, and v1.2.0's manifest once its only tag is gone
     assert app["untagged_removed"] == 2 and app["bytes_freed"] == doc["bytes"]
     assert doc["summary"]["tag"]["count"] == 1 and doc["applied"] is False
+
+
+def test_gc_policy_builds_the_reference_graph_once(
+    app_layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy's evaluation, the mark, the plan and the preview share one graph of the
+    snapshot: each building its own cost time and, in the preview, the run's peak."""
+    built: list[Graph] = []
+    original = Graph.from_snapshot.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Graph], snap: Any) -> Graph:
+        built.append(original(cls, snap))
+        return built[-1]
+
+    monkeypatch.setattr(Graph, "from_snapshot", classmethod(counted))
+    f = _write(tmp_path / "p.yml", GC_POLICY)
+    args = ["gc", str(app_layout.root), "--policy", str(f), "--grace", "0s"]
+    for extra in ([], ["--json"]):
+        built.clear()
+        result = CliRunner().invoke(cli, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        assert len(built) == 1, extra
 
 
 def test_gc_policy_rank_is_shown(app_layout: Layout, tmp_path: Path) -> None:

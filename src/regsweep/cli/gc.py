@@ -269,6 +269,7 @@ def gc_command(
                 click.echo(render_plan(plan))
                 if retained is not None:
                     click.echo("\n" + render_retention(snap, plan, retained, str(policy_file)))
+            retained = None  # the policy's decisions and graph: nothing needs them any more
             confirm(yes, f"{mode} {plan.rows.num_rows} objects in {st.url}")
             code = _apply(st, plan, mode, as_json, progress, extra)
         finally:

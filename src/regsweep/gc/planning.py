@@ -40,6 +40,7 @@ def plan_gc(
         delete_untagged=True,
         expired_tags=result.expired_pairs(),
         extra_roots=result.kept_untagged,
+        graph=result.graph,
     )
     plan = make_plan(
         snap, marked, settings, now, run_id=run_id, extra_removed_tags=result.expired_tags

@@ -106,6 +106,10 @@ class RetentionResult:
     skipped: dict[str, str]  # repository -> why every verdict there is KEEP
     config_reads: int = 0
     warnings: list[str] = field(default_factory=list)
+    # The snapshot's reference graph the policy was decided on: the mark and the preview of
+    # the same snapshot use it rather than each building its own (tens of MiB, and the
+    # preview's build was a policy run's peak).
+    graph: Graph | None = field(default=None, repr=False, compare=False)
 
     def expired_pairs(self) -> set[tuple[str, str]]:
         return {(r, t) for r, tags in self.expired_tags.items() for t in tags}
@@ -426,12 +430,14 @@ def evaluate_policy(
     now: datetime,
     *,
     artifact_types: dict[str, str | None] | None = None,
+    graph: Graph | None = None,
 ) -> RetentionResult:
     """Decide every candidate of every repository (§6.3). ``now`` is used unless the policy's
     ``settings.now`` fixes it. ``store`` is read only for image configs (and manifests for
-    ``annotation_created``); without one, those times are unknown."""
+    ``annotation_created``); without one, those times are unknown. ``graph`` is the
+    snapshot's when the caller has it (else built here)."""
     now = policy.settings.now or now
-    graph = Graph.from_snapshot(snap)
+    graph = graph if graph is not None else Graph.from_snapshot(snap)
     if artifact_types is None:
         # Only the manifests that have one (a lookup of any other gives None).
         m = snap["manifests"]
@@ -506,6 +512,7 @@ def evaluate_policy(
         skipped=skipped,
         config_reads=reader.reads,
         warnings=[f"could not read blob {e}" for e in reader.errors[:20]],
+        graph=graph,
     )
 
 

@@ -114,7 +114,7 @@ def preview(snap: Snapshot, plan: Plan, result: RetentionResult) -> dict[str, Re
     # The removed manifests' places (decoded first: a plan's dictionaries hold its links'
     # layers too), the planned blobs' sizes by place, and each repository's closure on places:
     # no blob digest becomes a string.
-    graph = Graph.from_snapshot(snap)
+    graph = result.graph if result.graph is not None else Graph.from_snapshot(snap)
     removed = np.full(len(gone), -1, np.int64)
     removed[gone] = graph.column_places(decoded(mine["digest"].filter(pa.array(gone))))
     del mine
