@@ -227,6 +227,9 @@ class _Index:
             np.zeros(tg.num_rows, bool),  # (not a tags column)
             _valid(tg["problem"]),
         )
+        if (revisions.repo < 0).any() or (tags.repo < 0).any():
+            # A scan derives each from the link's path; a -1 would read as the last repository.
+            raise ValueError("a revision or tag row of the snapshot names no repository")
         ll = snap["layer_links"]
         link_keys = keys(repo_ids(ll), graph.column_places(ll["digest"]))
         both = np.concatenate([revisions.digest, revisions.target])
