@@ -30,7 +30,16 @@ from regsweep.layout.keys import (
     revision_link_key,
 )
 from regsweep.layout.manifest import REF_BLOB, REF_CONFIG, REF_LAYER, REF_MANIFEST
-from regsweep.scan.graph import NO_PLACES, Graph, has_place, pylist, ranges, sorted_range
+from regsweep.scan.graph import (
+    NO_PLACES,
+    Graph,
+    among,
+    has_place,
+    pair_keys,
+    pylist,
+    ranges,
+    sorted_range,
+)
 from regsweep.scan.scanner import VANISHED
 from regsweep.scan.snapshot import (
     DERIVED_KEYS,
@@ -116,21 +125,6 @@ def _valid(col: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(one_array(pc.is_valid(col)).to_numpy(zero_copy_only=False), bool)
 
 
-def _key_of(places: int, repo: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Keys of (repository id, place) pairs among ``places`` places, one int64 each (sorted
-    and searched as numbers): -1 where either is -1."""
-    repo, at = np.asarray(repo, np.int64), np.asarray(at, np.int64)
-    return np.where((repo >= 0) & (at >= 0), repo * (places + 1) + at, -1)
-
-
-def _among(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Per key: it is in ``sorted_keys``."""
-    if not len(sorted_keys):
-        return np.zeros(len(keys), bool)
-    i = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.asarray(sorted_keys[i] == keys, bool)
-
-
 @dataclass
 class _Links:
     """The rows of a link table (revisions or tags) as places, in the snapshot's order, for
@@ -155,7 +149,7 @@ class _Links:
 class _Index:
     """The snapshot's revisions, tags, ``_layers`` links, manifests and references as numpy
     arrays over the graph's places (its sorted ``named`` digests) and repository ids, looked
-    up by sorted (repository, place) keys (``_key_of``): a few bytes a row. Digests, names and keys
+    up by sorted (repository, place) keys (``graph.pair_keys``): a few bytes a row. Digests, names and keys
     are made as strings only for what a finding names."""
 
     root: str
@@ -206,7 +200,7 @@ class _Index:
 
         def keys(repo: np.ndarray, at: np.ndarray) -> np.ndarray:
             """Sorted distinct (repo, place) keys of the rows that have both."""
-            found = _key_of(len(graph.named), repo, at)
+            found = pair_keys(repo, at)
             return np.unique(found[found >= 0])
 
         rv = snap["revisions"]
@@ -277,16 +271,11 @@ class _Index:
 
     # -- look-ups ----------------------------------------------------------------------------
 
-    def key_of(self, repo: np.ndarray, at: np.ndarray) -> np.ndarray:
-        """The (repo, place) keys of ``repo`` and ``at``: -1 where either is -1."""
-        return _key_of(len(self.graph.named), repo, at)
-
     def has(self, keys: np.ndarray, repo: str | None, at: int) -> bool:
         """``keys`` (``rev_keys``, ``tag_keys`` or ``link_keys``) hold the place ``at`` in
         the repository named ``repo``."""
         repo_id = self.repo_id.get(repo, -1) if repo is not None else -1
-        found = self.key_of(np.array([repo_id]), np.array([at]))
-        return bool(_among(found, keys)[0])
+        return bool(among(pair_keys(np.array([repo_id]), np.array([at])), keys)[0])
 
     def stored(self, at: np.ndarray) -> np.ndarray:
         """Per place of ``at``: a blob is stored there (False for -1)."""
@@ -471,8 +460,8 @@ def _index_users(ix: _Index, wanted: np.ndarray) -> dict[int, list[int]]:
     rows = rows[which]
     is_child = ix.ref_kind[ref] == _MANIFEST_REF
     rows, ref = rows[is_child], ref[is_child]
-    keys = ix.key_of(rv.repo[rows], ix.ref_child[ref])
-    hit = _among(keys, wanted)
+    keys = pair_keys(rv.repo[rows], ix.ref_child[ref])
+    hit = among(keys, wanted)
     users: dict[int, list[int]] = defaultdict(list)
     for key, d in zip(keys[hit].tolist(), rv.digest[rows[hit]].tolist(), strict=True):
         users[key].append(d)
@@ -488,10 +477,10 @@ def check_dangling(ix: _Index, snap: Snapshot, marked: MarkResult) -> list[Findi
     gone = np.flatnonzero((rv.target >= 0) & ~rv.present & ~rv.problem)
     gone = gone[np.lexsort((rv.digest[gone], rv.repo[gone]))]
     if len(gone):
-        wanted = ix.key_of(rv.repo[gone], rv.target[gone])
+        wanted = pair_keys(rv.repo[gone], rv.target[gone])
         distinct = np.unique(wanted)
-        tag_keys = ix.key_of(tg.repo, tg.digest)
-        hit = np.flatnonzero(_among(tag_keys, distinct))
+        tag_keys = pair_keys(tg.repo, tg.digest)
+        hit = np.flatnonzero(among(tag_keys, distinct))
         tagged: dict[int, list[str]] = defaultdict(list)
         for key, tag in zip(tag_keys[hit].tolist(), tg.values("tag", hit), strict=True):
             tagged[key].append(tag)
@@ -529,7 +518,7 @@ def check_dangling(ix: _Index, snap: Snapshot, marked: MarkResult) -> list[Findi
                     digest=target,
                 )
             )
-    known = _among(ix.key_of(tg.repo, tg.digest), ix.rev_keys)
+    known = among(pair_keys(tg.repo, tg.digest), ix.rev_keys)
     odd = np.flatnonzero((tg.digest >= 0) & ~tg.problem & ~(known & ix.stored(tg.digest)))
     found = sorted(
         zip(
@@ -669,7 +658,7 @@ def _unlinked(
         else:
             picked = np.isin(ix.ref_kind[ref], _BLOB_REF) & ~ix.ref_urls[ref]
         at, ref = at[picked], ref[picked]
-        absent = ~_among(ix.key_of(rv.repo[at], ix.ref_child[ref]), keys)
+        absent = ~among(pair_keys(rv.repo[at], ix.ref_child[ref]), keys)
         found.append((at[absent], ref[absent]))
     return np.concatenate([r for r, _ in found]), np.concatenate([f for _, f in found])
 
@@ -806,23 +795,18 @@ def check_referrers(ix: _Index) -> list[Finding]:
     maybe = by_value(tg.table["tag"], lambda v: pc.match_substring_regex(v, _SUBJECT_TAG))
     rows = np.flatnonzero(_flags(maybe))
     tags = [
-        (ix.repos[repo_id], tag, row)
+        (ix.repos[repo_id], tag, row, subject)
         for repo_id, tag, row in zip(
             tg.repo[rows].tolist(), tg.values("tag", rows), rows.tolist(), strict=True
         )
-        if referrer_tag_subject(tag) is not None
+        if (subject := referrer_tag_subject(tag)) is not None
     ]
-    subjects = [referrer_tag_subject(tag) for _, tag, _ in tags]
-    orphans = sorted(
-        (repo, tag, row)
-        for (repo, tag, row), here in zip(tags, ix.are_present(subjects), strict=True)
-        if not here
-    )
-    at = np.array([row for *_, row in orphans], np.int64)
-    for (repo, tag, _), key, d in zip(
+    present = ix.are_present([subject for *_, subject in tags])
+    orphans = sorted(t for t, here in zip(tags, present, strict=True) if not here)
+    at = np.array([row for _, _, row, _ in orphans], np.int64)
+    for (repo, tag, _, subject), key, d in zip(
         orphans, ix.keys("tags", at), tg.values("digest", at), strict=True
     ):
-        subject = referrer_tag_subject(tag)
         suffix = tag.rsplit(".", 1)[1] if tag.endswith((".sig", ".att", ".sbom")) else None
         out.append(
             Finding(

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import NO_PLACES, Graph, has_place, pylist
+from regsweep.scan.graph import NO_PLACES, Graph, among, has_place, pair_keys, pylist
 from regsweep.scan.snapshot import Snapshot, by_value, one_array
 
 # cosign: [prefix]sha256-<hex>.sig|.att|.sbom ; OCI referrers fallback: sha256-<hex>
@@ -82,10 +82,7 @@ class RepoPlaces:
             [self._code.get(v, -1) for v in col.dictionary.to_pylist()] + [-1], np.int64
         )
         codes = code_of[np.asarray(pc.fill_null(col.indices, len(col.dictionary)), np.int64)]
-        keys = (codes << 32) | np.asarray(at, np.int64)
-        valid = (codes >= 0) & (np.asarray(at) >= 0)
-        pos = np.minimum(np.searchsorted(self._keys, keys), max(len(self._keys) - 1, 0))
-        return valid & (self._keys[pos] == keys) if len(self._keys) else valid & False
+        return among(pair_keys(codes, at), self._keys)  # (-1 is never among them)
 
     def digests(self, graph: Graph) -> dict[str, set[str]]:
         names = graph.names

@@ -320,6 +320,21 @@ class Graph:
 NO_PLACES = np.zeros(0, np.int64)
 
 
+def pair_keys(codes: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """One int64 key per (code, place) pair, ``code << 32 | place``, sorting by code and then
+    place (a repository's code and a digest's place, say); -1 where either is -1."""
+    codes, at = np.asarray(codes, np.int64), np.asarray(at, np.int64)
+    return np.where((codes >= 0) & (at >= 0), (codes << 32) | at, -1)
+
+
+def among(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """Per value: it is in ``sorted_values`` (a binary search each, no hash table)."""
+    if not len(sorted_values):
+        return np.zeros(len(values), bool)
+    pos = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return np.asarray(sorted_values[pos] == values, bool)
+
+
 def has_place(places: np.ndarray, at: int) -> bool:
     """``at`` is among the sorted ``places``."""
     i = int(np.searchsorted(places, at))
