@@ -99,7 +99,8 @@ def test_over_dictionary_shares_the_dictionary_where_every_row_is_in_it() -> Non
 def test_with_one_dictionary_makes_one_chunk_over_one_sorted_dictionary() -> None:
     """The same rows (nulls too) in one chunk, over the sorted distinct values of every
     chunk's dictionary (of digests of many first characters), the other columns as they were;
-    a chunk that shares another's dictionary counts it once."""
+    a chunk that shares another's dictionary counts it once. Tables given together share the
+    one dictionary (revision and tag-index links name the same manifests)."""
     rng = random.Random(7)
     digests = [f"sha256:{rng.getrandbits(256):064x}" for _ in range(300)]
     first = pa.array([*digests[:200], None]).dictionary_encode()
@@ -110,14 +111,28 @@ def test_with_one_dictionary_makes_one_chunk_over_one_sorted_dictionary() -> Non
     ]
     col = pa.chunked_array(chunks)
     table = pa.table({"n": pa.array(range(len(col))), "digest": col})
-    got = with_one_dictionary(table, "digest")
+    held = {"one": table}
+    with_one_dictionary(held, "digest")
+    got = held["one"]
     assert got.schema == table.schema
     assert got["digest"].num_chunks == 1
     assert got["digest"].to_pylist() == col.to_pylist()
     assert got["n"].to_pylist() == table["n"].to_pylist()
     assert got["digest"].chunk(0).dictionary.to_pylist() == sorted(digests)
-    single = pa.table({"digest": pa.chunked_array([first])})
-    assert with_one_dictionary(single, "digest")["digest"].to_pylist() == first.to_pylist()
+    single = {"one": pa.table({"digest": pa.chunked_array([first])})}
+    with_one_dictionary(single, "digest")
+    assert single["one"]["digest"].to_pylist() == first.to_pylist()
+
+    more = [f"sha256:{rng.getrandbits(256):064x}" for _ in range(20)]
+    other = pa.table({"digest": pa.array([*digests[290:], *more, None]).dictionary_encode()})
+    two = {"a": table, "b": other}
+    with_one_dictionary(two, "digest")
+    a, b = (two[k]["digest"] for k in ("a", "b"))
+    assert a.to_pylist() == col.to_pylist()
+    assert b.to_pylist() == [*digests[290:], *more, None]
+    assert a.num_chunks == b.num_chunks == 1
+    assert identity(a.chunk(0).dictionary) == identity(b.chunk(0).dictionary)  # not a copy
+    assert a.chunk(0).dictionary.to_pylist() == sorted([*digests, *more])
 
 
 def test_table_from_columns_holds_a_column_of_one_value_as_one_chunk_repeated() -> None:

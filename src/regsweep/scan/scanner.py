@@ -330,6 +330,26 @@ def _over_paths(target: pa.Array, paths: pa.DictionaryArray, extra: dict[str, in
     return pa.array(own, pa.int32(), mask=own < 0)
 
 
+def _over_manifests_named(target: pa.Array, revisions: pa.ChunkedArray) -> pa.Array:
+    """The tag links' ``target`` (what they say, as text) as indices into the dictionary of the
+    revision and tag-index links' digests (``revisions``, see resolve_links) when it holds
+    every digest they name, as it does in a sound store (tagging writes both links); else as
+    it is. A tag's manifest was the third copy of each manifest's digest held through the
+    scan (~13 MiB at 177k tags), and a fourth while read_manifests found them."""
+    if (
+        not len(target)
+        or pa.types.is_dictionary(target.type)
+        or not pa.types.is_dictionary(revisions.type)
+        or revisions.num_chunks != 1
+    ):
+        return target
+    dictionary = revisions.chunk(0).dictionary
+    at = pc.index_in(target, value_set=dictionary)
+    if at.null_count != target.null_count:
+        return target
+    return pa.DictionaryArray.from_arrays(at, dictionary)
+
+
 def _extends(read: pa.Array, target: pa.Array) -> bool:
     """Both are dictionary arrays, and ``read``'s dictionary starts with ``target``'s (the
     links' path digests, see _over_paths): ``target``'s indices hold in it."""
@@ -364,17 +384,12 @@ def _aliases(digest: pa.ChunkedArray, target: pa.ChunkedArray) -> pa.ChunkedArra
 def _named_manifests(links: dict[Kind, pa.Table]) -> pa.ChunkedArray:
     """The digests that revision and tag links name (by path or content), a column's distinct
     values at a time (a digest may be in several: the look-ups they are for hash them once),
-    the columns of a table that share a dictionary (the path's digest and the target read or
-    taken from it) as one. Their union, made one column at a time, held a copy of it and its
+    the columns that share a dictionary (a link's path digest and the target read or taken
+    from it; the revision, tag-index and tag links' digests, see resolve_links) as one. Their union, made one column at a time, held a copy of it and its
     hash table on top of the columns': ~30 MiB on a store of 94k manifests, its scan's peak."""
-    return pa.chunked_array(
-        [
-            values
-            for kind in (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
-            for values in _distinct_of(links[kind]["digest"], links[kind]["target"])
-        ],
-        pa.string(),
-    )
+    kinds = (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
+    cols = [links[kind][name] for kind in kinds for name in ("digest", "target")]
+    return pa.chunked_array(_distinct_of(*cols), pa.string())
 
 
 def _distinct_of(*cols: pa.ChunkedArray) -> list[pa.Array]:
@@ -884,12 +899,17 @@ class _Scan:
         ``problem`` added. Links are read only where the path or the ETag cannot tell."""
         kinds = (Kind.REVISION_LINK, Kind.TAG_INDEX, Kind.LAYER_LINK, Kind.TAG_CURRENT)
         known: dict[Kind, tuple[pa.Array, pa.Array]] = {}  # (resolved without a read, target)
+        # Each kind's digest column as one chunk, in the table too (the listed chunks can go);
+        # when every path tells, the targets are that same array, not a copy of it. Revision
+        # and tag-index links name the same manifests: one dictionary for both.
+        for group in ((Kind.REVISION_LINK, Kind.TAG_INDEX), (Kind.LAYER_LINK,)):
+            held = {kind: self.kinds.pop(kind) for kind in group}
+            with_one_dictionary(held, "digest")
+            self.kinds.update(held)
+            del held
         for kind in kinds[:3]:
-            # The digest column as one chunk, in the table too (the listed chunks can go);
-            # when every path tells, the targets are that same array, not a copy of it.
-            table = with_one_dictionary(self.kinds.pop(kind), "digest")
+            table = self.kinds[kind]
             digest = table["digest"].chunk(0)
-            self.kinds[kind] = table
             ok = self._path_is_enough(table)
             every = pc.all(ok).as_py() is not False
             known[kind] = ok, digest if every else _where(ok, digest)
@@ -908,10 +928,10 @@ class _Scan:
             # links; a tag whose MD5 matches none of their digests is read.
             candidates = pc.unique(
                 pa.chunked_array(
-                    [
-                        *_distinct_of(self.kinds[Kind.REVISION_LINK]["digest"]),
-                        *_distinct_of(self.kinds[Kind.TAG_INDEX]["digest"]),
-                    ],
+                    _distinct_of(
+                        self.kinds[Kind.REVISION_LINK]["digest"],
+                        self.kinds[Kind.TAG_INDEX]["digest"],
+                    ),
                     pa.string(),
                 )
             ).drop_null()
@@ -943,6 +963,8 @@ class _Scan:
                     pc.replace_with_mask(_plain(old), unread[kind], new)
                     for old, new in zip((by, problem), (by_read, problem_read), strict=True)
                 )
+            if kind is Kind.TAG_CURRENT:
+                target = _over_manifests_named(target, out[Kind.REVISION_LINK]["digest"])
             out[kind] = (
                 table.append_column("target", target)
                 .append_column("resolved_by", by)

@@ -299,26 +299,30 @@ def over_dictionary(col: pa.ChunkedArray, dictionary: pa.Array) -> pa.ChunkedArr
     return pa.chunked_array(chunks, col.type)
 
 
-def with_one_dictionary(table: pa.Table, name: str) -> pa.Table:
-    """``table`` with its dictionary column ``name`` as one chunk over one sorted dictionary
-    of its chunks' values, made a group of first characters at a time (``_sorted_union``).
-    The caller passes its only reference to the table: each chunk's dictionary is let go once
-    cut into its groups. ``combine_chunks`` hashed every value into a table of its own and
-    copied them out again, with the chunks' dictionaries still held: three copies of the
-    column's text at once, the peak of a scan's link resolution (a store's ``_layers`` links
-    are listed in a dozen chunks, ~50 MiB of digests at 815k links)."""
-    at = table.schema.get_field_index(name)
-    field = table.schema.field(at)
-    held = {name: table}
-    del table
-    if _unite(held, [(name, name)]):
-        chunks = held[name][name].chunks
-        indices = pa.concat_arrays([c.indices for c in chunks])
-        one = pa.DictionaryArray.from_arrays(indices, chunks[0].dictionary)
-        del chunks, indices
-    else:
-        one = one_array(held[name][name])
-    return held.pop(name).set_column(at, field, pa.chunked_array([one], field.type))
+def with_one_dictionary(tables: dict[Any, pa.Table], name: str) -> None:
+    """Each of ``tables``' dictionary column ``name`` (replaced in place) as one chunk, all of
+    them over one sorted dictionary of their chunks' values, made a group of first characters
+    at a time (``_sorted_union``). The caller passes its only references to the tables: each
+    chunk's dictionary is let go once cut into its groups. ``combine_chunks`` hashed every
+    value into a table of its own and copied them out again, with the chunks' dictionaries
+    still held: three copies of the column's text at once, the peak of a scan's link
+    resolution (a store's ``_layers`` links are listed in a dozen chunks, ~50 MiB of digests
+    at 815k links). Tables that name the same digests (revision and tag-index links name a
+    store's manifests) then hold them once, not a copy each."""
+    columns = [(key, name) for key in tables]
+    united = _unite(tables, columns)
+    for key in tables:
+        table = tables[key]
+        at = table.schema.get_field_index(name)
+        field, chunks = table.schema.field(at), table[name].chunks
+        if united and chunks:
+            indices = pa.concat_arrays([c.indices for c in chunks])
+            one = pa.DictionaryArray.from_arrays(indices, chunks[0].dictionary)
+        else:
+            one = one_array(table[name])
+        del chunks
+        tables[key] = table.set_column(at, field, pa.chunked_array([one], field.type))
+        del table, one
 
 
 # Digests are hashed a group at a time, by their first characters (the algorithm and the first
