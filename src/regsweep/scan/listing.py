@@ -8,10 +8,14 @@ are seen too.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
 
@@ -71,7 +75,7 @@ def list_layout(
     An object store lists one shard per request stream, all at once. A filesystem store lists
     a group of shards with one walker process (bfs or GNU find), one process per core at a
     time (so both cores work, which Python threads cannot): first the repositories, then the
-    blobs. Each group is handed on as soon as it and those before it are listed, so the scan
+    blobs. Each group is handed on as it is listed, once those before it are, so the scan
     reads the manifests that the first revision links name while the rest is still being
     listed."""
     shards, loose = plan_shards(store, root)
@@ -93,16 +97,20 @@ def list_layout(
     # Its own pool, one thread per core, so the groups run in order and no more than ``cores``
     # walker processes at once (the scan's pool has more threads than cores).
     finds = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="find")
-    # A group is started when one is handed on, so that no more than ``cores`` listed groups
-    # wait for the scan: on a warm page cache the walkers outrun the classification, and every
-    # group listed ahead was held in memory (a 1M-object store: ~80 MiB more at the listing's end).
+    # Each walker hands its output on a block at a time, through a queue of a few blocks: on a
+    # warm page cache the walkers outrun the classification, and each listed group waiting
+    # whole for the scan was held in memory (one to three groups at once, ~50 MiB each on a
+    # store of 2.8M objects). A walker whose queue is full waits; the group being classified
+    # is taken as it is listed. A group is started when one is done.
+    stop = threading.Event()
     todo = iter(groups)
-    running: deque[tuple[Future[pa.Table], int]] = deque()
+    running: deque[tuple[Future[None], queue.Queue[Any], int]] = deque()
 
     def start_next() -> None:
         group = next(todo, None)
         if group is not None:
-            running.append((finds.submit(list_table, store, group), len(group)))
+            out: queue.Queue[Any] = queue.Queue(maxsize=_WAITING_BLOCKS)
+            running.append((finds.submit(_walk, store, group, out, stop), out, len(group)))
 
     try:
         for _ in range(cores):
@@ -111,18 +119,52 @@ def list_layout(
         # array built from Python values makes pyarrow import pandas (a third of a second).
         yield listing_table(loose)
         while running:
-            fut, n = running.popleft()
-            # A group's table in the blocks its walker's output was converted in (see
-            # FilesystemStore.list_table): classified one at a time, each let go once done.
-            blocks = deque(fut.result().to_batches())
-            del fut
+            fut, out, n = running[0]
+            while True:
+                block = out.get()
+                if block is _DONE:
+                    break
+                yield block
+                del block
+            running.popleft()
+            fut.result()  # the walker's error, if it failed
             start_next()
-            while blocks:
-                yield pa.Table.from_batches([blocks.popleft()])
             progress("list", n, None)
     finally:
-        # A scan that stops early (an error while classifying) does not list the rest.
+        # A scan that stops early (an error while classifying) does not list the rest: the
+        # walkers that wait on a full queue stop (and kill their processes).
+        stop.set()
         finds.shutdown(cancel_futures=True)
+
+
+# Converted blocks of a walker's output (~8 MiB of text each, see FilesystemStore.list_table)
+# waiting for the scan, per walker.
+_WAITING_BLOCKS = 2
+_DONE = object()  # a walker's last item
+
+
+class _Stopped(Exception):
+    """The scan stopped taking the listing."""
+
+
+def _walk(
+    store: ObjectStore, group: list[str], out: queue.Queue[Any], stop: threading.Event
+) -> None:
+    """List ``group`` into ``out`` a block at a time, then ``_DONE`` (also after an error,
+    which the future raises); give up once ``stop`` is set."""
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                out.put(item, timeout=0.1)
+                return
+        raise _Stopped
+
+    try:
+        list_table(store, group, blocks=put)
+    finally:
+        with contextlib.suppress(_Stopped):
+            put(_DONE)
 
 
 def list_incomplete_uploads(store: ObjectStore, root: str) -> list[IncompleteUpload]:

@@ -8,7 +8,7 @@ A scan of millions of objects spends most of its time and memory on per-object P
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,16 +52,26 @@ def listing_table(objects: Iterable[ObjectInfo]) -> pa.Table:
     )
 
 
-def list_table(store: ObjectStore, prefixes: Sequence[str]) -> pa.Table:
-    """Every object under each of ``prefixes`` (flat, as ``iter_objects``), as one table."""
+def list_table(
+    store: ObjectStore,
+    prefixes: Sequence[str],
+    blocks: Callable[[pa.Table], None] | None = None,
+) -> pa.Table:
+    """Every object under each of ``prefixes`` (flat, as ``iter_objects``), as one table; or,
+    with ``blocks``, handed to it a block at a time where the store lists so (a filesystem's
+    walker), else as one table, and an empty table returned."""
     fast: Any = getattr(store, "list_table", None)
     if fast is not None:
-        table = fast(prefixes)
+        table = fast(prefixes) if blocks is None else fast(prefixes, blocks=blocks)
         if table is not None:
             return table
-    return pa.concat_tables(
+    table = pa.concat_tables(
         [listing_table(store.iter_objects(p)) for p in prefixes] or [listing_table([])]
     )
+    if blocks is None:
+        return table
+    blocks(table)
+    return listing_table([])
 
 
 # -- listed text -> listing columns ----------------------------------------------------------

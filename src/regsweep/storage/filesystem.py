@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,11 +203,16 @@ class FilesystemStore:
                         continue  # removed while we listed
             first = False
 
-    def list_table(self, prefixes: Sequence[str]) -> pa.Table | None:
+    def list_table(
+        self, prefixes: Sequence[str], blocks: Callable[[pa.Table], None] | None = None
+    ) -> pa.Table | None:
         """Every object under ``prefixes`` (each a directory, ending in ``/``) as a listing
         table, from one process of a C walker (bfs or GNU find, see _walker): it lists about
         three times faster than os.scandir from Python, and several run side by side on several
-        cores. None when neither is installed; the caller then lists with ``iter_objects``."""
+        cores. None when neither is installed; the caller then lists with ``iter_objects``.
+        With ``blocks``, each block of the walker's output is handed to it as it is converted
+        (and an empty table returned): a caller that takes them as they come need not hold a
+        whole group's listing (see scan/listing.py); one that waits stops the walker."""
         walker = _walker()
         if walker is None or any(not p.endswith("/") or p.startswith("-") for p in prefixes):
             return None
@@ -231,7 +236,12 @@ class FilesystemStore:
                         data = rest + block
                         end = _whole_records(data)
                         if end:
-                            tables.append(_find_table(memoryview(data)[:end]))
+                            table = _find_table(memoryview(data)[:end])
+                            if blocks is None:
+                                tables.append(table)
+                            else:
+                                blocks(table)
+                            del table
                         rest = data[end:]
                         del data, block
                 except BaseException:

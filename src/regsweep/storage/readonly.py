@@ -35,10 +35,10 @@ class ReadOnlyStore:
     def iter_subdirs(self, prefix: str) -> Iterator[str]:
         return self.inner.iter_subdirs(prefix)
 
-    def list_table(self, prefixes: Sequence[str]) -> Any:
+    def list_table(self, prefixes: Sequence[str], **how: Any) -> Any:
         """The inner store's columnar listing, or None where it has none (see columns.py)."""
         fast = getattr(self.inner, "list_table", None)
-        return None if fast is None else fast(prefixes)
+        return None if fast is None else fast(prefixes, **how)
 
     def iter_files(self, prefix: str) -> Iterator[ObjectInfo]:
         return self.inner.iter_files(prefix)
