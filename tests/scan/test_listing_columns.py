@@ -8,11 +8,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -194,10 +196,10 @@ def test_groups_come_in_order_and_an_abandoned_listing_stops(
     does not go on listing the groups still waiting."""
     started: list[list[str]] = []
 
-    def slow(store: FilesystemStore, prefixes: list[str]) -> pa.Table:
+    def slow(store: FilesystemStore, prefixes: list[str], blocks: Any = None) -> pa.Table:
         started.append(prefixes)
         time.sleep(0.2)
-        return list_table(store, prefixes)
+        return list_table(store, prefixes, blocks)
 
     with ThreadPoolExecutor(4) as pool:
         every = [t.num_rows for t in list_layout(demo, V2, pool)]
@@ -208,23 +210,32 @@ def test_groups_come_in_order_and_an_abandoned_listing_stops(
         next(first)  # the loose files
         keys = column(next(first), "key")
         assert all(k.startswith(V2 + "repositories/") for k in keys)
-        first.close()
+        first.close()  # returns once the walkers still running have stopped
     assert len(started) < groups
+    assert not [t for t in threading.enumerate() if t.name.startswith("find")]
 
 
-def test_the_listing_runs_no_more_than_a_group_per_core_ahead(
+def test_the_listing_runs_a_few_blocks_ahead_at_most(
     demo: FilesystemStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each group listed ahead of the scan is held in memory until the scan takes it: a group
-    is started only as one is handed on, so at most one per core waits, however slowly the
-    scan classifies (on a warm page cache the walkers are faster than it)."""
+    """What the walkers list ahead of the scan is held in memory until the scan takes it: each
+    walker's output is handed on a block at a time through a queue of a few blocks, and a
+    group is started only as one is done, so however slowly the scan classifies (on a warm
+    page cache the walkers are faster than it) a few blocks per core wait at most."""
     cores = 2
     monkeypatch.setattr(listing.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(filesystem, "_BLOCK", 1024)  # a few dozen blocks of the demo's listing
     started: list[list[str]] = []
+    handed = [0]
 
-    def counted(store: FilesystemStore, prefixes: list[str]) -> pa.Table:
+    def counted(store: FilesystemStore, prefixes: list[str], blocks: Any = None) -> pa.Table:
         started.append(prefixes)
-        return list_table(store, prefixes)
+
+        def handed_on(table: pa.Table) -> None:
+            blocks(table)
+            handed[0] += 1
+
+        return list_table(store, prefixes, handed_on)
 
     monkeypatch.setattr(listing, "list_table", counted)
     with ThreadPoolExecutor(4) as pool:
@@ -234,9 +245,9 @@ def test_the_listing_runs_no_more_than_a_group_per_core_ahead(
         for table in tables:
             taken += 1
             rows += table.num_rows
-            time.sleep(0.05)  # a slow scan: the walkers would run ahead if they could
-            assert len(started) - taken <= cores
-    assert taken == len(started) > 2 * cores
+            time.sleep(0.02)  # a slow scan: the walkers would run ahead if they could
+            assert handed[0] - taken <= cores * (listing._WAITING_BLOCKS + 1)
+    assert taken == handed[0] > 2 * len(started) > 4 * cores
     assert rows + len(listing.plan_shards(demo, V2)[1]) == sum(1 for _ in demo.iter_objects(V2))
 
 

@@ -5,13 +5,10 @@ store's column-wise listing gives the same scan as its record-by-record ``iter_o
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -22,9 +19,7 @@ from regsweep.scan import listing
 from regsweep.scan.listing import list_layout
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import rows
-from regsweep.storage import filesystem
 from regsweep.storage.base import ObjectStore
-from regsweep.storage.filesystem import FilesystemStore
 from regsweep.storage.readonly import ReadOnlyStore
 
 V2 = "docker/registry/v2/"
@@ -53,48 +48,6 @@ def test_each_store_is_listed_as_its_kind_needs(
         else:
             assert len(calls) > 4
             assert all(name.startswith("scan") and len(p) == 1 for name, p in calls), calls
-
-
-def test_a_filesystem_listing_is_handed_on_as_it_is_listed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The walkers' output reaches the scan a block at a time, and a walker runs at most a
-    few blocks ahead of it (a slow scan does not make the listing pile up in memory); a scan
-    that stops taking the listing stops the walkers."""
-    (tmp_path / "store").mkdir()
-    store = FilesystemStore(tmp_path / "store")
-    generate_demo(store, seed=3, now=datetime(2026, 11, 20, tzinfo=UTC))
-    every = sum(1 for _ in store.iter_objects(V2))
-    monkeypatch.setattr(filesystem, "_BLOCK", 1024)  # a few dozen blocks of the demo's listing
-    real = listing.list_table
-    handed = [0]
-
-    def spy(st: ObjectStore, prefixes: list[str], blocks: Any = None) -> pa.Table:
-        def counted(table: pa.Table) -> None:
-            blocks(table)
-            handed[0] += 1
-
-        return real(st, prefixes, counted)
-
-    monkeypatch.setattr(listing, "list_table", spy)
-    cores = os.cpu_count() or 2
-    taken, ahead = 0, 0
-    with ThreadPoolExecutor(4) as pool:
-        listed = list_layout(store, V2, pool)
-        rows = next(listed).num_rows  # the loose files
-        for table in listed:
-            taken += 1
-            rows += table.num_rows
-            time.sleep(0.02)
-            ahead = max(ahead, handed[0] - taken)
-        assert rows == every
-        assert taken == handed[0] > 2 * cores
-        assert ahead <= cores * (listing._WAITING_BLOCKS + 1)
-
-        stopped = list_layout(store, V2, pool)
-        next(stopped), next(stopped)
-        stopped.close()  # returns once its walkers have stopped
-        assert not [t for t in threading.enumerate() if t.name.startswith("find")]
 
 
 @pytest.mark.parametrize("kind", ["s3", "azure"])
