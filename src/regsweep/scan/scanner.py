@@ -385,8 +385,9 @@ def _named_manifests(links: dict[Kind, pa.Table]) -> pa.ChunkedArray:
     """The digests that revision and tag links name (by path or content), a column's distinct
     values at a time (a digest may be in several: the look-ups they are for hash them once),
     the columns that share a dictionary (a link's path digest and the target read or taken
-    from it; the revision, tag-index and tag links' digests, see resolve_links) as one. Their union, made one column at a time, held a copy of it and its
-    hash table on top of the columns': ~30 MiB on a store of 94k manifests, its scan's peak."""
+    from it; the revision, tag-index and tag links' digests, see resolve_links) as one. Their
+    union, made one column at a time, held a copy of it and its hash table on top of the
+    columns': ~30 MiB on a store of 94k manifests, its scan's peak."""
     kinds = (Kind.REVISION_LINK, Kind.TAG_CURRENT, Kind.TAG_INDEX)
     cols = [links[kind][name] for kind in kinds for name in ("digest", "target")]
     return pa.chunked_array(_distinct_of(*cols), pa.string())
