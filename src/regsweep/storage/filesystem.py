@@ -212,13 +212,14 @@ class FilesystemStore:
         cores. None when neither is installed; the caller then lists with ``iter_objects``.
         With ``blocks``, each block of the walker's output is handed to it as it is converted
         (and an empty table returned): a caller that takes them as they come need not hold a
-        whole group's listing (see scan/listing.py); one that waits stops the walker."""
+        whole group's listing (see scan/listing.py); while it waits, so does the walker."""
         walker = _walker()
         if walker is None or any(not p.endswith("/") or p.startswith("-") for p in prefixes):
             return None
         for p in prefixes:
             self._path(p)  # rejects "..", absolute keys
-        tables = []
+        tables: list[pa.Table] = []
+        take = tables.append if blocks is None else blocks
         with subprocess.Popen(
             [*walker, *prefixes, *_FIND_EXPR],
             cwd=self.root,
@@ -236,12 +237,7 @@ class FilesystemStore:
                         data = rest + block
                         end = _whole_records(data)
                         if end:
-                            table = _find_table(memoryview(data)[:end])
-                            if blocks is None:
-                                tables.append(table)
-                            else:
-                                blocks(table)
-                            del table
+                            take(_find_table(memoryview(data)[:end]))
                         rest = data[end:]
                         del data, block
                 except BaseException:
