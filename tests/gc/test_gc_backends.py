@@ -66,7 +66,7 @@ def listing(store: ObjectStore) -> dict[str, int]:
     return {o.key: o.size for o in store.iter_objects(V2)}
 
 
-def kept_tags(store: ObjectStore) -> dict[str, set[str]]:
+def kept_tags(store: ObjectStore) -> dict[str, tuple[str, ...]]:
     return mark(scan(store), delete_untagged=True).kept_tags
 
 

@@ -20,6 +20,7 @@ from regsweep.scan.snapshot import (
     identity,
     over_dictionary,
     share_digests,
+    sorted_places,
     table_from_columns,
     with_one_dictionary,
 )
@@ -235,6 +236,75 @@ def test_share_digests_over_many_prefixes_sorts_them_all_as_one() -> None:
         for col in t.columns
         for chunk in col.chunks
     } == {identity(shared)}
+
+
+def test_share_digests_finds_values_of_sorted_dictionaries_in_them() -> None:
+    """Values that a sorted dictionary holds (the links' and the manifests' are) are looked up
+    in it rather than united again: the same union and rows as when no dictionary is sorted,
+    whether a dictionary's values are all, some or none of a sorted one's, of one length or
+    another (sha512), or sorted themselves."""
+    rng = random.Random(11)
+    layers = sorted({f"sha256:{rng.getrandbits(256):064x}" for _ in range(500)})
+    manifests = sorted({f"sha256:{rng.getrandbits(256):064x}" for _ in range(80)})
+    long = [f"sha512:{rng.getrandbits(512):0128x}" for _ in range(30)]
+    unstored = [f"sha256:{rng.getrandbits(256):064x}" for _ in range(40)]
+    children = [
+        rng.sample(layers, 200) + rng.sample(manifests, 10) + unstored[:20],  # some of both
+        rng.sample(layers, 150),  # all of one
+        unstored[20:] + long[:10],  # none, of two lengths
+        unstored[25:],  # none
+        sorted(rng.sample(layers, 50) + long[10:]),  # sorted, of two lengths
+        sorted(long[20:] + unstored[:5]),  # sorted, found in none (a digest is in two)
+    ]
+
+    def column(values: list[str], n: int = 400) -> pa.ChunkedArray:
+        rows = pa.array([rng.randrange(len(values)) for _ in range(n)], pa.int32())
+        return pa.chunked_array([pa.DictionaryArray.from_arrays(rows, pa.array(values))])
+
+    def tables(sort: bool) -> dict[str, pa.Table]:
+        def d(values: list[str]) -> list[str]:
+            return sorted(values) if sort else rng.sample(values, len(values))
+
+        kids = [column(c) for c in children]
+        return {
+            "layer_links": pa.table({"digest": column(d(layers)), "target": column(d(layers))}),
+            "manifests": pa.table({"digest": column(d(manifests))}),
+            "references": pa.table(
+                {
+                    "parent": column(d(manifests), len(children) * 400),
+                    "child": pa.chunked_array([k.chunk(0) for k in kids]),
+                }
+            ),
+        }
+
+    for sort in (True, False):
+        rng.seed(3)
+        held = tables(sort)
+        before = {name: t.to_pylist() for name, t in held.items()}
+        share_digests(held)
+        assert {name: t.to_pylist() for name, t in held.items()} == before
+        shared = held["manifests"]["digest"].chunk(0).dictionary
+        every = {v for c in children for v in c} | set(layers) | set(manifests)
+        assert shared.to_pylist() == sorted(every)
+
+
+def test_sorted_places_finds_values_in_a_sorted_dictionary_or_says_it_cannot() -> None:
+    """Each value's place in a sorted dictionary, -1 where it is not there (pc.index_in's
+    answer); None where a binary search over fixed-width values cannot tell: a null, values
+    of several lengths or of another length than the dictionary's, a dictionary not sorted."""
+    rng = random.Random(5)
+    digests = sorted({f"sha256:{rng.getrandbits(256):064x}" for _ in range(300)})
+    dictionary = pa.array(digests)
+    others = [f"sha256:{rng.getrandbits(256):064x}" for _ in range(20)]
+    values = pa.array(rng.sample(digests, 100) + others + digests[:1] + digests[-1:])[1:]
+    got = sorted_places(values, dictionary)
+    assert got is not None
+    want = pc.fill_null(pc.index_in(values, value_set=dictionary), -1).to_pylist()
+    assert got.tolist() == want
+    assert sorted_places(pa.array([digests[0], None]), dictionary) is None
+    assert sorted_places(pa.array([digests[0], "sha512:" + "0" * 128]), dictionary) is None
+    assert sorted_places(pa.array(["sha512:" + "0" * 128]), dictionary) is None
+    assert sorted_places(values, pa.array(digests[::-1])) is None
 
 
 def test_compacted_keeps_only_the_dictionary_values_the_rows_use() -> None:

@@ -1108,8 +1108,7 @@ def check_quarantine(
     # By place: what the registry references (the mark's closures, and what links and tags
     # name), and the place of each quarantined object's digest.
     referenced = np.zeros(len(graph.named), bool)
-    for at in reach.by_repo.values():
-        referenced[at] = True
+    referenced[reach.every_place()] = True
     for table, columns in _REFERENCING.items():
         for c in columns:
             at = graph.column_places(snap[table][c])

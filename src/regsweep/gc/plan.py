@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult, RepoPlaces
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import NO_PLACES, Graph, has_place, pylist, sorted_range
+from regsweep.scan.graph import Graph, has_place, pylist, sorted_range
 from regsweep.scan.snapshot import (
     DERIVED_KEYS,
     NO_TIME,
@@ -743,7 +743,7 @@ def make_plan(
             for repo, roots in staying.items()
         }
     )
-    needed_anywhere = np.unique(np.concatenate([NO_PLACES, *needed_after.by_repo.values()]))
+    needed_anywhere = np.unique(needed_after.every_place())
 
     for repo, d, reason, r, entries in rev_cands:
         if has_place(needed_after.get(repo), int(rev_at[r])):

@@ -384,7 +384,9 @@ def _csr(parents: np.ndarray, children: np.ndarray, n: int) -> tuple[np.ndarray,
     if len(parents) and not (parents[1:] >= parents[:-1]).all():
         order = np.argsort(parents, kind="stable")
         parents, children = parents[order], children[order]
-    starts = np.zeros(n + 1, np.int64)
+    # Edges' offsets as int32 where they fit: 4 bytes a digest of the store, not 8 (two such
+    # arrays, ~7 MiB less at 950k digests).
+    starts = np.zeros(n + 1, np.int32 if len(parents) < 2**31 else np.int64)
     np.cumsum(np.bincount(parents, minlength=n), out=starts[1:])
     return starts, children.astype(np.int32)
 

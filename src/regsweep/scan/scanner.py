@@ -63,6 +63,7 @@ from regsweep.scan.snapshot import (
     one_array,
     over_dictionary,
     share_digests,
+    sorted_places,
     table_from_columns,
     value_ranks,
     with_keys,
@@ -344,6 +345,11 @@ def _over_manifests_named(target: pa.Array, revisions: pa.ChunkedArray) -> pa.Ar
     ):
         return target
     dictionary = revisions.chunk(0).dictionary
+    found = sorted_places(target, dictionary)  # (sorted: see with_one_dictionary)
+    if found is not None:
+        if (found < 0).any():
+            return target
+        return pa.DictionaryArray.from_arrays(pa.array(found), dictionary)
     at = pc.index_in(target, value_set=dictionary)
     if at.null_count != target.null_count:
         return target

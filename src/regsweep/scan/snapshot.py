@@ -361,13 +361,19 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
     data = np.empty(sum(_value_bytes(d) for d in dictionaries), np.uint8)
     offsets = np.empty(sum(len(d) for d in dictionaries) + 1, np.int32)
     offsets[0] = 0
+    found = _found_in_sorted(dictionaries)
     # Per group, the values of each dictionary in it: (which dictionary, values, their places).
     groups: list[list[tuple[int, pa.Array, np.ndarray]]] = [[] for _ in range(_GROUPS)]
     for i in range(len(dictionaries)):
         d, dictionaries[i] = dictionaries[i], None
         of = group[np.asarray(pc.index_in(firsts(d), value_set=prefixes), np.int32)]
+        if i in found:  # only its values that no sorted dictionary holds
+            own = np.flatnonzero(found[i][0] < 0).astype(np.int32)
+            of = of[own]
         for g in np.unique(of):
             rows = np.flatnonzero(of == g).astype(np.int32)
+            if i in found:
+                rows = own[rows]
             groups[g].append((i, d.take(pa.array(rows)), rows))
         del d, of
     dictionaries.clear()
@@ -390,12 +396,83 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
             at += len(rows)
         start += len(order)
         del pieces, encoded, order, rank, placed
+    # The values found in a sorted dictionary take the places its own values were given.
+    for i, (anchor, places) in found.items():
+        for a in np.unique(anchor[anchor >= 0]).tolist():
+            hits = np.flatnonzero(anchor == a)
+            remaps[i][hits] = remaps[a][places[hits]]
     shared = pa.Array.from_buffers(
         pa.string(),
         start,
         [None, pa.py_buffer(offsets[: start + 1]), pa.py_buffer(data[: offsets[start]])],
     )
     return shared, [pa.array(r) for r in remaps]
+
+
+def _found_in_sorted(dictionaries: list[pa.Array]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """For each dictionary that is not sorted, per value: the sorted dictionary (-1: none)
+    that holds it and its place there. Most of a scan's digests are in several dictionaries
+    (a layer is a link's digest in a sorted one and a reference's child in another a dozen
+    parts of the references): cut into groups with the rest, their copies were the union's
+    input, nearly twice the union (115 MiB for 68 at 256k manifests), and that was the peak of
+    a scan of many manifests. Found by binary search (``sorted_places``)."""
+    views = [_fixed_width(d) for d in dictionaries]
+    anchors = [(i, v) for i, v in enumerate(views) if v is not None and _rising(v)]
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for i, view in enumerate(views):
+        if view is None or any(a == i for a, _ in anchors):
+            continue
+        anchor, places = np.full(len(view), -1, np.int32), np.zeros(len(view), np.int32)
+        for a, sorted_view in anchors:
+            if sorted_view.dtype != view.dtype:
+                continue
+            rows = np.flatnonzero(anchor < 0)
+            at = _places_in(view if len(rows) == len(view) else view[rows], sorted_view)
+            hit = at >= 0
+            anchor[rows[hit]], places[rows[hit]] = a, at[hit]
+            del at, hit
+        if (anchor >= 0).any():
+            out[i] = anchor, places
+    return out
+
+
+def sorted_places(values: pa.Array, dictionary: pa.Array) -> np.ndarray | None:
+    """Per value of ``values`` (strings), its place in ``dictionary`` (sorted, distinct), -1
+    where it is not there: a binary search over both as fixed-width bytes (a digest
+    algorithm's digests have one length), without the hash table and the copy of the
+    dictionary that ``pc.index_in`` makes (~20 MiB for 256k digests). None where it cannot
+    be done that way: a null, values of another length or of several, a dictionary that is
+    not sorted."""
+    want, have = _fixed_width(values), _fixed_width(dictionary)
+    if want is None or have is None or want.dtype != have.dtype or not _rising(have):
+        return None
+    return _places_in(want, have)
+
+
+def _places_in(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """Per value, its place in ``sorted_values`` (of the same fixed width), -1 where none."""
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return np.where(sorted_values[at] == values, at, -1).astype(np.int32)
+
+
+def _rising(view: np.ndarray) -> bool:
+    """Each value is greater than the one before it (numpy's order of bytes)."""
+    return len(view) < 2 or bool((view[1:] > view[:-1]).all())
+
+
+def _fixed_width(strings: pa.Array) -> np.ndarray | None:
+    """The values of ``strings`` (no nulls) as a numpy array of fixed-width bytes, a view of
+    their buffer, where every value has one length (and is not empty); else None."""
+    n = len(strings)
+    if not isinstance(strings, pa.Array) or not pa.types.is_string(strings.type):
+        return None
+    if not n or strings.null_count:
+        return None
+    offsets = np.frombuffer(strings.buffers()[1], np.int32)[strings.offset : strings.offset + n + 1]
+    width = int(offsets[1] - offsets[0])
+    if not width or (np.diff(offsets) != width).any():
+        return None
+    return np.frombuffer(strings.buffers()[2], f"S{width}", n, int(offsets[0]))
 
 
 def _value_bytes(strings: pa.Array) -> int:
