@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from regsweep.heap import heap_trimmed
 from regsweep.python_gc import collector_paused
 from regsweep.scan.graph import NO_PLACES, Graph, among, has_place, pair_keys, pylist
 from regsweep.scan.snapshot import Snapshot, by_value, one_array
@@ -318,6 +319,7 @@ def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
     return dict(sorted(repos.items()))
 
 
+@heap_trimmed
 @collector_paused
 def mark(
     snap: Snapshot,

@@ -420,7 +420,9 @@ def _distinct_of(*cols: pa.ChunkedArray) -> list[pa.Array]:
 _BATCH = 256  # items per task handed to a pool
 _HASH_MASK = (1 << 60) - 1  # a hash in two of a Python int's 30-bit digits: 32 bytes
 # Links read while listing: each one's key, target (null if none) and problem (see _read_link).
-_LINK_READS = pa.schema([("key", pa.string()), ("target", pa.string()), ("problem", pa.string())])
+# Tag links read while listing, each by its row in the tags table (see classify): not by its
+# key, which was ~100 bytes a tag held until the links were resolved (~17 MiB at 177k tags).
+_LINK_READS = pa.schema([("row", pa.int32()), ("target", pa.string()), ("problem", pa.string())])
 _LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
 _REFERENCE_PARTS = 32  # parts of the references read at once (see manifest_tables)
 # A batch of manifests read while listing: their parsed columns, and the (parent, child) pairs
@@ -705,9 +707,14 @@ class _Scan:
         tags = common.get(Kind.TAG_CURRENT)
         if tags is not None and tags.num_rows:
             # Tag links whose listing tells no MD5 (a filesystem's) must be read: read them now.
-            keys = _col(tags, "key").filter(pc.is_null(_known_md5(tags)[0]))
+            # Their rows in the tags table: gather puts the parts first, in the order listed.
+            unknown = pc.is_null(_known_md5(tags)[0])
+            first = self.parts[Kind.TAG_CURRENT].num_rows - tags.num_rows
+            at = np.flatnonzero(unknown.to_numpy(zero_copy_only=False)).astype(np.int32) + first
+            keys = _col(tags, "key").filter(unknown)
             self.prefetched_links += [
-                self.prefetcher.submit(self._read_links, c) for c in _chunks(keys)
+                self.prefetcher.submit(self._read_links, keys[i : i + _BATCH], at[i : i + _BATCH])
+                for i in range(0, len(at), _BATCH)
             ]
         for row in rest.to_pylist():
             self.classify_one(
@@ -959,7 +966,8 @@ class _Scan:
             by = pc.if_else(ok, tag_source if kind is Kind.TAG_CURRENT else "path", NULL_STRING)
             problem = pa.nulls(table.num_rows, pa.string())
             if counts[kind]:
-                read, by_read, problem_read = self._read_links_of(kind, table.filter(unread[kind]))
+                at = np.flatnonzero(unread[kind].to_numpy(zero_copy_only=False))
+                read, by_read, problem_read = self._read_links_of(kind, table.take(at), at)
                 if _extends(read, target):
                     # Over the path digests' dictionary (see _over_paths): only indices move.
                     indices = pc.replace_with_mask(target.indices, unread[kind], read.indices)
@@ -980,16 +988,22 @@ class _Scan:
         self.link_contents = _LINK_READS.empty_table()
         return out
 
-    def _read_links_of(self, kind: Kind, rows: pa.Table) -> tuple[pa.Array, pa.Array, pa.Array]:
-        """(targets, resolved_by, problems) of the links ``rows`` of ``kind``, read and judged a
-        slice at a time: an audit reads every link, and every link's key and content as
-        Python strings at once were ~200 MiB of its scan of 470k links."""
+    def _read_links_of(
+        self, kind: Kind, rows: pa.Table, at: np.ndarray
+    ) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """(targets, resolved_by, problems) of the links ``rows`` of ``kind`` (rows ``at`` of
+        its table), read and judged a slice at a time: an audit reads every link, and every
+        link's key and content as Python strings at once were ~200 MiB of its scan of 470k
+        links."""
         parts: list[tuple[pa.Array, ...]] = []
         paths = _col(rows, "digest")
         extra: dict[str, int] = {}  # targets that are no path's digest (see _over_paths)
         for lo in range(0, rows.num_rows, _LINK_SLICE):
             part = rows.slice(lo, _LINK_SLICE)
-            read = self._contents(self._keyed(kind, part)["key"])
+            keys = self._keyed(kind, part)["key"]
+            read = self._contents(
+                keys, at[lo : lo + _LINK_SLICE] if kind is Kind.TAG_CURRENT else None
+            )
             targets, by, problems = self._judge_links(kind, part, read)
             target = pa.array(targets, pa.string())
             if pa.types.is_dictionary(paths.type):
@@ -1010,21 +1024,28 @@ class _Scan:
         """Rows of ``kind`` with their keys, also those the scan does not hold."""
         return with_keys(table, self.root, _KEY_SHAPE[kind])
 
-    def _contents(self, keys: pa.ChunkedArray) -> list[tuple[str | None, str | None]]:
-        """(target, problem) of the links at ``keys``: as read while listing, else read now."""
-        known = pc.index_in(keys, value_set=self.link_contents["key"])
+    def _contents(
+        self, keys: pa.ChunkedArray, rows: np.ndarray | None
+    ) -> list[tuple[str | None, str | None]]:
+        """(target, problem) of the links at ``keys``: as read while listing (tag links, by
+        their ``rows`` in the tags table), else read now."""
+        if rows is None:
+            known = pa.nulls(len(keys), pa.int32())
+        else:
+            known = pc.index_in(pa.array(rows, pa.int32()), value_set=self.link_contents["row"])
         pending = keys.filter(pc.is_null(known)).to_pylist()
         fresh = iter(self.pmap(self._read_link, pending, "links", announce=False))
         got = self.link_contents.take(known.drop_null())
         before = iter(zip(got["target"].to_pylist(), got["problem"].to_pylist(), strict=True))
         return [next(fresh) if at is None else next(before) for at in known.to_pylist()]
 
-    def _read_links(self, keys: pa.Array) -> pa.Table:
-        """The links at ``keys`` read, as a table of ``_LINK_READS``: as Python values, the
-        tag links a filesystem's listing has the scan read (all of them) were ~20 MiB at 65k
-        tags until the links were resolved (and their keys, waiting to be read, are Arrow)."""
+    def _read_links(self, keys: pa.Array, rows: np.ndarray) -> pa.Table:
+        """The links at ``keys`` (at ``rows`` of their table) read, as a table of
+        ``_LINK_READS``: as Python values, the tag links a filesystem's listing has the scan
+        read (all of them) were ~20 MiB at 65k tags until the links were resolved."""
         read = [self._read_link(key) for key in keys.to_pylist()]
-        return pa.table([keys, [t for t, _ in read], [p for _, p in read]], schema=_LINK_READS)
+        columns = [pa.array(rows, pa.int32()), [t for t, _ in read], [p for _, p in read]]
+        return pa.table(columns, schema=_LINK_READS)
 
     def _read_link(self, key: str) -> tuple[str | None, str | None]:
         try:

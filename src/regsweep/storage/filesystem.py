@@ -95,7 +95,7 @@ def lists_like_find(cmd: list[str]) -> bool:
 # Bytes of a walker's output converted at a time. A group of shards prints up to tens of
 # megabytes, and its output read whole, then copied and split in Arrow, held about four times
 # that at once, twice over with two walkers: the peak of a scan's listing.
-_BLOCK = 8 << 20
+_BLOCK = 2 << 20
 
 
 def _whole_records(data: bytes) -> int:
