@@ -252,12 +252,13 @@ def test_last_use_of_each_blob_matches_the_rows(
     )
     monkeypatch.setattr(plan_module, "_SLICE_ROWS", 2)  # the links two at a time: the same
     assert (_last_use_ms(snap, graph) == last).all()
-    # The blobs _young_use names: stored, not live, used at or after the cutoff.
+    # The blobs _young_use flags: stored, not live, used at or after the cutoff.
     live = np.zeros(len(graph.named), bool)
     live[: len(live) // 2] = True
     for days in (5, 20, 35):
         cutoff = utcnow() - timedelta(days=days)
-        young = set(_young_use(snap, graph, live, _ms(cutoff) * 1000).to_pylist())
+        flags = _young_use(snap, graph, live, _ms(cutoff) * 1000)
+        young = set(graph.digests_at(np.flatnonzero(flags)).to_pylist())
         assert young == {
             d
             for d, ms in expected.items()

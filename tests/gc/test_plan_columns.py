@@ -4,7 +4,9 @@ phase does not depend on the order of the snapshot's blobs table."""
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
+import types
 from collections import defaultdict
 from dataclasses import replace
 from datetime import timedelta
@@ -233,3 +235,27 @@ def test_summary_is_the_same_whatever_the_row_order(snap: Snapshot) -> None:
     assert any(c["count"] < c["keys"] for c in plan.summary().values()), "want multi-key ones"
     shuffled = replace(plan, rows=plan.rows.take(pa.array(range(plan.rows.num_rows - 1, -1, -1))))
     assert shuffled.summary() == plan.summary()
+
+
+def test_each_blobs_place_in_the_graph_whatever_the_lengths_of_its_digests() -> None:
+    """The blob phase finds each blob's place among the graph's digests (sorted), once per
+    value of each chunk's dictionary: by binary search where a chunk's digests and the graph's
+    in their range are of one length, else by hash (a sha512 blob among sha256 ones); -1
+    where the graph does not name the blob."""
+
+    def sha(n: int, alg: str = "sha256") -> str:
+        return f"{alg}:" + hashlib.new(alg, str(n).encode()).hexdigest()
+
+    named = sorted({sha(i) for i in range(0, 60, 2)} | {sha(i, "sha512") for i in range(0, 10, 2)})
+    graph = types.SimpleNamespace(named=pa.array(named))
+    plain = sorted(sha(i) for i in range(40))  # every other one named
+    mixed = sorted([*(sha(i) for i in range(40, 60)), *(sha(i, "sha512") for i in range(10))])
+    chunks = [
+        pa.DictionaryArray.from_arrays(pa.array([3, 0, 1, 3, 39], pa.int32()), pa.array(plain)),
+        pa.DictionaryArray.from_arrays(pa.array(range(len(mixed)), pa.int32()), pa.array(mixed)),
+    ]
+    col = pa.chunked_array(chunks)
+    at = plan_module._places_in_graph(graph, col)  # type: ignore[arg-type]
+    place = {d: i for i, d in enumerate(named)}
+    assert at.tolist() == [place.get(d, -1) for d in col.to_pylist()]
+    assert (at >= 0).any() and (at < 0).any()

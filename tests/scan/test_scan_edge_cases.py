@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +29,9 @@ from regsweep.layout.keys import (
 )
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.scan.snapshot import Snapshot
+from regsweep.storage import filesystem
 from regsweep.storage.base import ObjectStore
+from regsweep.storage.filesystem import FilesystemStore
 
 V2 = "docker/registry/v2/"
 MakeStore = Callable[..., ObjectStore]
@@ -795,6 +798,29 @@ def test_tag_links_resolved_by_their_md5_on_s3_and_azure_and_by_reading_elsewher
     assert anomaly_keys(snap, "bad-link") == {
         ("bad-link", "error", "app", tag_current_key("app", t)) for t in ("newline", "doubled")
     }
+
+
+def test_tag_links_read_while_listing_go_each_to_its_own_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem's listing tells no MD5: its tag links are read while it runs, batch by
+    batch, and each content is matched to its tag by the tag's row. Over a listing cut into
+    many blocks (so many batches, the walkers' outputs interleaved), every tag gets its own
+    manifest and no link is read twice."""
+    monkeypatch.setattr(filesystem, "_BLOCK", 700)  # a few keys a block
+    store = FilesystemStore(tmp_path)
+    w = LayoutWriter(store)
+    want = []
+    for r, repo in enumerate(["MyOrg/app", "a", "b/c", "d-e/f_g", "z"]):
+        for t in range(4):
+            m = tiny(f"own-{r}-{t}")
+            w.push(repo, m, [f"v{t}", f"w{t}"])
+            want += [(repo, f"v{t}", m.digest), (repo, f"w{t}", m.digest)]
+    counting = _CountingReads(store)
+    snap = scan(counting)  # type: ignore[arg-type]
+    assert rows(snap, "tags", "repository", "tag", "digest") == sorted(want, key=repr)
+    tag_reads = [key for key in counting.reads if key.endswith("/current/link")]
+    assert sorted(tag_reads) == sorted(tag_current_key(r, t) for r, t, _ in want)
 
 
 # -- layout roots ------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from regsweep.scan.snapshot import (
     epoch_ms,
     one_array,
     rows,
+    sorted_places,
     value_ranks,
 )
 from regsweep.scan.spill import SpilledTable
@@ -821,41 +821,37 @@ def make_plan(
     # digests beyond the plan's own rows. The blobs the mark did not keep, in digest order so
     # that the plan does not depend on the snapshot's row order (same input, same bytes).
     blob_candidates, totals = [0, 0], [0, 0]  # count, bytes
-    used_at: pa.Array | None = None  # blobs used at or after the cutoff (see below)
-    needed = graph.digests_at(needed_anywhere)
+    # Per place: a blob the mark did not keep that stays, because it is used at or after the
+    # cutoff or something that stays needs it (see below; made when first wanted).
+    spared: np.ndarray | None = None
     spill = "blobs" in snap.spilled
     for part in snap.parts("blobs"):
         totals[0] += part.num_rows
         totals[1] += int(pc.sum(part["size"]).as_py() or 0)
         if marked.uncertain:
             continue
-        digests = part["digest"]
-        # Lookups by_value: once per digest of the blobs' dictionary, not on a decoded copy;
-        # among the live blobs whose digests fall in the part's range only (the parts are
-        # sixteenths or so of the digests): an Arrow array of every live blob, and the value
-        # set is_in builds from it for each part, were ~60 MiB at 1M objects, the plan's peak.
-        unkept = pc.invert(
-            by_value(digests, lambda v: pc.is_in(v, value_set=_live_within(marked, v)))
-        )
-        if not pc.any(unkept).as_py():
+        # Each blob's place in the graph (-1: nothing names it), found once per digest of the
+        # part's dictionary and among the graph's digests in the part's range only; what the
+        # mark and the grace period decided is then a flag per place. Value sets of the live
+        # blobs' digests (text, and a hash table per part) were the plan's peak.
+        at = _places_in_graph(graph, part["digest"])
+        unkept = ~_at_places(marked.live_at, at)
+        if not unkept.any():
             continue
-        if used_at is None:
-            used_at = _young_use(snap, graph, marked.live_at, cutoff_us)
+        if spared is None:
+            spared = _young_use(snap, graph, marked.live_at, cutoff_us)
+            spared[needed_anywhere] = True
         # Kept by the grace period: its own time or a later use is at or after the cutoff.
         # Compared per blob as stored (milliseconds) and as booleans: an integer per blob in
         # microseconds was 48 MB a column at 6M blobs.
         own_ms = part["last_modified"].cast(pa.int64())
-        keep = pc.or_(
-            pc.fill_null(pc.greater_equal(own_ms, -(-cutoff_us // 1000)), False),
-            pc.fill_null(by_value(digests, partial(pc.is_in, value_set=used_at)), False),
-        )
-        del own_ms
-        if len(needed):
-            keep = pc.or_(keep, by_value(digests, lambda v: pc.is_in(v, value_set=needed)))
-        if kept := pc.sum(pc.and_(unkept, keep)).as_py():
+        young = pc.fill_null(pc.greater_equal(own_ms, -(-cutoff_us // 1000)), False)
+        keep = one_array(young).to_numpy(zero_copy_only=False) | _at_places(spared, at)
+        del own_ms, young, at
+        if kept := int((unkept & keep).sum()):
             protected["blob"] += kept
-        go = pc.and_(unkept, pc.invert(keep))
-        del unkept, keep, digests
+        go = pa.chunked_array([unkept & ~keep])
+        del unkept, keep
         blobs = _rows_of(part, go, ["digest", "key", "etag", "size", "last_modified"])
         del go, part
         n = len(blobs["key"])
@@ -1063,19 +1059,39 @@ def _chunked(values: pa.Array | pa.ChunkedArray | None, type_: pa.DataType, n: i
     return values.cast(type_)
 
 
-def _live_within(marked: MarkResult, digests: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """The live blobs from the least to the greatest of ``digests``, sorted (the graph's
-    digests are: their places in that range are one slice)."""
-    lo, hi = sorted_range(marked.graph.named, digests)
-    return marked.graph.digests_at(np.flatnonzero(marked.live_at[lo:hi]) + lo)
+def _places_in_graph(graph: Graph, digests: pa.ChunkedArray) -> np.ndarray:
+    """Per row of ``digests`` (a part of the blobs), the place of its digest in the graph, -1
+    where the graph does not name it. Looked up once per value of each chunk's dictionary,
+    among the graph's digests (sorted) in their range only: a binary search where all are
+    of one length (``sorted_places``), else a hash of that range."""
+
+    def places(values: pa.Array) -> pa.Array:
+        lo, hi = sorted_range(graph.named, values)
+        within = graph.named.slice(lo, hi - lo)
+        at = sorted_places(values, within)
+        if at is None:
+            at = pc.fill_null(pc.index_in(values, value_set=within), -1).to_numpy()
+        return pa.array(np.where(at >= 0, at + lo, -1), pa.int64())
+
+    found: np.ndarray = one_array(by_value(digests, places)).to_numpy()
+    return found
 
 
-def _young_use(snap: Snapshot, graph: Graph, live_at: np.ndarray, cutoff_us: int) -> pa.Array:
-    """The blobs the mark did not keep whose last use (a link or manifest that uses them, not
-    their own time) is at or after ``cutoff_us``. Only a blob something names can have such a
-    use: the graph holds exactly those."""
-    young = (graph.sizes >= 0) & ~live_at & (_last_use_ms(snap, graph) >= -(-cutoff_us // 1000))
-    return graph.digests_at(np.flatnonzero(young))
+def _at_places(flags: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per place of ``at``, its flag (False for -1, no place)."""
+    out = np.zeros(len(at), bool)
+    named = at >= 0
+    out[named] = flags[at[named]]
+    return out
+
+
+def _young_use(snap: Snapshot, graph: Graph, live_at: np.ndarray, cutoff_us: int) -> np.ndarray:
+    """Per place: a blob the mark did not keep whose last use (a link or manifest that uses
+    it, not its own time) is at or after ``cutoff_us``. Only a blob something names can have
+    such a use: the graph holds exactly those."""
+    young: np.ndarray = _last_use_ms(snap, graph) >= -(-cutoff_us // 1000)
+    young &= (graph.sizes >= 0) & ~live_at
+    return young
 
 
 def _last_use_ms(snap: Snapshot, graph: Graph) -> np.ndarray:

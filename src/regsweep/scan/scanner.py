@@ -419,9 +419,9 @@ def _distinct_of(*cols: pa.ChunkedArray) -> list[pa.Array]:
 
 _BATCH = 256  # items per task handed to a pool
 _HASH_MASK = (1 << 60) - 1  # a hash in two of a Python int's 30-bit digits: 32 bytes
-# Links read while listing: each one's key, target (null if none) and problem (see _read_link).
-# Tag links read while listing, each by its row in the tags table (see classify): not by its
-# key, which was ~100 bytes a tag held until the links were resolved (~17 MiB at 177k tags).
+# Tag links read while listing: each one's row in the tags table (see classify), target (null
+# if none) and problem (see _read_link). Not its key, ~100 bytes a tag held until the links
+# were resolved (~17 MiB at 177k tags).
 _LINK_READS = pa.schema([("row", pa.int32()), ("target", pa.string()), ("problem", pa.string())])
 _LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
 _REFERENCE_PARTS = 32  # parts of the references read at once (see manifest_tables)
