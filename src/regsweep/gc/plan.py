@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult, RepoPlaces
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import Graph, has_place, pylist, sorted_range
+from regsweep.scan.graph import Graph, has_place, places_in_range, pylist, sorted_range
 from regsweep.scan.snapshot import (
     DERIVED_KEYS,
     NO_TIME,
@@ -44,7 +44,6 @@ from regsweep.scan.snapshot import (
     epoch_ms,
     one_array,
     rows,
-    sorted_places,
     value_ranks,
 )
 from regsweep.scan.spill import SpilledTable
@@ -1062,16 +1061,11 @@ def _chunked(values: pa.Array | pa.ChunkedArray | None, type_: pa.DataType, n: i
 def _places_in_graph(graph: Graph, digests: pa.ChunkedArray) -> np.ndarray:
     """Per row of ``digests`` (a part of the blobs), the place of its digest in the graph, -1
     where the graph does not name it. Looked up once per value of each chunk's dictionary,
-    among the graph's digests (sorted) in their range only: a binary search where all are
-    of one length (``sorted_places``), else a hash of that range."""
+    among the graph's digests in their range only (``places_in_range``)."""
 
     def places(values: pa.Array) -> pa.Array:
-        lo, hi = sorted_range(graph.named, values)
-        within = graph.named.slice(lo, hi - lo)
-        at = sorted_places(values, within)
-        if at is None:
-            at = pc.fill_null(pc.index_in(values, value_set=within), -1).to_numpy()
-        return pa.array(np.where(at >= 0, at + lo, -1), pa.int64())
+        at = places_in_range(values, graph.named, *sorted_range(graph.named, values))
+        return pc.fill_null(at, -1).cast(pa.int64())
 
     found: np.ndarray = one_array(by_value(digests, places)).to_numpy()
     return found
