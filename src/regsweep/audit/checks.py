@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,7 +112,14 @@ _MANIFEST_REF = 3
 def _codes(col: pa.ChunkedArray, values: tuple[str, ...]) -> np.ndarray:
     """Per row of ``col``: the place of its value in ``values``, -1 where null or another."""
     at = by_value(col, lambda v: pc.index_in(v, value_set=pa.array(values, pa.string())))
-    return np.asarray(one_array(pc.fill_null(at, -1)).to_numpy(), np.int64)
+    return np.asarray(one_array(pc.fill_null(at, -1)).to_numpy(), np.int8)
+
+
+def _int32(at: np.ndarray) -> np.ndarray:
+    """Places and rows, held by the index as 4 bytes each (a store has fewer than 2**31 of
+    either): as the graph hands them, 8 bytes, the index was ~75 MiB of the scheduled job's
+    audit of a 1M-blob store, its peak."""
+    return at.astype(np.int32)
 
 
 def _flags(col: pa.ChunkedArray) -> np.ndarray:
@@ -196,7 +203,7 @@ class _Index:
 
         def repo_ids(t: pa.Table) -> np.ndarray:
             at = by_value(t["repository"], lambda v: pc.index_in(v, value_set=names))
-            return np.asarray(one_array(pc.fill_null(at, -1)).to_numpy(), np.int64)
+            return np.asarray(one_array(pc.fill_null(at, -1)).to_numpy(), np.int32)
 
         def keys(repo: np.ndarray, at: np.ndarray) -> np.ndarray:
             """Sorted distinct (repo, place) keys of the rows that have both."""
@@ -207,8 +214,8 @@ class _Index:
         revisions = _Links(
             rv,
             repo_ids(rv),
-            graph.column_places(rv["digest"]),
-            graph.column_places(rv["target"]),
+            _int32(graph.column_places(rv["digest"])),
+            _int32(graph.column_places(rv["target"])),
             _flags(rv["blob_present"]),
             _valid(rv["problem"]),
         )
@@ -216,8 +223,8 @@ class _Index:
         tags = _Links(
             tg,
             repo_ids(tg),
-            graph.column_places(tg["digest"]),
-            np.full(tg.num_rows, -1, np.int64),
+            _int32(graph.column_places(tg["digest"])),
+            np.full(tg.num_rows, -1, np.int32),
             np.zeros(tg.num_rows, bool),  # (not a tags column)
             _valid(tg["problem"]),
         )
@@ -235,12 +242,12 @@ class _Index:
         # References by parent (the snapshot holds them so; sorted again here, stably, so as
         # not to depend on it): a manifest's are the rows from its first to its last.
         rt = snap["references"]
-        parent_at = graph.column_places(rt["parent"])
-        ref_row = np.argsort(parent_at, kind="stable")
+        parent_at = _int32(graph.column_places(rt["parent"]))
+        ref_row = _int32(np.argsort(parent_at, kind="stable"))
         parent_at = parent_at[ref_row]
         m = snap["manifests"]
-        m_at = graph.column_places(m["digest"])
-        manifest_row = np.full(len(graph.named), -1, np.int64)
+        m_at = _int32(graph.column_places(m["digest"]))
+        manifest_row = np.full(len(graph.named), -1, np.int32)
         manifest_row[m_at[m_at >= 0]] = np.flatnonzero(m_at >= 0)
         return cls(
             root=root,
@@ -259,11 +266,11 @@ class _Index:
             broken=_valid(m["problem"]),
             has_subject=_valid(m["subject"]),
             ref_row=ref_row,
-            ref_child=graph.column_places(rt["child"])[ref_row],
+            ref_child=_int32(graph.column_places(rt["child"]))[ref_row],
             ref_kind=_codes(rt["kind"], _REF_KINDS)[ref_row],
             ref_urls=_flags(rt["has_urls"])[ref_row],
-            ref_lo=np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "left"), 0),
-            ref_hi=np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "right"), 0),
+            ref_lo=_int32(np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "left"), 0)),
+            ref_hi=_int32(np.where(m_at >= 0, np.searchsorted(parent_at, m_at, "right"), 0)),
             present=present,
             rev_places=pairs[0],
             rev_repos=pairs[1],
@@ -983,20 +990,33 @@ def check_uploads(ix: _Index, snap: Snapshot, settings: CheckSettings) -> list[F
     return out
 
 
-def _time_arrays(snap: Snapshot) -> list[pa.Array]:
+def _time_arrays(snap: Snapshot) -> Iterator[pa.Array]:
+    """Every object's time, an array at a time (made again on each call: they are the
+    snapshot's columns, or a part of its blobs read back, not copies held)."""
     # The blobs' times a part at a time: the whole table (its digests) is not needed here.
-    arrays = [
-        chunk
-        for part in (snap.parts("blobs", ("last_modified",)) if "blobs" in snap else ())
-        for chunk in part.column("last_modified").chunks
-    ]
+    for part in snap.parts("blobs", ("last_modified",)) if "blobs" in snap else ():
+        yield from part.column("last_modified").chunks
     for table in ("revisions", "layer_links", "tags", "tag_history"):
         if table in snap:
-            arrays.append(snap[table].column("last_modified").combine_chunks())
+            yield from snap[table].column("last_modified").chunks
     if "uploads" in snap:
         flat = pc.list_flatten(snap["uploads"].column("key_times"))
-        arrays.append(flat.combine_chunks() if isinstance(flat, pa.ChunkedArray) else flat)
-    return [a.cast(pa.timestamp("ms", tz="UTC")) for a in arrays]
+        yield from flat.chunks if isinstance(flat, pa.ChunkedArray) else [flat]
+
+
+def _times_ms(snap: Snapshot) -> np.ndarray:
+    """Every object's time in epoch milliseconds, in one numpy array: counted first, then
+    copied in an array at a time (every time as Arrow and then concatenated was two copies
+    at once, ~40 MiB at 2.5M objects)."""
+    ms = pa.timestamp("ms", tz="UTC")
+    total = sum(len(a) - a.null_count for a in _time_arrays(snap))
+    times = np.empty(total, np.int64)
+    at = 0
+    for a in _time_arrays(snap):
+        values = a.cast(ms).drop_null().cast(pa.int64()).to_numpy()
+        times[at : at + len(values)] = values
+        at += len(values)
+    return times
 
 
 _RUN_BLOCK = 1 << 18  # sorted values looked at a time by _longest_run
@@ -1029,18 +1049,12 @@ def _longest_run(values: np.ndarray) -> tuple[int, int]:
 def check_timestamps(ix: _Index, snap: Snapshot, settings: CheckSettings) -> list[Finding]:
     """A copy without times (cp without -p, aws s3 sync, azcopy) gives most objects one
     timestamp; gc's grace period and age-based retention then mean nothing (§5)."""
-    arrays = [a for a in _time_arrays(snap) if len(a)]
-    if not arrays:
-        return []
     # Milliseconds in one numpy array, sorted in place. A store's times are mostly distinct:
     # counting them in a hash table (Arrow's value_counts) held ~60 MiB at 1M objects, the
     # peak of the scheduled job there; a Python dict each had been ~50 MiB at 900k.
-    times = np.concatenate(
-        [np.asarray(a.drop_null().cast(pa.int64()).to_numpy(), np.int64) for a in arrays]
-    )
-    del arrays
+    times = _times_ms(snap)
     total = len(times)
-    if total < settings.timestamp_min_objects:
+    if not total or total < settings.timestamp_min_objects:
         return []
     times.sort()
     top, count = _longest_run(times)
@@ -1152,25 +1166,35 @@ def check_quarantine(
     return out
 
 
+_SIZE_SLICE = 1 << 18  # references compared at a time by check_sizes
+
+
 def check_sizes(ix: _Index, snap: Snapshot) -> list[Finding]:
     """Descriptor sizes against stored blob sizes: a truncated or replaced blob. Compared
     column-wise (a store has hundreds of thousands of references), by the graph's sizes."""
     rt, graph = snap["references"], ix.graph
-    child_at = graph.column_places(rt["child"])
-    stored = np.where(child_at >= 0, graph.sizes[child_at], -1)
-    declared = np.asarray(one_array(pc.fill_null(rt["size"], 0)), np.int64)
-    described = ~np.asarray(one_array(pc.is_null(rt["size"])), bool)
-    wrong = (stored >= 0) & described & (declared != stored)
-    if not wrong.any():
+    # A slice of the references at a time: a place, a stored and a declared size per
+    # reference at once, 8 bytes each, were ~30 MiB at 1.2M references, the peak of an audit.
+    wrong: list[np.ndarray] = []
+    for lo in range(0, rt.num_rows, _SIZE_SLICE):
+        part = rt.slice(lo, _SIZE_SLICE)
+        child_at = graph.column_places(part["child"])
+        stored = np.where(child_at >= 0, graph.sizes[child_at], -1)
+        declared = np.asarray(one_array(pc.fill_null(part["size"], 0)), np.int64)
+        described = ~np.asarray(one_array(pc.is_null(part["size"])), bool)
+        wrong.append(np.flatnonzero((stored >= 0) & described & (declared != stored)) + lo)
+    rows = np.concatenate([np.zeros(0, np.int64), *wrong])
+    if not len(rows):
         return []
-    picked = pa.array(np.flatnonzero(wrong))
+    picked = pa.array(rows)
+    stored = graph.sizes[graph.column_places(rt["child"].take(picked))]
     by: dict[str, list[tuple[str, int]]] = defaultdict(list)
     sizes: dict[str, int] = {}
     for parent, child, size, stored_size in zip(
         pylist(rt["parent"].take(picked)),
         pylist(rt["child"].take(picked)),
-        declared[wrong].tolist(),
-        stored[wrong].tolist(),
+        pylist(rt["size"].take(picked)),
+        stored.tolist(),
         strict=True,
     ):
         by[child].append((parent, size))
