@@ -36,8 +36,7 @@ from imagegen import (
     referrers_tag,
     sample_image,
 )
-from regsweep.audit import checks
-from regsweep.audit.checks import _Index, _longest_run
+from regsweep.audit.checks import _Index, _most_common
 from regsweep.audit.findings import KINDS, Finding
 from regsweep.audit.report import AuditOptions, AuditReport, run_audit
 from regsweep.demo.generator import generate_demo
@@ -422,20 +421,27 @@ def test_one_timestamp_for_most_objects_is_reported(store: ObjectStore) -> None:
     assert of_kind(audit(store, timestamp_min_objects=65), "untrustworthy-timestamps") == []
 
 
-@pytest.mark.parametrize("block", [1, 2, 3, 5, 1 << 18])
-def test_the_most_common_time_is_counted_across_blocks(
-    block: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The longest run of equal sorted values, looked at a block at a time: a run that spans
-    blocks is counted whole, and of equally long runs the first (smallest value) is named."""
-    monkeypatch.setattr(checks, "_RUN_BLOCK", block)
+@pytest.mark.parametrize("share", [0.1, 0.25, 0.5, 0.9])
+def test_the_most_common_time_is_counted_across_arrays(share: float) -> None:
+    """The most common value of several arrays, counted an array at a time: found, with its
+    count over them all, where it makes ``share`` of them all (also where most arrays hold
+    it only a few times), the smallest of equally common ones; none where no value makes
+    ``share``. As counting every value at once says."""
     rng = np.random.default_rng(7)
-    for _ in range(200):
-        values = np.sort(rng.integers(0, 6, size=int(rng.integers(1, 30))))
+    for _ in range(300):
+        values = rng.integers(0, int(rng.integers(1, 8)), size=int(rng.integers(0, 40)))
+        cuts = np.sort(rng.integers(0, len(values) + 1, size=int(rng.integers(0, 5))))
+        arrays = np.split(values, cuts)
         distinct, counts = np.unique(values, return_counts=True)
-        at = int(np.argmax(counts))  # the first of the most common
-        assert _longest_run(values) == (int(distinct[at]), int(counts[at]))
-    assert _longest_run(np.array([5] * 7)) == (5, 7)
+        if len(values) and counts.max() >= share * len(values):
+            at = int(np.argmax(counts))  # the first of the most common
+            want = (int(distinct[at]), int(counts[at]), len(values))
+        else:
+            want = (0, 0, len(values))
+        assert _most_common(lambda arrays=arrays: iter(arrays), share) == want
+    # A minority in two of the three arrays, counted in all three.
+    spread = [np.array([1, 1, 1, 9]), np.array([2, 2, 2, 9]), np.full(6, 9)]
+    assert _most_common(lambda: iter(spread), 0.5) == (9, 8, 14)
 
 
 def test_spread_timestamps_are_trusted(store_factory: MakeStore) -> None:

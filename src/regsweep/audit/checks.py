@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -1004,63 +1004,58 @@ def _time_arrays(snap: Snapshot) -> Iterator[pa.Array]:
         yield from flat.chunks if isinstance(flat, pa.ChunkedArray) else [flat]
 
 
-def _times_ms(snap: Snapshot) -> np.ndarray:
-    """Every object's time in epoch milliseconds, in one numpy array: counted first, then
-    copied in an array at a time (every time as Arrow and then concatenated was two copies
-    at once, ~40 MiB at 2.5M objects)."""
-    ms = pa.timestamp("ms", tz="UTC")
-    total = sum(len(a) - a.null_count for a in _time_arrays(snap))
-    times = np.empty(total, np.int64)
-    at = 0
-    for a in _time_arrays(snap):
-        values = a.cast(ms).drop_null().cast(pa.int64()).to_numpy()
-        times[at : at + len(values)] = values
-        at += len(values)
-    return times
+_TIME_SLICE = 1 << 16  # times counted at a time by check_timestamps (see _most_common)
 
 
-_RUN_BLOCK = 1 << 18  # sorted values looked at a time by _longest_run
+def _ms(a: pa.Array) -> np.ndarray:
+    """A time column's values in epoch milliseconds, nulls left out."""
+    return np.asarray(
+        a.cast(pa.timestamp("ms", tz="UTC")).drop_null().cast(pa.int64()).to_numpy(), np.int64
+    )
 
 
-def _longest_run(values: np.ndarray) -> tuple[int, int]:
-    """(value, count) of the longest run of equal values in ``values`` (sorted, not empty),
-    the first (smallest) of equally long ones; a block at a time, a run carried across the
-    blocks it spans, so that the run lengths of mostly distinct values are never all held."""
-    best, best_count = int(values[0]), 0
-    run, run_count = best, 0
-    for lo in range(0, len(values), _RUN_BLOCK):
-        part = values[lo : lo + _RUN_BLOCK]
-        edges = np.concatenate(([0], np.flatnonzero(part[1:] != part[:-1]) + 1, [len(part)]))
-        lengths = np.diff(edges)
-        if part[0] == run:
-            lengths[0] += run_count  # the run from the block before goes on
-        elif run_count > best_count:
-            best, best_count = run, run_count
-        if len(lengths) > 1:  # the runs that end in this block
-            i = int(np.argmax(lengths[:-1]))
-            if lengths[i] > best_count:
-                best, best_count = int(part[edges[i]]), int(lengths[i])
-        run, run_count = int(part[-1]), int(lengths[-1])
-    if run_count > best_count:
-        best, best_count = run, run_count
-    return best, best_count
+def _most_common(arrays: Callable[[], Iterable[np.ndarray]], share: float) -> tuple[int, int, int]:
+    """(value, count, total) of the most common value of the arrays ``arrays()`` yields (the
+    smallest of equally common ones) where it makes at least ``share`` of them all; (0, 0,
+    total) where none does. In two passes over the arrays, one at a time: a value that makes
+    ``share`` of them all makes ``share`` of at least one array, so the values that do so in
+    some array are the only candidates, and the second pass counts those. Every value in one
+    sorted array was ~20 MiB at 2.5M objects (Arrow's value_counts, a hash table, ~60)."""
+    total, candidates = 0, set()
+    for values in arrays():
+        total += len(values)
+        if len(values):
+            distinct, counts = np.unique(values, return_counts=True)
+            candidates.update(distinct[counts >= share * len(values)].tolist())
+    if not candidates:
+        return 0, 0, total
+    wanted = np.array(sorted(candidates), np.int64)
+    counts = np.zeros(len(wanted), np.int64)
+    for values in arrays():
+        at = np.searchsorted(wanted, values)
+        hit = at < len(wanted)
+        hit[hit] = wanted[at[hit]] == values[hit]
+        counts += np.bincount(at[hit], minlength=len(wanted))
+    best = int(np.argmax(counts))  # the first (smallest value) of the most common
+    if counts[best] < share * total:
+        return 0, 0, total
+    return int(wanted[best]), int(counts[best]), total
 
 
 def check_timestamps(ix: _Index, snap: Snapshot, settings: CheckSettings) -> list[Finding]:
     """A copy without times (cp without -p, aws s3 sync, azcopy) gives most objects one
     timestamp; gc's grace period and age-based retention then mean nothing (§5)."""
-    # Milliseconds in one numpy array, sorted in place. A store's times are mostly distinct:
-    # counting them in a hash table (Arrow's value_counts) held ~60 MiB at 1M objects, the
-    # peak of the scheduled job there; a Python dict each had been ~50 MiB at 900k.
-    times = _times_ms(snap)
-    total = len(times)
-    if not total or total < settings.timestamp_min_objects:
+    top, count, total = _most_common(
+        lambda: (
+            _ms(a.slice(lo, _TIME_SLICE))
+            for a in _time_arrays(snap)
+            for lo in range(0, len(a), _TIME_SLICE)
+        ),
+        settings.timestamp_share,
+    )
+    if not count or total < settings.timestamp_min_objects:
         return []
-    times.sort()
-    top, count = _longest_run(times)
     share = count / total
-    if share < settings.timestamp_share:
-        return []
     when = from_epoch_ms(top)
     return [
         Finding(
