@@ -25,7 +25,7 @@ from regsweep.gc import plan as plan_module
 from regsweep.gc.mark import RepoPlaces, mark
 from regsweep.gc.plan import GcSettings, _last_use_ms, _young_use, make_plan
 from regsweep.layout.keys import blob_data_key, layer_link_key
-from regsweep.scan.graph import Graph, _index_in, places, places_in_range, sorted_range
+from regsweep.scan.graph import Graph, _index_in, places, sorted_range
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import Snapshot, column
 from regsweep.storage.filesystem import FilesystemStore
@@ -192,14 +192,15 @@ def test_places_of_a_column_in_chunks_are_its_digests_places(
         ["sha256:28", None, "sha256:32"],  # a null: hashed instead
     ],
 )
-def test_places_in_range_are_places_in_the_whole_named_digests(values: list[str | None]) -> None:
-    """Looked for among the named digests from ``lo`` to ``hi`` only, by binary search where
+def test_places_found_in_a_range_are_places_in_the_whole_named_digests(
+    values: list[str | None],
+) -> None:
+    """Looked for among the named digests in the values' range only, by binary search where
     every value is of one length and by a hash table where not: either way a value's place
-    counts from the start of all of them, and a value outside the range or not named is null."""
+    counts from the start of all of them, and a value not named is null."""
     named = pa.array([f"sha256:{i:02x}" for i in range(0, 200, 10)])
-    lo, hi = 2, 6  # sha256:14 .. sha256:32
-    index = {d: i for i, d in enumerate(named.to_pylist()) if lo <= i < hi}
-    got = places_in_range(pa.array(values, pa.string()), named, lo, hi)
+    index = {d: i for i, d in enumerate(named.to_pylist())}
+    got = places(pa.chunked_array([pa.array(values, pa.string())]), named)
     assert got.type == pa.int32()
     assert got.to_pylist() == [index.get(v) for v in values]  # type: ignore[arg-type]
 

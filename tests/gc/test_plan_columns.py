@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-import types
 from collections import defaultdict
 from dataclasses import replace
 from datetime import timedelta
@@ -23,7 +22,7 @@ from regsweep.gc.mark import mark
 from regsweep.gc.plan import PLAN_SCHEMA, GcSettings, Plan, TagRemoval, make_plan
 from regsweep.layout.keys import blob_data_key
 from regsweep.reports.dataset import load_plan
-from regsweep.scan.graph import Graph
+from regsweep.scan.graph import Graph, column_places
 from regsweep.scan.snapshot import Snapshot, ascending, column
 from regsweep.scan.spill import SpilledTable
 from regsweep.storage.filesystem import FilesystemStore
@@ -240,22 +239,24 @@ def test_summary_is_the_same_whatever_the_row_order(snap: Snapshot) -> None:
 def test_each_blobs_place_in_the_graph_whatever_the_lengths_of_its_digests() -> None:
     """The blob phase finds each blob's place among the graph's digests (sorted), once per
     value of each chunk's dictionary: by binary search where a chunk's digests and the graph's
-    in their range are of one length, else by hash (a sha512 blob among sha256 ones); -1
-    where the graph does not name the blob."""
+    in their range are of one length, else by hash (a sha512 blob among sha256 ones, once for
+    chunks whose ranges overlap); -1 where the graph does not name the blob. A column of
+    plain strings, chunk by chunk, the same."""
 
     def sha(n: int, alg: str = "sha256") -> str:
         return f"{alg}:" + hashlib.new(alg, str(n).encode()).hexdigest()
 
     named = sorted({sha(i) for i in range(0, 60, 2)} | {sha(i, "sha512") for i in range(0, 10, 2)})
-    graph = types.SimpleNamespace(named=pa.array(named))
     plain = sorted(sha(i) for i in range(40))  # every other one named
     mixed = sorted([*(sha(i) for i in range(40, 60)), *(sha(i, "sha512") for i in range(10))])
+    overlapping = sorted([sha(7), sha(48), sha(2, "sha512"), sha(3, "sha512")])
     chunks = [
         pa.DictionaryArray.from_arrays(pa.array([3, 0, 1, 3, 39], pa.int32()), pa.array(plain)),
         pa.DictionaryArray.from_arrays(pa.array(range(len(mixed)), pa.int32()), pa.array(mixed)),
+        pa.DictionaryArray.from_arrays(pa.array([3, 2, 1, 0], pa.int32()), pa.array(overlapping)),
     ]
-    col = pa.chunked_array(chunks)
-    at = plan_module._places_in_graph(graph, col)  # type: ignore[arg-type]
     place = {d: i for i, d in enumerate(named)}
-    assert at.tolist() == [place.get(d, -1) for d in col.to_pylist()]
-    assert (at >= 0).any() and (at < 0).any()
+    for col in (pa.chunked_array(chunks), pa.chunked_array([c.cast(pa.string()) for c in chunks])):
+        at = column_places(col, pa.array(named))
+        assert at.tolist() == [place.get(d, -1) for d in col.to_pylist()]
+        assert (at >= 0).any() and (at < 0).any()

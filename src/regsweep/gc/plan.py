@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from regsweep.errors import UsageError
 from regsweep.gc.mark import MarkResult, RepoPlaces
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import Graph, has_place, places_in_range, pylist, sorted_range
+from regsweep.scan.graph import Graph, has_place, pylist
 from regsweep.scan.snapshot import (
     DERIVED_KEYS,
     NO_TIME,
@@ -833,7 +833,7 @@ def make_plan(
         # part's dictionary and among the graph's digests in the part's range only; what the
         # mark and the grace period decided is then a flag per place. Value sets of the live
         # blobs' digests (text, and a hash table per part) were the plan's peak.
-        at = _places_in_graph(graph, part["digest"])
+        at = graph.column_places(part["digest"])
         unkept = ~_at_places(marked.live_at, at)
         if not unkept.any():
             continue
@@ -1056,19 +1056,6 @@ def _chunked(values: pa.Array | pa.ChunkedArray | None, type_: pa.DataType, n: i
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values])
     return values.cast(type_)
-
-
-def _places_in_graph(graph: Graph, digests: pa.ChunkedArray) -> np.ndarray:
-    """Per row of ``digests`` (a part of the blobs), the place of its digest in the graph, -1
-    where the graph does not name it. Looked up once per value of each chunk's dictionary,
-    among the graph's digests in their range only (``places_in_range``)."""
-
-    def places(values: pa.Array) -> pa.Array:
-        at = places_in_range(values, graph.named, *sorted_range(graph.named, values))
-        return pc.fill_null(at, -1).cast(pa.int64())
-
-    found: np.ndarray = one_array(by_value(digests, places)).to_numpy()
-    return found
 
 
 def _at_places(flags: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from regsweep.audit.log import runs
 from regsweep.gc.mark import mark, rows_by_repository
 from regsweep.gc.plan import GcSettings, Plan, make_plan
 from regsweep.reports.usage import UsageSummary, usage
-from regsweep.scan.graph import Graph, kind_is, places, pylist, sorted_range
+from regsweep.scan.graph import Graph, column_places, kind_is, pylist
 from regsweep.scan.snapshot import (
     NO_TIME,
     Snapshot,
@@ -401,16 +401,13 @@ def _blob_parts(snap: Snapshot, graph: Graph, u: UsageSummary) -> Callable[[], I
         known = at >= 0
         np.minimum.at(role, at[known], r[known] if isinstance(r, np.ndarray) else np.int8(r))
     del sources, refs, ref_kind
-    named, users_at = graph.named, u.users_at
+    named, users_at = graph.named, u.users_at  # not the graph: it can go before the parts
     names = pa.array([*_KIND_ORDER, "unknown"])
 
     def parts() -> Iterator[pa.Table]:
         for part in snap.parts("blobs", ("digest", "size", "last_modified")):
             digest = part["digest"]
-            lo, hi = sorted_range(named, digest)
-            where = places(digest, named.slice(lo, hi - lo))
-            at = np.asarray(one_array(pc.fill_null(where, -1)), np.int64)
-            at[at >= 0] += lo
+            at = column_places(digest, named)
             kind = np.full(len(at), len(_KIND_ORDER), np.int8)
             kind[at >= 0] = role[at[at >= 0]]
             repositories = np.zeros(len(at), np.int64)
@@ -422,7 +419,7 @@ def _blob_parts(snap: Snapshot, graph: Graph, u: UsageSummary) -> Callable[[], I
                 "repositories": pa.chunked_array([pa.array(repositories)]),
                 "first_seen": part["last_modified"],
             }
-            del part, digest, where, at, kind, repositories
+            del part, digest, at, kind, repositories
             # A slice at a time, the digests decoded only there: a snapshot's part can be
             # hundreds of thousands of rows (an inventory's), and one decoded whole, with
             # the rows around it, was ~130 MiB of a 10M-object report's peak.

@@ -95,12 +95,9 @@ class Graph:
         for part in snap.parts("blobs", ("digest", "size")):
             count += part.num_rows
             total += int(pc.sum(part["size"]).as_py() or 0)
-            # Looked up among the named digests in the part's range only (a sixteenth or so):
-            # a value set of every named digest, hashed again for every part, cost ~40 MiB.
-            lo, hi = sorted_range(named, part["digest"])
-            where = places(part["digest"], named.slice(lo, hi - lo))
+            where = places(part["digest"], named)
             stored_here = pc.is_valid(where)
-            at = one_array(where.filter(stored_here)).to_numpy() + lo
+            at = one_array(where.filter(stored_here)).to_numpy()
             sizes[at] = one_array(pc.fill_null(part["size"].filter(stored_here), 0)).to_numpy()
             del part, where, stored_here, at
         refs = snap["references"]
@@ -175,7 +172,7 @@ class Graph:
 
     def column_places(self, col: pa.ChunkedArray) -> np.ndarray:
         """Per row of the digest column ``col``: its place, -1 where null or not named."""
-        return np.asarray(one_array(pc.fill_null(places(col, self.named), -1)), np.int64)
+        return column_places(col, self.named)
 
     def digests_at(self, at: np.ndarray) -> pa.Array:
         """The digests at places ``at``, as an Arrow array (sorted when ``at`` is)."""
@@ -447,13 +444,21 @@ def _alias_links(ll: pa.Table) -> Iterable[pa.Table]:
             yield pa.Table.from_batches([batch]).filter(keep)
 
 
+def column_places(col: pa.ChunkedArray, named: pa.Array) -> np.ndarray:
+    """Per row of the digest column ``col``: its place in ``named``, -1 where null or not
+    there (``places``, as numpy)."""
+    return np.asarray(one_array(pc.fill_null(places(col, named), -1)), np.int64)
+
+
 def places(col: pa.ChunkedArray, named: pa.Array) -> pa.ChunkedArray:
     """Per row of the digest column ``col``, the place of its digest in ``named`` (null where
     it is not there). A column whose dictionary is ``named`` itself (``share_digests``) is its
     indices: nothing to look up. Otherwise each chunk's values (a dictionary column's: each
-    distinct dictionary's) are looked up among the named digests in their range only, where
-    the ranges do not overlap (a plan's blob rows come a part of the blobs to a chunk): a
-    value set of every named digest was ~50 MiB at 1M objects."""
+    distinct dictionary's) are looked up among the named digests in their range only, by
+    binary search where they and that range are of one length (``sorted_places``: a digest
+    algorithm's digests are), which builds nothing of the size of ``named``. The rest are
+    hashed, once for them all where their ranges overlap: a value set of every named digest
+    was ~50 MiB at 1M objects."""
     if pa.types.is_dictionary(col.type) and all(
         identity(c.dictionary) == identity(named) for c in col.chunks
     ):
@@ -461,15 +466,29 @@ def places(col: pa.ChunkedArray, named: pa.Array) -> pa.ChunkedArray:
     # (Empty chunks left out: a filtered table keeps them, each with its whole dictionary.)
     col = pa.chunked_array([c for c in col.chunks if len(c)], col.type)
     values = dictionaries(col) if pa.types.is_dictionary(col.type) else list(col.chunks)
-    ranges = [sorted_range(named, v) for v in values]
-    if sum(hi - lo for lo, hi in ranges) > len(named):  # they overlap: one lookup for all
-        return by_value(col, lambda v: _index_in(v, named))
-    found = [places_in_range(v, named, lo, hi) for v, (lo, hi) in zip(values, ranges, strict=True)]
+    found: dict[tuple[int, ...], pa.Array] = {}
+    hashed: list[tuple[pa.Array, int, int]] = []  # (values, range) that cannot be searched
+    for v in values:
+        lo, hi = sorted_range(named, v)
+        at = sorted_places(v, named.slice(lo, hi - lo))
+        if at is None:
+            hashed.append((v, lo, hi))
+        else:
+            found[identity(v)] = pa.array(at + np.int32(lo), pa.int32(), mask=at < 0)
+    if sum(hi - lo for _, lo, hi in hashed) > len(named):  # they overlap: one lookup for all
+        together = _index_in(pa.concat_arrays([v for v, _, _ in hashed]), named)
+        start = 0
+        for v, _, _ in hashed:
+            found[identity(v)] = together.slice(start, len(v))
+            start += len(v)
+    else:
+        for v, lo, hi in hashed:
+            within = pc.index_in(v, value_set=named.slice(lo, hi - lo))
+            found[identity(v)] = pc.add(within, pa.scalar(lo, pa.int32())) if lo else within
     if not pa.types.is_dictionary(col.type):
-        return pa.chunked_array(found, pa.int32())
-    at = {identity(v): places for v, places in zip(values, found, strict=True)}
+        return pa.chunked_array([found[identity(c)] for c in col.chunks], pa.int32())
     return pa.chunked_array(
-        [at[identity(c.dictionary)].take(c.indices) for c in col.chunks], pa.int32()
+        [found[identity(c.dictionary)].take(c.indices) for c in col.chunks], pa.int32()
     )
 
 
@@ -487,19 +506,6 @@ def _index_in(values: pa.Array | pa.ChunkedArray, named: pa.Array) -> pa.Array:
     at = np.asarray(pc.fill_null(pc.index_in(values, value_set=distinct), 0), np.int64)
     out = place[at] if len(distinct) else np.full(len(values), -1, np.int32)
     return pa.array(out, pa.int32(), mask=(out < 0) | np.asarray(pc.is_null(values)))
-
-
-def places_in_range(values: pa.Array, named: pa.Array, lo: int, hi: int) -> pa.Array:
-    """Per value of ``values``, its place in ``named`` (sorted), null where it is not there,
-    looked for among ``named[lo:hi]`` only (see ``sorted_range``). A binary search where the
-    values and that range are of one length (``sorted_places``: a digest algorithm's digests
-    are), which builds no hash table of the range and no copy of it; else ``index_in``."""
-    within = named.slice(lo, hi - lo)
-    at = sorted_places(values, within)
-    if at is None:
-        found = pc.index_in(values, value_set=within)
-        return pc.add(found, pa.scalar(lo, pa.int32())) if lo else found
-    return pa.array(at + np.int32(lo), pa.int32(), mask=at < 0)
 
 
 def _unstored(
