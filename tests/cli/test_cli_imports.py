@@ -156,3 +156,40 @@ def test_cli_hands_freed_memory_back_within_a_second() -> None:
 
     assert kept_mib({}) < 50
     assert kept_mib({"JE_ARROW_MALLOC_CONF": "dirty_decay_ms:-1"}) > 150  # never purge
+
+
+_HUGE_PROBE = """
+import regsweep.cli, pyarrow as pa, pyarrow.compute as pc, numpy as np
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon"):
+            return int(line.split()[1]) >> 10
+base = pa.array(np.arange(1 << 18))  # 2 MiB columns
+pc.add(base, 1)
+before = rss()
+columns = [pc.add(base, i) for i in range(100)]  # 200 MiB
+del columns
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="jemalloc is the default on Linux only")
+def test_cli_hands_freed_columns_of_a_mebibyte_or_more_back_at_once() -> None:
+    """Columns of 1 MiB or more are handed back to the system as soon as they are freed,
+    without waiting for jemalloc's decay (its arena for huge allocations); an operator's
+    JE_ARROW_MALLOC_CONF wins."""
+    env = {k: v for k, v in os.environ.items() if k != "JE_ARROW_MALLOC_CONF"}
+    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+
+    def kept_mib(extra: dict[str, str]) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _HUGE_PROBE],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+        )
+        return int(out.stdout)
+
+    assert kept_mib({}) < 20
+    assert kept_mib({"JE_ARROW_MALLOC_CONF": "dirty_decay_ms:-1"}) > 150  # Arrow's: no huge arena

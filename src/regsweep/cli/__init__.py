@@ -19,7 +19,15 @@ if sys.platform == "linux":
 # benchmark stores at no measurable cost in time (bench/RESULTS.md). One arena instead of four
 # per core: the listing's and the Parquet reader's threads reuse each other's freed pages
 # (2M objects: 16-22 MiB lower peak; 10M objects and the filesystem bench: the same time).
-os.environ.setdefault("JE_ARROW_MALLOC_CONF", "dirty_decay_ms:250,muzzy_decay_ms:0,narenas:1")
+# Blocks of 1 MiB or more (columns, not rows) from jemalloc's arena for huge allocations, which
+# hands freed pages back at once: Arrow's build turns that arena off. The 1M-blob plan 413-425
+# -> 404-405 MiB at the same speed; handing back every freed page at once (dirty_decay_ms:0) is
+# 390 MiB but 7% slower on the filesystem bench, and pyarrow's ``release_unused`` cannot do it
+# at chosen moments instead: it asks jemalloc for a control that does not exist (pyarrow 26).
+os.environ.setdefault(
+    "JE_ARROW_MALLOC_CONF",
+    "dirty_decay_ms:250,muzzy_decay_ms:0,narenas:1,oversize_threshold:1048576",
+)
 os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
 
 # glibc's malloc (Python's large objects, the reading threads' buffers) raises its mmap threshold
