@@ -21,9 +21,11 @@ if sys.platform == "linux":
 # (2M objects: 16-22 MiB lower peak; 10M objects and the filesystem bench: the same time).
 # Blocks of 1 MiB or more (columns, not rows) from jemalloc's arena for huge allocations, which
 # hands freed pages back at once: Arrow's build turns that arena off. The 1M-blob plan 413-425
-# -> 404-405 MiB at the same speed; handing back every freed page at once (dirty_decay_ms:0) is
-# 390 MiB but 7% slower on the filesystem bench, and pyarrow's ``release_unused`` cannot do it
-# at chosen moments instead: it asks jemalloc for a control that does not exist (pyarrow 26).
+# -> 404-405 MiB, the filesystem bench at the same speed, the 10M-object inventory plan 10%
+# slower (43 s: its many large columns refaulted); handing back every freed page at once
+# (dirty_decay_ms:0) is 390 MiB but 7% slower on the filesystem bench, and pyarrow's
+# ``release_unused`` cannot do it at chosen moments instead: it asks jemalloc for a control
+# that does not exist (pyarrow 26).
 os.environ.setdefault(
     "JE_ARROW_MALLOC_CONF",
     "dirty_decay_ms:250,muzzy_decay_ms:0,narenas:1,oversize_threshold:1048576",
