@@ -119,6 +119,22 @@ def test_cli_picks_jemalloc_unless_the_environment_says_otherwise() -> None:
     assert _memory_pool({**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
 
 
+def _kept_mib(probe: str, extra: dict[str, str]) -> int:
+    """The MiB of anonymous memory ``probe`` (a script that prints it) finds still resident
+    after freeing its columns, run under the command line's allocator settings (an
+    operator's own JE_ARROW_MALLOC_CONF, ``extra``, wins)."""
+    env = {k: v for k, v in os.environ.items() if k != "JE_ARROW_MALLOC_CONF"}
+    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**env, **extra},
+    )
+    return int(out.stdout)
+
+
 _DECAY_PROBE = """
 import regsweep.cli, pyarrow as pa, pyarrow.compute as pc, numpy as np, time
 def rss():
@@ -141,21 +157,9 @@ print(rss() - before)
 def test_cli_hands_freed_memory_back_within_a_second() -> None:
     """Columns a scan frees are handed back to the system within a second (jemalloc's decay
     as the command line sets it); an operator's JE_ARROW_MALLOC_CONF wins."""
-    env = {k: v for k, v in os.environ.items() if k != "JE_ARROW_MALLOC_CONF"}
-    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
-
-    def kept_mib(extra: dict[str, str]) -> int:
-        out = subprocess.run(
-            [sys.executable, "-c", _DECAY_PROBE],
-            check=True,
-            capture_output=True,
-            text=True,
-            env={**env, **extra},
-        )
-        return int(out.stdout)
-
-    assert kept_mib({}) < 50
-    assert kept_mib({"JE_ARROW_MALLOC_CONF": "dirty_decay_ms:-1"}) > 150  # never purge
+    assert _kept_mib(_DECAY_PROBE, {}) < 50
+    never_purge = {"JE_ARROW_MALLOC_CONF": "dirty_decay_ms:-1"}
+    assert _kept_mib(_DECAY_PROBE, never_purge) > 150
 
 
 _HUGE_PROBE = """
@@ -178,18 +182,6 @@ def test_cli_hands_freed_columns_of_a_mebibyte_or_more_back_at_once() -> None:
     """Columns of 1 MiB or more are handed back to the system as soon as they are freed,
     without waiting for jemalloc's decay (its arena for huge allocations); an operator's
     JE_ARROW_MALLOC_CONF wins."""
-    env = {k: v for k, v in os.environ.items() if k != "JE_ARROW_MALLOC_CONF"}
-    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
-
-    def kept_mib(extra: dict[str, str]) -> int:
-        out = subprocess.run(
-            [sys.executable, "-c", _HUGE_PROBE],
-            check=True,
-            capture_output=True,
-            text=True,
-            env={**env, **extra},
-        )
-        return int(out.stdout)
-
-    assert kept_mib({}) < 20
-    assert kept_mib({"JE_ARROW_MALLOC_CONF": "dirty_decay_ms:-1"}) > 150  # Arrow's: no huge arena
+    assert _kept_mib(_HUGE_PROBE, {}) < 20
+    arrows_own = {"JE_ARROW_MALLOC_CONF": "dirty_decay_ms:-1"}  # no huge arena, never purge
+    assert _kept_mib(_HUGE_PROBE, arrows_own) > 150
