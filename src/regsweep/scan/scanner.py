@@ -56,10 +56,13 @@ from regsweep.scan.snapshot import (
     Snapshot,
     TableBuilder,
     as_dictionary,
+    as_repeated,
     ascending,
     by_value,
+    constant,
     dictionaries,
     identity,
+    is_in,
     one_array,
     over_dictionary,
     share_digests,
@@ -174,7 +177,9 @@ class _Parts:
         self.levels.append(0)
         n = self._FAN_IN
         while len(self.levels) >= n and len(set(self.levels[-n:])) == 1:
-            merged = pa.concat_tables(self.tables[-n:]).combine_chunks()
+            # (A column of nulls in one table and not in another takes the other's type.)
+            merged = pa.concat_tables(self.tables[-n:], promote_options="default")
+            merged = merged.combine_chunks()
             level = self.levels[-1] + 1
             del self.tables[-n:], self.levels[-n:]
             self.tables.append(merged)
@@ -217,6 +222,40 @@ def _per_value(col: pa.Array, fn: Callable[[Any], Any]) -> pa.Array:
 
 def _plain(col: pa.Array) -> pa.Array:
     return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def _nulls_untyped(table: pa.Table) -> pa.Table:
+    """``table`` with each column that is null in every row as Arrow's null type, which holds
+    no buffer (``_typed`` gives it its type back): no link's key is held (see classify), and a
+    filesystem's links have no ETag or MD5, nor a ``_layers`` link a tag. As typed nulls they
+    were 4 bytes a row each of offsets or indices, ~16 MiB at 815k ``_layers`` links from the
+    listing to the links' resolution."""
+    for at, col in enumerate(table.columns):
+        if len(col) and col.null_count == len(col) and not pa.types.is_null(col.type):
+            table = table.set_column(at, table.field(at).name, pa.nulls(len(col), pa.null()))
+    return table
+
+
+def _typed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` cast to ``schema``, a column of the null type (``_nulls_untyped``) as nulls of
+    its type held once (``constant``)."""
+    columns = [
+        constant(None, table.num_rows, f.type)
+        if pa.types.is_null(table[f.name].type)
+        else table[f.name].cast(f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _compact(col: pa.Array) -> pa.ChunkedArray:
+    """A column of a few distinct strings (how each link was resolved, its problem) as one
+    chunk repeated where every row says the same (``as_repeated``), else dictionary-encoded:
+    not 4-8 bytes of text and offsets a row (~9 MiB at 815k ``_layers`` links, held from the
+    links' resolution to the scan's tables)."""
+    col = pa.chunked_array([col])
+    same = as_repeated(col)
+    return same if same is not col else col.dictionary_encode()
 
 
 def _where(mask: pa.Array, col: pa.Array) -> pa.Array:
@@ -266,6 +305,15 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
     schema, columns = table.schema, []
     encoded: list[tuple[pa.Array, pa.Array]] = []  # (plain, encoded)
     for name in schema.names:
+        whole = table[name]
+        if name not in encode and (same := as_repeated(whole)) is not whole:
+            # One value in every row (nulls, the size of a link): in any order the same
+            # column, held once rather than copied out to 4-8 bytes a row.
+            columns.append(same)
+            table = table.drop_columns([name])
+            del whole, same
+            continue
+        del whole
         col = _col(table, name)  # one chunk: a copy when the listing gave several
         table = table.drop_columns([name])  # so that the chunks go before the take copies
         if name in encode:
@@ -694,13 +742,13 @@ class _Scan:
                 self.add_blobs(table.select(_BLOB_PART.names))
             elif table.num_rows:
                 at = table.schema.get_field_index("key")
-                table = table.set_column(at, "key", pa.nulls(table.num_rows, pa.string()))
+                table = table.set_column(at, "key", pa.nulls(table.num_rows, pa.null()))
                 # Millions of _layers links name a few thousand layers, in a few hundred
                 # repositories, with one ETag per layer (and revision and tag links a few
                 # thousand manifests): 4-byte indices from the start, rather than ~140 bytes
                 # of text a link until the scan's tables are built.
                 table = _encoded(table, _ENCODED[kind])
-                self.parts[kind].add(table)
+                self.parts[kind].add(_nulls_untyped(table))
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
             self.prefetch(pc.unique(revisions["digest"]))
@@ -795,10 +843,14 @@ class _Scan:
                 self.blobs = self.sorted_blobs(extra)
                 continue
             schema = _LISTED_SCHEMA[kind]
-            parts = [t.cast(schema) for t in self.parts.pop(kind).tables]
+            parts = self.parts.pop(kind).tables
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
-            self.kinds[kind] = pa.concat_tables([*parts, extra.cast(schema)])
+            listed = pa.concat_tables(parts, promote_options="default") if parts else None
             del parts
+            self.kinds[kind] = pa.concat_tables(
+                [*([_typed(listed, schema)] if listed is not None else []), extra.cast(schema)]
+            )
+            del listed
         part_of = {
             Kind.LAYER_LINK: "_layers",
             Kind.REVISION_LINK: "_manifests",
@@ -856,7 +908,9 @@ class _Scan:
                 {Kind.BLOB_DATA: pa.concat_tables(pieces)}, Kind.BLOB_DATA, "digest"
             )
             del pieces
-            columns = {name: part[name] for name in ("key", "size", "last_modified", "etag")}
+            # Each as one chunk (those of one value come repeated from the take): a record
+            # batch of the scratch file a part, over the part's one dictionary.
+            columns = {n: one_array(part[n]) for n in ("key", "size", "last_modified", "etag")}
             digest = as_dictionary(_col(part, "digest"))
             # Not repeated (see table_from_columns): a part is written to a scratch file a
             # record batch a chunk, and read back so, each chunk over the part's dictionary.
@@ -986,8 +1040,8 @@ class _Scan:
                 target = _over_manifests_named(target, out[Kind.REVISION_LINK]["digest"])
             out[kind] = (
                 table.append_column("target", target)
-                .append_column("resolved_by", by)
-                .append_column("problem", problem)
+                .append_column("resolved_by", _compact(by))
+                .append_column("problem", _compact(problem))
             )
         self.link_contents = _LINK_READS.empty_table()
         return out
@@ -1268,12 +1322,12 @@ class _Scan:
                 pa.chunked_array(
                     [
                         pa.array(children, pa.string()),
-                        nested["child"].filter(pc.is_in(nested["parent"], value_set=used)),
+                        nested["child"].filter(is_in(nested["parent"], used)),
                     ],
                     pa.string(),
                 )
             )
-            named = named.filter(pc.invert(pc.is_in(named, value_set=seen)))
+            named = named.filter(pc.invert(is_in(named, seen)))
             found = self._blob_objects(named)
             seen = pa.chunked_array([seen, found["digest"]])
 

@@ -427,7 +427,7 @@ def _found_in_sorted(dictionaries: list[pa.Array]) -> dict[int, tuple[np.ndarray
             if sorted_view.dtype != view.dtype:
                 continue
             rows = np.flatnonzero(anchor < 0)
-            at = _places_in(view if len(rows) == len(view) else view[rows], sorted_view)
+            at = _places_in(view, sorted_view, None if len(rows) == len(view) else rows)
             hit = at >= 0
             anchor[rows[hit]], places[rows[hit]] = a, at[hit]
             del at, hit
@@ -449,10 +449,26 @@ def sorted_places(values: pa.Array, dictionary: pa.Array) -> np.ndarray | None:
     return _places_in(want, have)
 
 
-def _places_in(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
-    """Per value, its place in ``sorted_values`` (of the same fixed width), -1 where none."""
-    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
-    return np.where(sorted_values[at] == values, at, -1).astype(np.int32)
+_SEARCH_ROWS = 1 << 16  # values looked up at a time by _places_in
+
+
+def _places_in(
+    values: np.ndarray, sorted_values: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Per value (of ``rows`` of ``values``, when given), its place in ``sorted_values`` (of
+    the same fixed width), -1 where none. A slice at a time: the values found are copied to be
+    compared, and all of them at once were ~50 MiB for the 703k digests of a store's layer
+    links, at the peak of its plan."""
+    n = len(values) if rows is None else len(rows)
+    out = np.full(n, -1, np.int32)
+    if not len(sorted_values):
+        return out
+    for start in range(0, n, _SEARCH_ROWS):
+        stop = min(start + _SEARCH_ROWS, n)
+        want = values[start:stop] if rows is None else values[rows[start:stop]]
+        at = np.minimum(np.searchsorted(sorted_values, want), len(sorted_values) - 1)
+        out[start:stop] = np.where(sorted_values[at] == want, at, -1)
+    return out
 
 
 def _rising(view: np.ndarray) -> bool:
@@ -545,12 +561,12 @@ def table_from_columns(
     """A table of ``schema`` (or of the snapshot table so named) from whole columns (Python
     lists or Arrow arrays), all of one length; a column left out is all nulls. Cheaper than
     ``TableBuilder.add`` row by row. A column of one value is one chunk repeated (see
-    _as_repeated) unless ``repeat`` is false: for a table written to a scratch file, which
+    as_repeated) unless ``repeat`` is false: for a table written to a scratch file, which
     would be cut into record batches of that chunk's rows."""
     if isinstance(schema, str):
         schema = SCHEMAS[schema]
     n = len(next(iter(columns.values()))) if columns else 0
-    held = _as_repeated if repeat else (lambda col: col)
+    held = as_repeated if repeat else (lambda col: col)
     arrays = []
     for f in schema:
         values = columns.get(f.name)
@@ -576,12 +592,13 @@ def table_from_columns(
 _REPEAT_ROWS = 1 << 16  # rows of the one chunk that a column of one value repeats
 
 
-def _as_repeated(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+def as_repeated(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """``col`` as one chunk of its value, ``repeated``, where every row holds the same: null
     (a filesystem link's ETag, nearly every row's problem), the same dictionary value (how a
-    link was resolved) or empty text (a key that is derived when written). Such columns were
-    ~21 MiB of a scan of 815k layer links and 1.2M references: 4 bytes a row of indices or
-    offsets that all say the same. Others as they are."""
+    link was resolved), empty text (a key that is derived when written) or the same number
+    (the size of a link). Such columns were ~21 MiB of a scan of 815k layer links and 1.2M
+    references: 4 bytes a row of indices or offsets that all say the same, and the links'
+    sizes another 11 MiB at 1.5M links, 8 bytes each. Others as they are."""
     n = len(col)
     if n <= _REPEAT_ROWS:
         return col
@@ -603,6 +620,10 @@ def _as_repeated(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         return constant(values.pop(), n, col.type)
     if pa.types.is_string(col.type) and not any(_text_bytes(c) for c in chunks):
         return constant("", n, col.type)
+    if pa.types.is_integer(col.type):  # a link's size: 71 bytes, every one of them
+        low, high = pc.min_max(col).values()
+        if low == high:
+            return constant(low.as_py(), n, col.type)
     return col
 
 
@@ -787,6 +808,18 @@ def by_value(
         for c in col.chunks
     ]
     return pa.chunked_array(out, values.type)
+
+
+def is_in(
+    values: pa.Array | pa.ChunkedArray, value_set: pa.Array | pa.ChunkedArray
+) -> pa.Array | pa.ChunkedArray:
+    """``pc.is_in(values, value_set=value_set)``, hashing the smaller side: where the value set
+    is the larger, its values that are among ``values`` are found first and only those hashed.
+    A value set of every manifest digest a scan has found, hashed to look up the few that
+    nested indexes name, was the peak of a scan of many manifests (~30 MiB at 256k)."""
+    if len(value_set) > len(values):
+        value_set = value_set.filter(pc.is_in(value_set, value_set=values))
+    return pc.is_in(values, value_set=value_set)
 
 
 def identity(array: pa.Array) -> tuple[int, ...]:
