@@ -78,7 +78,10 @@ def test_blob_phase_does_not_depend_on_the_blobs_order(snap: Snapshot) -> None:
     blobs = snap["blobs"]
     assert ascending(blobs["digest"]), "a scan sorts blobs"
     reversed_ = Snapshot(
-        {**snap.tables, "blobs": blobs.take(pa.array(range(blobs.num_rows - 1, -1, -1)))},
+        {
+            **{name: snap[name] for name in snap.names()},
+            "blobs": blobs.take(pa.array(range(blobs.num_rows - 1, -1, -1))),
+        },
         snap.meta,
     )
     expected = make_plan(snap, mark(snap), settings, now, run_id="r").rows

@@ -17,7 +17,7 @@ from regsweep.demo.generator import generate_demo
 from regsweep.layout.keys import blob_data_key
 from regsweep.scan import scanner
 from regsweep.scan.scanner import _distinct_of, _Parts, scan
-from regsweep.scan.snapshot import column, rows
+from regsweep.scan.snapshot import column, constant, rows
 from regsweep.storage.filesystem import FilesystemStore
 
 V2 = "docker/registry/v2/"
@@ -32,6 +32,50 @@ def test_parts_merge_sixteen_at_a_time_and_keep_the_rows_in_order() -> None:
     assert parts.levels == [2, 1, 1] + [0] * 12
     assert [t.num_rows for t in parts.tables] == [768, 48, 48] + [3] * 12
     assert all(t["n"].num_chunks == 1 for t in parts.tables)
+
+
+def test_a_column_null_in_every_row_is_held_without_buffers_until_typed() -> None:
+    """While listing, a column that a batch leaves null in every row (a filesystem's ETags, a
+    ``_layers`` link's tag) takes no buffer; merged with a batch that has values it takes
+    their type, and given its type at the end it is nulls held once."""
+    n = 100_000
+    empty = pa.table(
+        {"etag": pa.nulls(n, pa.string()).dictionary_encode(), "size": pa.repeat(71, n)}
+    )
+    untyped = scanner._nulls_untyped(empty)
+    assert untyped["etag"].type == pa.null() and untyped["etag"].nbytes == 0
+    assert untyped["size"].type == pa.int64()
+    with_values = pa.table({"etag": pa.array(["e1", None]).dictionary_encode(), "size": [1, 2]})
+    parts = _Parts()
+    parts._FAN_IN = 2  # type: ignore[misc]
+    parts.add(untyped)
+    parts.add(with_values)
+    (merged,) = parts.tables
+    assert merged["etag"].to_pylist() == [None] * n + ["e1", None]
+    schema = pa.schema([("etag", pa.dictionary(pa.int32(), pa.string())), ("size", pa.int64())])
+    typed = scanner._typed(untyped, schema)
+    assert typed.schema == schema and typed["etag"].null_count == n
+    assert len({c.buffers()[1].address for c in typed["etag"].chunks}) == 1  # one, repeated
+
+
+def test_a_sort_holds_a_column_of_one_value_once() -> None:
+    """Sorting the links (_take) moves the columns of many values and keeps those of one (a
+    link's size, nulls) as one chunk repeated, not a copy of 4-8 bytes a row."""
+    n = 100_000
+    table = pa.table(
+        {
+            "digest": pa.array([f"d{i}" for i in range(n)]),
+            "size": constant(71, n, pa.int64()),
+            "problem": pa.nulls(n, pa.string()),
+        }
+    )
+    order = pa.array(range(n - 1, -1, -1))
+    out = scanner._take(table, order, encode=("digest",))
+    assert out["digest"].to_pylist() == [f"d{i}" for i in range(n - 1, -1, -1)]
+    for name in ("size", "problem"):
+        assert out[name].num_chunks > 1, name
+        assert len({c.buffers()[1].address for c in out[name].chunks}) == 1, name
+    assert out["size"].to_pylist() == [71] * n and out["problem"].null_count == n
 
 
 def test_distinct_values_are_those_the_rows_use() -> None:

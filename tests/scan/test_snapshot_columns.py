@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
+from regsweep.scan import snapshot
 from regsweep.scan.graph import pylist
 from regsweep.scan.snapshot import (
     DIGEST_COLUMNS,
@@ -18,6 +20,7 @@ from regsweep.scan.snapshot import (
     decoded,
     dictionaries,
     identity,
+    is_in,
     over_dictionary,
     share_digests,
     sorted_places,
@@ -143,12 +146,22 @@ def test_table_from_columns_holds_a_column_of_one_value_as_one_chunk_repeated() 
     digests = pa.array([f"sha256:{i:064x}" for i in range(n)]).dictionary_encode()
     path = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array(["path"]))
     problem = pa.array([None] * (n - 1) + ["bad"]).dictionary_encode()
+    sizes = pa.array(np.full(n, 71, np.int64))
     t = table_from_columns(
         "layer_links",
-        {"digest": digests, "key": pa.array([""] * n), "resolved_by": path, "problem": problem},
+        {
+            "digest": digests,
+            "key": pa.array([""] * n),
+            "resolved_by": path,
+            "problem": problem,
+            "size": sizes,
+            "last_modified": pa.array(np.arange(n), pa.timestamp("ms", tz="UTC")),
+        },
     )
     assert t.num_rows == n
-    for name in ("etag", "key", "resolved_by", "repository"):
+    assert t["size"].num_chunks > 1 and t["size"].to_pylist() == sizes.to_pylist()
+    assert t["last_modified"].num_chunks == 1  # of many values: kept
+    for name in ("etag", "key", "resolved_by", "repository", "size"):
         col = t[name]
         assert col.num_chunks > 1
         assert len({c.buffers()[1].address for c in col.chunks}) == 1, name
@@ -305,6 +318,32 @@ def test_sorted_places_finds_values_in_a_sorted_dictionary_or_says_it_cannot() -
     assert sorted_places(pa.array([digests[0], "sha512:" + "0" * 128]), dictionary) is None
     assert sorted_places(pa.array(["sha512:" + "0" * 128]), dictionary) is None
     assert sorted_places(values, pa.array(digests[::-1])) is None
+
+
+def test_sorted_places_looks_values_up_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values are searched a slice at a time (each slice's values copied to be compared,
+    not all of them at once): the same places across the slices' boundaries."""
+    rng = random.Random(6)
+    digests = sorted({f"sha256:{rng.getrandbits(256):064x}" for _ in range(200)})
+    values = pa.array(rng.sample(digests, 50) + [f"sha256:{i:064x}" for i in range(7)])
+    whole = sorted_places(values, pa.array(digests))
+    monkeypatch.setattr(snapshot, "_SEARCH_ROWS", 3)
+    sliced = sorted_places(values, pa.array(digests))
+    assert whole is not None and sliced is not None
+    assert sliced.tolist() == whole.tolist()
+    assert sliced.tolist() == pc.fill_null(pc.index_in(values, pa.array(digests)), -1).to_pylist()
+
+
+def test_is_in_is_pc_is_in_whichever_side_is_larger() -> None:
+    """Hashing the smaller side gives the kernel's answer, nulls included."""
+    few = pa.array(["b", None, "x", "b"])
+    many = pa.array([f"v{i}" for i in range(100)] + ["b", None])
+    for values, value_set in ((few, many), (many, few), (few, many.slice(0, 100))):
+        assert is_in(values, value_set).to_pylist() == (
+            pc.is_in(values, value_set=value_set).to_pylist()
+        )
+    chunked = pa.chunked_array([many.slice(0, 50), many.slice(50)])
+    assert is_in(few, chunked).to_pylist() == [True, True, False, True]
 
 
 def test_compacted_keeps_only_the_dictionary_values_the_rows_use() -> None:

@@ -53,6 +53,49 @@ def test_parts_come_back_in_order_with_their_own_dictionaries() -> None:
     assert rows(whole) == [{"name": n, "n": i} for i, n in enumerate(["a", "b", "a", "c"])]
 
 
+def test_columns_over_a_shared_dictionary_are_written_as_indices(tmp_path: Path) -> None:
+    """A column over a dictionary held in memory (the snapshot's digests) is written as its
+    indices only and read back over that same dictionary; a part over another dictionary is
+    refused rather than read back wrong."""
+    names = pa.array([f"sha256:{i:064x}" for i in range(5000)])
+    t = SpilledTable(SCHEMA, "test", {"name": names})
+    rows_at = pa.array([4999, 0, 7, 7], pa.int32())
+    t.append(pa.table({"name": pa.DictionaryArray.from_arrays(rows_at, names), "n": [1, 2, 3, 4]}))
+    on_disk = sum(p.stat().st_size for p in Path(t._dir).iterdir())
+    assert on_disk < names.nbytes // 10  # the dictionary is not in the file
+    back = t.table()
+    assert back.schema == SCHEMA
+    assert back["name"].num_chunks == 1
+    assert identity(back["name"].chunk(0).dictionary) == identity(names)
+    assert back["name"].chunk(0).indices.to_pylist() == rows_at.to_pylist()
+    assert [p.column_names for p in t.parts(["n"])] == [["n"]]
+    with pytest.raises(ValueError, match="shared dictionary"):
+        t.append(_part(["a"], 0))
+
+
+def test_a_scans_references_are_on_disk_over_its_digests(
+    registry: FilesystemStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The references wait for the graph, the audit and the reports in scratch files, their
+    digests indices into the snapshot's one dictionary; read back, they are the rows a scan
+    held in memory before, and a take of some of them copies no digest."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    snap = scan(registry)
+    assert set(snap.spilled) == {"blobs", "references"}
+    refs = snap["references"]
+    assert refs.num_rows == snap.num_rows("references") > 0
+    shared = snap["manifests"]["digest"].chunk(0).dictionary
+    for name in ("parent", "child"):
+        assert [identity(c.dictionary) for c in refs[name].chunks] == [identity(shared)]
+    few = refs.take(pa.array([0, refs.num_rows - 1]))
+    assert identity(few["parent"].chunk(0).dictionary) == identity(shared)
+    in_memory = Snapshot({name: snap[name] for name in snap.names()}, snap.meta)
+    for name in DIGEST_COLUMNS["references"]:
+        assert decoded(refs[name]).to_pylist() == decoded(in_memory["references"][name]).to_pylist()
+    del snap, refs, few, in_memory
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("regsweep-references")]
+
+
 def test_scratch_files_go_with_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     t = SpilledTable(SCHEMA, "test")
@@ -132,7 +175,7 @@ def test_the_references_of_manifests_read_while_listing_go_through_scratch_files
     append = SpilledTable.append
 
     def counted(self: SpilledTable, part: pa.Table) -> None:
-        if self.what == "references":
+        if self.what == "listed references":
             written.append(part.num_rows)
         append(self, part)
 
@@ -141,7 +184,7 @@ def test_the_references_of_manifests_read_while_listing_go_through_scratch_files
     assert len(written) > 2 and sum(written) == whole["references"].num_rows
     for name in whole.names():
         assert rows(cut.with_keys(name)) == rows(whole.with_keys(name)), name
-    assert not [p for p in tmp_path.iterdir() if "references" in p.name]
+    assert not [p for p in tmp_path.iterdir() if "listed references" in p.name]
 
 
 def test_whether_a_links_blob_is_stored_is_looked_up_in_every_part_of_the_blobs(

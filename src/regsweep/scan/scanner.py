@@ -46,7 +46,7 @@ from regsweep.layout.manifest import (
 )
 from regsweep.layout.root import find_layout_root
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import kind_is
+from regsweep.scan.graph import kind_is, places
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import (
@@ -67,6 +67,7 @@ from regsweep.scan.snapshot import (
     over_dictionary,
     share_digests,
     sorted_places,
+    spill_shared,
     table_from_columns,
     value_ranks,
     with_keys,
@@ -713,6 +714,11 @@ class _Scan:
         tables["references"] = self.manifest_tables(tables)
         share_digests(tables)
         tables["references"] = _by_parent(tables)
+        assert self.blobs is not None
+        spilled = {"blobs": self.blobs}
+        if (references := spill_shared(tables, "references")) is not None:
+            spilled["references"] = references
+        del references
         self.vanished_anomalies()
         tables["anomalies"] = self.anomalies.build()
         meta: dict[str, Any] = {
@@ -724,10 +730,7 @@ class _Scan:
         }
         if inventory is not None:
             meta["inventory"] = inventory.meta()
-        assert self.blobs is not None
-        snap = Snapshot(
-            {k: v for k, v in tables.items() if v is not None}, meta, spilled={"blobs": self.blobs}
-        )
+        snap = Snapshot({k: v for k, v in tables.items() if v is not None}, meta, spilled)
         meta["counts"] = snap.counts()
         return snap
 
@@ -1292,7 +1295,9 @@ class _Scan:
         if references.num_rows:
             with self.spilling:
                 if self.prefetched_references is None:
-                    self.prefetched_references = SpilledTable(references.schema, "references")
+                    self.prefetched_references = SpilledTable(
+                        references.schema, "listed references"
+                    )
                 self.prefetched_references.append(references)
         return _parsed_table(out), _manifest_children([references])
 
@@ -1406,7 +1411,7 @@ class _Scan:
         parents: list[pa.Array] = []
 
         def placed(table: pa.Table) -> pa.Table:
-            at = one_array(by_value(table["parent"], lambda v: pc.index_in(v, value_set=listed)))
+            at = one_array(places(table["parent"], listed))  # (no hash table of them all)
             if at.null_count:
                 table, at = table.filter(pc.is_valid(at)), at.drop_null()
             parents.append(at)

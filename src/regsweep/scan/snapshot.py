@@ -281,6 +281,29 @@ def _unite(tables: dict[str, pa.Table], columns: list[tuple[str, str]]) -> bool:
     return True
 
 
+def spill_shared(tables: dict[str, pa.Table | None], name: str) -> SpilledTable | None:
+    """Table ``name``, taken out of ``tables`` (its place left None), written to scratch files
+    with each digest column as its indices into its one dictionary (SpilledTable's
+    ``shared``), where each has one (share_digests); else None, and the table left where it
+    was. A store has several references a manifest (1.2M at 256k manifests, ~37 MiB), held
+    from the scan's end to its plan's end though only the graph, the audit and the reports
+    read them: a plan's peak."""
+    table = tables[name]
+    assert table is not None
+    shared = {}
+    for c in DIGEST_COLUMNS[name]:
+        distinct = dictionaries(table[c]) if pa.types.is_dictionary(table[c].type) else []
+        if len(distinct) != 1:
+            return None
+        shared[c] = distinct[0]
+    out = SpilledTable(SCHEMAS[name], name, shared)
+    tables[name] = None
+    # One part of one chunk a column, as the table was: what reads it takes rows of it, and
+    # Arrow unifies the dictionaries of chunks it joins (a hash of every digest, for each).
+    out.append(table.combine_chunks())
+    return out
+
+
 def over_dictionary(col: pa.ChunkedArray, dictionary: pa.Array) -> pa.ChunkedArray:
     """``col`` (a dictionary column) with each chunk whose every row's value is in
     ``dictionary`` (distinct values, no nulls) as indices into it; the other chunks as they
@@ -643,8 +666,9 @@ def _is_dict(f: pa.Field) -> bool:
 class Snapshot:
     """A scan's result. ``meta`` holds the store URL, layout root, scan time and version.
 
-    A scan leaves its blobs table on disk (``spilled``, see spill.py): ``snap["blobs"]`` maps
-    the whole of it, and what passes over every blob takes it a part at a time (``parts``)."""
+    A scan leaves its blobs and references tables on disk (``spilled``, see spill.py):
+    ``snap["blobs"]`` maps the whole of it, and what passes over every blob takes it a part at
+    a time (``parts``)."""
 
     tables: dict[str, pa.Table]
     meta: dict[str, Any] = field(default_factory=dict)

@@ -36,11 +36,23 @@ class ScratchError(RegsweepError):
 
 
 class SpilledTable:
-    """Rows of ``schema`` as parts on disk, in the order they were appended."""
+    """Rows of ``schema`` as parts on disk, in the order they were appended.
 
-    def __init__(self, schema: pa.Schema, what: str) -> None:
+    The dictionary columns named in ``shared`` are over the dictionary given for them (every
+    chunk of every part): only their indices are written, and the rows read back are over that
+    dictionary, held in memory once. The snapshot's digests are one dictionary that every
+    table's digest columns index (share_digests): written with each part, it would be most of
+    the file."""
+
+    def __init__(
+        self, schema: pa.Schema, what: str, shared: dict[str, pa.Array] | None = None
+    ) -> None:
         self.schema = schema
         self.what = what  # names the directory, and the table in errors
+        self.shared = shared or {}
+        self._written = pa.schema(
+            [pa.field(f.name, f.type.index_type) if f.name in self.shared else f for f in schema]
+        )
         self.num_rows = 0
         self._paths: list[str] = []
         try:
@@ -57,9 +69,17 @@ class SpilledTable:
     def append(self, part: pa.Table) -> None:
         """Write ``part`` (of ``schema``) as the next part."""
         path = os.path.join(self._dir, f"{len(self._paths):05d}.arrows")
+        part = part.cast(self.schema) if part.schema != self.schema else part
+        for name, dictionary in self.shared.items():
+            at = part.schema.get_field_index(name)
+            chunks = part[name].chunks
+            if any(not _same(c.dictionary, dictionary) for c in chunks):
+                raise ValueError(f"{self.what}: column {name} is not over its shared dictionary")
+            indices = pa.chunked_array([c.indices for c in chunks], self._written.field(at).type)
+            part = part.set_column(at, self._written.field(at), indices)
         try:
-            with ipc.new_stream(path, self.schema) as out:
-                out.write_table(part.cast(self.schema) if part.schema != self.schema else part)
+            with ipc.new_stream(path, self._written) as out:
+                out.write_table(part)
         except OSError as e:
             raise _scratch_error(self.what, self._dir, e) from e
         self._paths.append(path)
@@ -73,16 +93,36 @@ class SpilledTable:
         for path in self._paths:
             with pa.memory_map(path) if mapped else pa.OSFile(path) as source:
                 table = ipc.open_stream(source).read_all()
-            yield table if columns is None else table.select(list(columns))
+            if columns is not None:
+                table = table.select(list(columns))
+            for name, dictionary in self.shared.items():
+                if (at := table.schema.get_field_index(name)) >= 0:
+                    over = [
+                        pa.DictionaryArray.from_arrays(c, dictionary) for c in table[name].chunks
+                    ]
+                    field = self.schema.field(name)
+                    table = table.set_column(at, field, pa.chunked_array(over, field.type))
+            yield table
 
     def table(self) -> pa.Table:
         """Every part as one table (chunked, memory-mapped: nothing is copied)."""
-        return pa.concat_tables([self.schema.empty_table(), *self.parts()])
+        # (Not joined to an empty table: a chunk of its own, with its own empty dictionary,
+        # that a take of the rows would unify with the others' dictionaries.)
+        return pa.concat_tables(list(self.parts()) or [self.schema.empty_table()])
 
     def close(self) -> None:
         """Remove the scratch files now (the table is empty afterwards)."""
         self._cleanup()
         self._paths, self.num_rows = [], 0
+
+
+def _same(a: pa.Array, b: pa.Array) -> bool:
+    """``a`` is ``b``: the same values in the same buffers (not compared value by value)."""
+    return (a.offset, len(a), [x and x.address for x in a.buffers()]) == (
+        b.offset,
+        len(b),
+        [x and x.address for x in b.buffers()],
+    )
 
 
 def _scratch_error(what: str, where: str, e: OSError) -> ScratchError:
