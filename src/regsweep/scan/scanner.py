@@ -614,7 +614,6 @@ class _Scan:
         self.prefetched_references: SpilledTable | None = None
         self.prefetched_children = _manifest_children([])
         self.spilling = threading.Lock()  # the prefetcher may be a pool
-        self.prefetched_used: list[pa.Array] = []  # those whose blob the listing showed
         # Tag links read while listing (see classify), and then their contents together.
         self.prefetched_links: list[Future[pa.Table]] = []
         self.link_contents = _LINK_READS.empty_table()
@@ -686,7 +685,11 @@ class _Scan:
                 manifests, nested = fut.result()
                 parsed.append(manifests)
                 children.append(nested)
-            self.prefetched_manifests = pa.concat_tables(parsed)
+            # In digest order (read_manifests finds the listed ones among them by binary
+            # search), sorted a column at a time (see _take).
+            parsed = [pa.concat_tables(parsed)]
+            order = pc.sort_indices(parsed[0]["digest"])
+            self.prefetched_manifests = _take(parsed.pop(), order)
             self.prefetched_children = pa.concat_tables(children)
             del parsed, children
             self.prefetched = []
@@ -1305,16 +1308,15 @@ class _Scan:
         """Read every manifest that links name and the listing shows as a blob (those read
         while listing are not read again), and the manifests those name in turn. Held as
         Arrow, not as a Python string and tuple per manifest: ~30 MiB at 94k manifests."""
-        pre = self.prefetched_manifests["digest"]
+        pre = one_array(self.prefetched_manifests["digest"])
         nested = self.prefetched_children
         found = self._blob_objects(_named_manifests(links))
         seen = found["digest"]
         while found.num_rows:
-            read_before = pc.is_in(found["digest"], value_set=pre)
+            read_before = pc.is_valid(places(found["digest"], pre))
             fresh = self._keyed(Kind.BLOB_DATA, found.filter(pc.invert(read_before)))
             batch = sorted(zip(fresh["digest"].to_pylist(), fresh["key"].to_pylist(), strict=True))
             used = found["digest"].filter(read_before)
-            self.prefetched_used.append(used)
             # Follow children that exist as blobs even where no revision links them here:
             # nested indexes and cross-repository children still need reading.
             children: list[str] = []
@@ -1333,8 +1335,30 @@ class _Scan:
                 )
             )
             named = named.filter(pc.invert(is_in(named, seen)))
+            del used
             found = self._blob_objects(named)
             seen = pa.chunked_array([seen, found["digest"]])
+        del pre, seen, found
+        self._place_prefetched()
+
+    def _place_prefetched(self) -> None:
+        """The manifests' blob rows (``found_blobs``) as one table in digest order, and each
+        manifest read while listing whose blob is among them in place of its digest as its row
+        there (``at``); the others go. The digests are then held once, in the blob rows, not
+        also in the manifests read while listing and in those of them the listing showed (~18
+        MiB each at 256k manifests, from here to the scan's tables)."""
+        blobs = pa.concat_tables([_FOUND.empty_table(), *self.found_blobs])
+        self.found_blobs = []
+        if not ascending(blobs["digest"]):  # (each round of read_manifests is in order)
+            blobs = blobs.take(pc.sort_indices(blobs["digest"]))
+        blobs = blobs.combine_chunks()
+        self.found_blobs = [blobs]
+        pre, self.prefetched_manifests = self.prefetched_manifests, _PARSED.empty_table()
+        at = one_array(places(pre["digest"], one_array(blobs["digest"])))
+        listed = pc.is_valid(at)
+        self.prefetched_manifests = (
+            pre.drop_columns(["digest"]).filter(listed).append_column("at", at.filter(listed))
+        )
 
     def _read_manifest(self, blob: tuple[str, str]) -> ParsedManifest:
         """The manifest of ``blob`` (its digest and key)."""
@@ -1366,22 +1390,30 @@ class _Scan:
         """The manifests table, put in ``tables`` (with the revision and tag tables' digests
         over its dictionary, see _over_manifests, before the references are read back), and
         the references table, returned."""
+        # Every manifest whose blob read_manifests found was read, here or while listing: its
+        # row among the blobs (in digest order, see _place_prefetched) is its row here.
         fresh = sorted(self.manifests.items())
-        pre, used = self.prefetched_manifests, pa.chunked_array(self.prefetched_used, pa.string())
-        self.prefetched_manifests, self.prefetched_used = _PARSED.empty_table(), []
-        rows = pa.concat_tables(
-            [_parsed_table(fresh), pre.filter(pc.is_in(pre["digest"], value_set=used))]
-        )
-        del pre, used
-        rows = rows.take(pc.sort_indices(rows["digest"]))
-        blobs = pa.concat_tables([_FOUND.empty_table(), *self.found_blobs])
+        (blobs,) = self.found_blobs or [_FOUND.empty_table()]
         self.found_blobs = []
-        at = pc.index_in(rows["digest"], value_set=blobs["digest"])
+        found = one_array(blobs["digest"])
+        fresh_rows = _parsed_table(fresh).drop_columns(["digest"])
+        pre, self.prefetched_manifests = self.prefetched_manifests, _PARSED.empty_table()
+        where = np.full(len(found), -1, np.int64)
+        where[np.asarray(one_array(pre["at"]), np.int64)] = np.arange(pre.num_rows)
+        read_here = pa.chunked_array([pa.array([d for d, _ in fresh], pa.string())])
+        fresh_at = np.asarray(one_array(pc.fill_null(places(read_here, found), -1)), np.int64)
+        if (fresh_at < 0).any():
+            raise AssertionError("a manifest read is not among the blobs found")
+        where[fresh_at] = np.arange(pre.num_rows, pre.num_rows + len(fresh))
+        if (where < 0).any():
+            raise AssertionError("a manifest found among the blobs was not read")
+        rows = pa.concat_tables([pre.drop_columns(["at"]), fresh_rows]).take(pa.array(where))
+        del pre, fresh_rows, where, read_here, fresh_at
         bad = pc.is_valid(rows["problem"])
         if pc.any(bad).as_py():
-            objects = self._keyed(Kind.BLOB_DATA, blobs.take(at.filter(bad)))
+            objects = self._keyed(Kind.BLOB_DATA, blobs.filter(bad))
             for digest, problem, obj in zip(
-                rows["digest"].filter(bad).to_pylist(),
+                found.filter(bad).to_pylist(),
                 rows["problem"].filter(bad).to_pylist(),
                 objects.select(["key", "size", "last_modified"]).to_pylist(),
                 strict=True,
@@ -1389,10 +1421,11 @@ class _Scan:
                 self.anomaly(
                     "bad-manifest", "error", f"manifest {digest}: {problem}", obj=ObjectInfo(**obj)
                 )
-        size = blobs["size"].take(at)
-        del blobs, at
+        size = blobs["size"]
+        del blobs
         # Sorted distinct digests: a dictionary of themselves, with no hashing or copy.
-        digest = as_dictionary(one_array(rows["digest"]))
+        digest = as_dictionary(found)
+        del found
         mt = table_from_columns(
             "manifests",
             {"digest": digest, "size": size, **{n: rows[n] for n in _PARSED.names[1:]}},
