@@ -680,19 +680,18 @@ class _Scan:
                 self.prefetcher = one  # local reads hold the GIL: one thread is enough
             for batch in batches:
                 self.classify(batch)
-            parsed, children = [_PARSED.empty_table()], [self.prefetched_children]
-            for fut in self.prefetched:
-                manifests, nested = fut.result()
-                parsed.append(manifests)
-                children.append(nested)
+            # (The futures let go of their results first: they would hold the unsorted rows.)
+            results = [fut.result() for fut in self.prefetched]
+            self.prefetched = []
+            parsed = [pa.concat_tables([_PARSED.empty_table(), *(m for m, _ in results)])]
+            children = [self.prefetched_children, *(c for _, c in results)]
+            del results
             # In digest order (read_manifests finds the listed ones among them by binary
             # search), sorted a column at a time (see _take).
-            parsed = [pa.concat_tables(parsed)]
             order = pc.sort_indices(parsed[0]["digest"])
             self.prefetched_manifests = _take(parsed.pop(), order)
             self.prefetched_children = pa.concat_tables(children)
-            del parsed, children
-            self.prefetched = []
+            del children, order
             self.prefetching = set()  # (only to start each read once)
             self.link_contents = pa.concat_tables(
                 [_LINK_READS.empty_table(), *(fut.result() for fut in self.prefetched_links)]
