@@ -70,12 +70,15 @@ class SpilledTable:
 
     def append(self, part: pa.Table) -> None:
         """Write ``part`` (of ``schema``) as the next part."""
+        # (Here, not at the top: the snapshot module imports this one.)
+        from regsweep.scan.snapshot import identity
+
         path = os.path.join(self._dir, f"{len(self._paths):05d}.arrows")
         part = part.cast(self.schema) if part.schema != self.schema else part
         for name, dictionary in self.shared.items():
             at = part.schema.get_field_index(name)
             chunks = part[name].chunks
-            if any(not _same(c.dictionary, dictionary) for c in chunks):
+            if any(identity(c.dictionary) != identity(dictionary) for c in chunks):
                 raise ValueError(f"{self.what}: column {name} is not over its shared dictionary")
             indices = pa.chunked_array([c.indices for c in chunks], self._written.field(at).type)
             part = part.set_column(at, self._written.field(at), indices)
@@ -116,15 +119,6 @@ class SpilledTable:
         """Remove the scratch files now (the table is empty afterwards)."""
         self._cleanup()
         self._paths, self.num_rows = [], 0
-
-
-def _same(a: pa.Array, b: pa.Array) -> bool:
-    """``a`` is ``b``: the same values in the same buffers (not compared value by value)."""
-    return (a.offset, len(a), [x and x.address for x in a.buffers()]) == (
-        b.offset,
-        len(b),
-        [x and x.address for x in b.buffers()],
-    )
 
 
 def _scratch_error(what: str, where: str, e: OSError) -> ScratchError:
