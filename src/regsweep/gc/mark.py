@@ -110,9 +110,10 @@ _PLACE_BITS = (1 << 32) - 1  # a key's place (see RepoPlaces)
 
 @dataclass
 class MarkResult:
-    # repo -> the tags it keeps, sorted: a tuple, not a set (a set of 25 tags is ~2 KiB, ~15
-    # MiB for 7,100 repositories held through the plan, which does not read it).
-    kept_tags: dict[str, tuple[str, ...]]
+    # The tags kept (repository, tag), rows of the tags table: Arrow, not Python strings
+    # (a set of 25 tags is ~2 KiB, ~15 MiB for 7,100 repositories, and a tuple of them kept
+    # the mark's Python arenas through the plan, which does not read them).
+    kept: pa.Table = field(repr=False, compare=False)
     removed_tags: dict[str, dict[str, str]]  # repo -> {tag: reason}
     unsafe_repos: dict[str, str]  # repo -> why it is kept whole
     # The reference graph of the marked snapshot, so that make_plan need not build it again;
@@ -123,6 +124,16 @@ class MarkResult:
     manifests_at: RepoPlaces = field(repr=False, compare=False)  # repo -> manifests it keeps
     missing: list[MissingBlob] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)  # reasons no blob may be swept
+
+    @cached_property
+    def kept_tags(self) -> dict[str, tuple[str, ...]]:
+        """Repository -> the tags it keeps, sorted (built when asked)."""
+        out: dict[str, list[str]] = defaultdict(list)
+        for repo, tag in zip(
+            pylist(self.kept["repository"]), pylist(self.kept["tag"]), strict=True
+        ):
+            out[repo].append(tag)
+        return {repo: tuple(sorted(out[repo])) for repo in sorted(out)}
 
     # As digests, for the audit, the quarantine and retention's preview (built when asked).
     @cached_property
@@ -258,7 +269,11 @@ class _Repo:
     rev_digest: np.ndarray = field(default_factory=lambda: NO_PLACES)
     rev_target: np.ndarray = field(default_factory=lambda: NO_PLACES)
     rev_present: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    tags: list[tuple[str, int]] = field(default_factory=list)  # (tag, target; -1: unreadable)
+    # Its rows of the tags table, in row order, and their targets (-1: unreadable): arrays,
+    # not a (name, place) tuple per tag, which were ~30 MiB of Python objects at 177k tags
+    # whose arenas the few objects that outlive the mark then kept through the plan.
+    tag_rows: np.ndarray = field(default_factory=lambda: NO_PLACES)
+    tag_at: np.ndarray = field(default_factory=lambda: NO_PLACES)
     history: dict[str, np.ndarray] = field(default_factory=dict)  # of the unreadable tags
 
     def revisions(self) -> np.ndarray:
@@ -282,9 +297,10 @@ def rows_by_repository(col: pa.ChunkedArray) -> dict[str, np.ndarray]:
     return out
 
 
-def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
+def _repositories(snap: Snapshot, graph: Graph) -> tuple[dict[str, _Repo], list[str]]:
     """Every repository of the snapshot, sorted by name, its digests as places (the columns'
-    indices into the shared dictionary: no digest becomes a Python string)."""
+    indices into the shared dictionary: no digest becomes a Python string); and the tags
+    table's tag names, per row (a string per distinct name, shared)."""
     repos = {name: _Repo(name, valid) for name, valid in _repository_names(snap).items()}
     rv = snap["revisions"]
     digest, target = graph.column_places(rv["digest"]), graph.column_places(rv["target"])
@@ -297,12 +313,12 @@ def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
             present[rows],
         )
     t = snap["tags"]
-    tag_names, tag_at = pylist(t["tag"]), graph.column_places(t["digest"]).tolist()
+    tag_names, tag_at = pylist(t["tag"]), graph.column_places(t["digest"])
     unreadable: set[tuple[str, str]] = set()
     for name, rows in rows_by_repository(t["repository"]).items():
         repo = repos[name]
-        repo.tags = [(tag_names[i], tag_at[i]) for i in rows.tolist()]
-        unreadable.update((name, tag) for tag, at in repo.tags if at < 0)
+        repo.tag_rows, repo.tag_at = rows, tag_at[rows]
+        unreadable.update((name, tag_names[r]) for r in rows[repo.tag_at < 0].tolist())
     h = snap["tag_history"]
     if unreadable:
         history: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -316,7 +332,7 @@ def _repositories(snap: Snapshot, graph: Graph) -> dict[str, _Repo]:
                 history[(name, tag)].append(d)
         for (name, tag), at in history.items():
             repos[name].history[tag] = np.array(at, np.int64)
-    return dict(sorted(repos.items()))
+    return dict(sorted(repos.items())), tag_names
 
 
 @heap_trimmed
@@ -343,7 +359,7 @@ def mark(
     expired = expired_tags or set()
     if graph is None:
         graph = Graph.from_snapshot(snap)
-    repos = _repositories(snap, graph)
+    repos, tag_names = _repositories(snap, graph)
     unsafe: dict[str, str] = {}
     uncertain: list[str] = []
     problem = graph.problem
@@ -368,12 +384,16 @@ def mark(
                 for x in dict.fromkeys((d, target)):
                     if x >= 0 and (p := problem(x)) is not None:
                         unsafe[repo.name] = f"manifest {digest(x)}: {p}"
-        for tag, target in repo.tags:
+        targets = repo.tag_at
+        suspect = targets < 0  # unreadable, or pointing at a manifest with a problem
+        suspect[~suspect] = bad[targets[~suspect]]
+        for i in np.flatnonzero(suspect).tolist():
+            tag, target = tag_names[repo.tag_rows[i]], int(targets[i])
             if target < 0 and not len(repo.history.get(tag, NO_PLACES)):
                 # Its history would name what it may point to; without one, it could be any
                 # manifest of the repository.
                 unsafe[repo.name] = f"tag {tag}: current/link cannot be read and has no history"
-            elif target >= 0 and bad[target]:
+            elif target >= 0:
                 unsafe[repo.name] = f"manifest {digest(target)} of tag {tag}: {problem(target)}"
         for d, _ in unresolved.get(repo.name, ()):
             # We cannot tell which blob this link protects: no blob may be swept.
@@ -381,7 +401,7 @@ def mark(
 
     live: dict[str, np.ndarray] = {}  # repo -> closure (places, sorted; aliases canonicalised)
     roots: dict[str, list[np.ndarray]] = defaultdict(list)
-    kept_tags: dict[str, set[str]] = defaultdict(set)
+    kept = np.zeros(len(tag_names), bool)  # per row of the tags table: the tag is kept
     removed_tags: dict[str, dict[str, str]] = defaultdict(dict)
 
     pending_referrer_tags: dict[str, dict[str, str]] = defaultdict(dict)  # repo -> tag -> subject
@@ -390,28 +410,33 @@ def mark(
         whole = repo.name in unsafe or not delete_untagged
         if whole:
             roots[repo.name].append(revs)
-        revs_here = set(revs.tolist())
-        blob_of = dict(zip(repo.rev_digest.tolist(), repo.rev_present.tolist(), strict=True))
-        for tag, target in repo.tags:
-            if target < 0:
-                # Unreadable current/link: every digest this tag ever pointed to is a root.
-                roots[repo.name].append(repo.history.get(tag, NO_PLACES))
-                kept_tags[repo.name].add(tag)
-                continue
-            if target not in revs_here or not blob_of.get(target, False):
-                if repo.name in unsafe:
-                    kept_tags[repo.name].add(tag)
-                else:
-                    removed_tags[repo.name][tag] = "dangling-tag"
-                continue
-            if (repo.name, tag) in expired and repo.name not in unsafe:
-                continue  # the caller plans its removal
-            subject = referrer_tag_subject(tag)
-            if delete_untagged and not whole and subject is not None:
-                pending_referrer_tags[repo.name][tag] = subject
-                continue
-            kept_tags[repo.name].add(tag)
-            roots[repo.name].append(np.array([target], np.int64))
+        # Per tag, as arrays over the repository's tag rows (a Python object per tag here was
+        # most of the mark's Python heap).
+        rows, targets = repo.tag_rows, repo.tag_at
+        unreadable = targets < 0
+        for r in rows[unreadable].tolist():
+            # Unreadable current/link: every digest this tag ever pointed to is a root.
+            roots[repo.name].append(repo.history.get(tag_names[r], NO_PLACES))
+        kept[rows[unreadable]] = True
+        # A tag is dangling unless its target is a revision of the repository whose blob is
+        # stored.
+        dangling = ~unreadable & ~np.isin(targets, repo.rev_digest[repo.rev_present])
+        if repo.name in unsafe:
+            kept[rows[dangling]] = True
+        else:
+            for r in rows[dangling].tolist():
+                removed_tags[repo.name][tag_names[r]] = "dangling-tag"
+        rooted = ~unreadable & ~dangling
+        if expired and repo.name not in unsafe:  # the caller plans their removal
+            rooted &= [(repo.name, tag_names[r]) not in expired for r in rows.tolist()]
+        if delete_untagged and not whole:
+            for i in np.flatnonzero(rooted).tolist():
+                tag = tag_names[rows[i]]
+                if (subject := referrer_tag_subject(tag)) is not None:
+                    pending_referrer_tags[repo.name][tag] = subject
+                    rooted[i] = False
+        kept[rows[rooted]] = True
+        roots[repo.name].append(targets[rooted])
 
     if extra_roots:
         wanted = [(name, d) for name, digests in extra_roots.items() for d in digests]
@@ -453,16 +478,22 @@ def mark(
                     subj = subject_of.get(d, -1)
                     if subj >= 0 and everything[subj] and not has_place(live[repo.name], d):
                         add.append(d)
-                tag_target = dict(repo.tags)
-                for tag, subj_digest in list(pending_referrer_tags[repo.name].items()):
+                waiting = pending_referrer_tags[repo.name]
+                tag_row = (
+                    {tag_names[r]: i for i, r in enumerate(repo.tag_rows.tolist())}
+                    if waiting
+                    else {}
+                )
+                for tag, subj_digest in list(waiting.items()):
                     at = subject_at[subj_digest]
                     if (at >= 0 and everything[at]) or (
                         subj_digest.startswith("sha512:")
                         and _any_starts_with(named, everything, subj_digest)
                     ):
-                        kept_tags[repo.name].add(tag)
-                        add.append(tag_target[tag])
-                        del pending_referrer_tags[repo.name][tag]
+                        i = tag_row[tag]
+                        kept[repo.tag_rows[i]] = True
+                        add.append(int(repo.tag_at[i]))
+                        del waiting[tag]
                 if add:
                     roots[repo.name].append(np.array(add, np.int64))
                     close(repo.name)
@@ -482,7 +513,7 @@ def mark(
             d = int(hit[0])
             unsafe[repo.name] = f"manifest {digest(d)}: {graph.problem_at[d]}"
             roots[repo.name].append(revisions[repo.name])
-            kept_tags[repo.name] |= {tag for tag, _ in repo.tags}
+            kept[repo.tag_rows] = True
             removed_tags[repo.name] = {
                 t: r for t, r in removed_tags[repo.name].items() if r == "dangling-tag"
             }
@@ -518,8 +549,9 @@ def mark(
                 if not graph.stored(graph.canonical_at(repo.name, at)):
                     missing.append(MissingBlob(repo.name, digest(m), child, kind))
 
+    t = snap["tags"]
     return MarkResult(
-        kept_tags={name: tuple(sorted(kept_tags.pop(name))) for name in list(kept_tags)},
+        kept=pa.table([t["repository"], t["tag"]], ["repository", "tag"]).filter(kept),
         removed_tags={k: v for k, v in removed_tags.items() if v},
         unsafe_repos=unsafe,
         graph=graph,
