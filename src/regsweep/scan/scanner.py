@@ -16,7 +16,7 @@ import threading
 import uuid
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -532,6 +532,24 @@ def _over_manifests(tables: dict[str, Any]) -> None:
             shared = over_dictionary(table[column], dictionary)
             table = table.set_column(at, table.schema.field(at), shared)
         tables[name] = table
+
+
+def _unnamed(digests: pa.ChunkedArray, named: Sequence[tuple[pa.Array, bool]]) -> pa.Array:
+    """The distinct values of the digest column ``digests`` (of its chunks' dictionaries) that
+    none of ``named`` (dictionaries of digests, and whether each is sorted) holds; a sorted
+    one searched by binary search (``places``), any other hashed."""
+    if pa.types.is_dictionary(digests.type):
+        digests = pa.chunked_array(dictionaries(digests), digests.type.value_type)
+    values = pc.unique(digests)
+    for dictionary, is_sorted in named:
+        if not len(values):
+            break
+        if is_sorted:
+            found = one_array(pc.is_valid(places(pa.chunked_array([values]), dictionary)))
+        else:
+            found = is_in(values, dictionary)
+        values = values.filter(pc.invert(found))
+    return values
 
 
 def _references_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Table:
@@ -1432,47 +1450,81 @@ class _Scan:
         tables["manifests"] = mt
         _over_manifests(tables)
         # The references of the manifests read here, then of those read while listing (see
-        # _prefetch) whose blob the listing showed; in the order of their manifests' digests,
-        # each manifest's in the order it lists them (a stable sort: a manifest's references
-        # are all in one of these tables). Each reference's parent as its place among the
-        # manifests' digests (``listed``), whose dictionary the column then shares: not a
-        # dictionary of its own per batch of manifests read (~7 MiB at 94k manifests, all of
-        # it the manifests' digests again). The references of manifests read while listing
-        # whose blob the listing did not show have no place, and go.
-        listed = digest.dictionary
-        parents: list[pa.Array] = []
-
-        def placed(table: pa.Table) -> pa.Table:
-            at = one_array(places(table["parent"], listed))  # (no hash table of them all)
-            if at.null_count:
-                table, at = table.filter(pc.is_valid(at)), at.drop_null()
-            parents.append(at)
-            return table.drop_columns(["parent"])
-
-        read = [placed(_references_table(fresh))]
-        # The parsed manifests are in ``mt`` now: let them go before the references are sorted.
-        del fresh, rows, digest, size
+        # _prefetch), a few parts at a time, each few as one chunk; in the order of their
+        # manifests' digests, each manifest's in the order it lists them (a stable sort: a
+        # manifest's references are all in one of these tables). Their children are digests
+        # the other tables name too, nearly all (a layer is a ``_layers`` link's, a platform
+        # manifest a revision's): as text, a dictionary per few parts, they were ~55 MiB at
+        # 1.2M references, held into share_digests, the scan's peak. So they are read twice:
+        # first for the few digests no other table names, which join the union of the other
+        # tables' digests (share_digests), then onto that union, each row's parent and child
+        # its index there, their text never held. The references of manifests read while
+        # listing whose blob the listing did not show (not among the manifests) go.
+        fresh_refs = _references_table(fresh)
+        del fresh, rows, digest, size, mt
         self.manifests = {}
         spilled, self.prefetched_references = self.prefetched_references, None
         self.prefetched_children = _manifest_children([])
-        # Those read while listing, a few parts at a time (each look-up hashes every manifest
-        # digest), each few as one chunk: one dictionary of children rather than one a part
-        # (share_digests takes a few steps for each dictionary, and copies the one it cuts).
+
+        def read() -> Iterator[pa.Table]:
+            yield fresh_refs
+            if spilled is not None:
+                parts = spilled.parts(mapped=False)
+                while group := list(itertools.islice(parts, _REFERENCE_PARTS)):
+                    yield pa.concat_tables(group).combine_chunks()
+
+        # Taken out of ``tables`` (their places kept) so that the union holds the only
+        # reference to each dictionary and lets each go as it cuts it into groups.
+        others: dict[str, pa.Table] = {}
+        for t in DIGEST_COLUMNS:
+            if tables.get(t) is not None:
+                others[t], tables[t] = tables[t], None
+        named = {
+            identity(d): d
+            for t, table in others.items()
+            for c in DIGEST_COLUMNS[t]
+            for d in dictionaries(table[c])
+        }
+        searched = [(d, ascending(d)) for d in named.values()]
+        del named
+        unnamed = pa.chunked_array([_unnamed(g["child"], searched) for g in read()], pa.string())
+        del searched
+        also = pc.unique(unnamed)
+        del unnamed
+        shared = share_digests(others, also.take(pc.array_sort_indices(also)))
+        del also
+        tables.update(others)
+        del others
+        if shared is None:  # (no table names a digest: an empty store)
+            if any(tables[t].num_rows for t in DIGEST_COLUMNS if tables.get(t) is not None):
+                raise AssertionError("share_digests makes one dictionary")
+            shared = pa.array([], pa.string())
+        # Per place: a manifest's digest (a reference of any other parent goes).
+        is_manifest = np.zeros(len(shared) + 1, bool)
+        manifest_at = places(tables["manifests"]["digest"], shared)
+        is_manifest[np.asarray(one_array(pc.fill_null(manifest_at, -1)), np.int64)] = True
+        is_manifest[-1] = False
+        del manifest_at
+        out: list[pa.Table] = []
+        for group in read():
+            parent = one_array(pc.fill_null(places(group["parent"], shared), -1))
+            keep = is_manifest[np.asarray(parent, np.int64)]
+            group, parent = group.filter(keep), parent.filter(pa.array(keep))
+            child = one_array(places(group["child"], shared))
+            if child.null_count:
+                raise AssertionError("a reference's child is not among the scan's digests")
+            over = {"parent": parent, "child": child}
+            columns = [
+                pa.DictionaryArray.from_arrays(over[n], shared) if n in over else group[n]
+                for n in SCHEMAS["references"].names
+            ]
+            out.append(pa.table(columns, schema=SCHEMAS["references"]))
+            del group, parent, child, columns
+        fresh_refs = None
         if spilled is not None:
-            parts = spilled.parts(mapped=False)
-            while group := list(itertools.islice(parts, _REFERENCE_PARTS)):
-                read.append(placed(pa.concat_tables(group).combine_chunks()))
-                del group
             spilled.close()
-        # Sorted by parent only once their digests are over the snapshot's one dictionary
-        # (share_digests, then by_parent): sorting the children now would unify their
-        # dictionaries, hashing every digest once more (the peak of a scan of many manifests).
-        rt = pa.concat_tables(read)
-        del read
-        parent = pa.DictionaryArray.from_arrays(
-            pa.concat_arrays([pa.array([], pa.int32()), *parents]), listed
-        )
-        return rt.add_column(0, SCHEMAS["references"].field("parent"), pa.chunked_array([parent]))
+        # (No empty table first: its empty dictionaries would be the column's second ones.)
+        return pa.concat_tables(out)
 
     # -- tables ------------------------------------------------------------------------------
 

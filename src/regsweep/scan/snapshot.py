@@ -226,23 +226,31 @@ DIGEST_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def share_digests(tables: dict[str, pa.Table]) -> None:
+def share_digests(tables: dict[str, pa.Table], also: pa.Array | None = None) -> pa.Array | None:
     """Every digest column of ``tables`` (replaced in place) as indices into one sorted
-    dictionary of every digest they name. Each table's columns had their own dictionary, most
+    dictionary of every digest they name, and of ``also`` (digests, without nulls, that a table
+    not given yet will name: see scanner.manifest_tables); that dictionary is returned (None
+    where the columns do not share one). Each table's columns had their own dictionary, most
     digests in several of them (a layer is a reference's child and a link's digest and target
     in every repository that uses it): ~64 MiB of dictionaries for 351k distinct digests on a
     store of 94k manifests, against 25 MiB for one. What reads them (the graph) can then use
     the indices as they are instead of looking every digest up. Written tables are compacted
     again (``compacted``): a dictionary is written whole, used or not."""
     columns = [(t, c) for t, cs in DIGEST_COLUMNS.items() if t in tables for c in cs]
-    _unite(tables, columns)
+    _unite(tables, columns, [] if also is None or not len(also) else [also])
+    shared = {identity(d): d for t, c in columns for d in dictionaries(tables[t][c])}
+    if len(shared) != 1 or not all(pa.types.is_dictionary(tables[t][c].type) for t, c in columns):
+        return None
+    return next(iter(shared.values()))
 
 
-def _unite(tables: dict[str, pa.Table], columns: list[tuple[str, str]]) -> bool:
+def _unite(
+    tables: dict[str, pa.Table], columns: list[tuple[str, str]], also: Sequence[pa.Array] = ()
+) -> bool:
     """The dictionary ``columns`` (table, column) of ``tables`` (replaced in place) as indices
-    into one sorted dictionary of their chunks' values (``_sorted_union``). False, and nothing
-    changed, where there is nothing to unite (fewer than two dictionaries), a column is not a
-    dictionary or a dictionary holds a null: not what a scan makes."""
+    into one sorted dictionary of their chunks' values and of ``also``'s (``_sorted_union``).
+    False, and nothing changed, where there is nothing to unite (fewer than two dictionaries),
+    a column is not a dictionary or a dictionary holds a null: not what a scan makes."""
     where: dict[tuple[int, ...], int] = {}  # a dictionary's identity -> its place below
     distinct: list[pa.Array] = []
     for t, c in columns:
@@ -253,6 +261,7 @@ def _unite(tables: dict[str, pa.Table], columns: list[tuple[str, str]]) -> bool:
             if (key := identity(dictionary)) not in where:
                 where[key] = len(distinct)
                 distinct.append(dictionary)
+    distinct += list(also)
     if len(distinct) < 2 or any(d.null_count for d in distinct):
         return False
     # While the union is made, each column is only its chunks' indices (no copy), so that the
