@@ -66,6 +66,7 @@ from regsweep.scan.snapshot import (
     one_array,
     over_dictionary,
     share_digests,
+    sorted_by_text,
     sorted_places,
     spill_shared,
     table_from_columns,
@@ -489,6 +490,21 @@ _PARSED = pa.schema(
         if f.name != "size"
     ]
 )
+
+
+def _sorted_parsed(tables: list[pa.Table]) -> pa.Table:
+    """``tables`` (``_PARSED`` rows; the list is emptied) as one table in digest order."""
+    tables.insert(0, _PARSED.empty_table())
+    if (by_text := sorted_by_text(tables, "digest")) is None:
+        whole = pa.concat_tables(tables)
+        tables.clear()
+        return _take(whole, pc.sort_indices(whole["digest"]))
+    digest, order = by_text
+    rest = pa.concat_tables(tables)
+    tables.clear()
+    return _take(rest, pa.array(order)).add_column(0, _PARSED.field("digest"), [digest])
+
+
 # A manifest's blob as read_manifests finds it (see _Scan._blob_objects): the blobs table's
 # columns, its digest as plain text.
 _FOUND = pa.schema(
@@ -701,15 +717,15 @@ class _Scan:
             # (The futures let go of their results first: they would hold the unsorted rows.)
             results = [fut.result() for fut in self.prefetched]
             self.prefetched = []
-            parsed = [pa.concat_tables([_PARSED.empty_table(), *(m for m, _ in results)])]
+            parsed = [m for m, _ in results]
             children = [self.prefetched_children, *(c for _, c in results)]
             del results
             # In digest order (read_manifests finds the listed ones among them by binary
-            # search), sorted a column at a time (see _take).
-            order = pc.sort_indices(parsed[0]["digest"])
-            self.prefetched_manifests = _take(parsed.pop(), order)
+            # search), sorted a column at a time (see _take), the digests as they are taken
+            # out of the batches (sorted_by_text).
+            self.prefetched_manifests = _sorted_parsed(parsed)
             self.prefetched_children = pa.concat_tables(children)
-            del children, order
+            del children
             self.prefetching = set()  # (only to start each read once)
             self.link_contents = pa.concat_tables(
                 [_LINK_READS.empty_table(), *(fut.result() for fut in self.prefetched_links)]
