@@ -1065,16 +1065,20 @@ class _Scan:
                 rows = table if len(at) == table.num_rows else table.take(at)
                 read, by_read, problem_read = self._read_links_of(kind, rows, at)
                 del rows
-                if _extends(read, target):
+                if len(at) == table.num_rows:  # every link read: what it says, not a copy
+                    target, by, problem = read, by_read, problem_read
+                elif _extends(read, target):
                     # Over the path digests' dictionary (see _over_paths): only indices move.
                     indices = pc.replace_with_mask(target.indices, unread[kind], read.indices)
                     target = pa.DictionaryArray.from_arrays(indices, read.dictionary)
                 else:
                     target = pc.replace_with_mask(_plain(target), unread[kind], _plain(read))
-                by, problem = (
-                    pc.replace_with_mask(_plain(old), unread[kind], new)
-                    for old, new in zip((by, problem), (by_read, problem_read), strict=True)
-                )
+                if by is not by_read:
+                    by, problem = (
+                        pc.replace_with_mask(_plain(old), unread[kind], new)
+                        for old, new in zip((by, problem), (by_read, problem_read), strict=True)
+                    )
+                del read, by_read, problem_read
             if kind is Kind.TAG_CURRENT:
                 target = _over_manifests_named(target, out[Kind.REVISION_LINK]["digest"])
             out[kind] = (
