@@ -24,6 +24,7 @@ from regsweep.scan.snapshot import (
     decoded,
     dictionaries,
     identity,
+    is_sorted_text,
     one_array,
     sorted_places,
 )
@@ -468,9 +469,10 @@ def places(col: pa.ChunkedArray, named: pa.Array) -> pa.ChunkedArray:
     values = dictionaries(col) if pa.types.is_dictionary(col.type) else list(col.chunks)
     found: dict[tuple[int, ...], pa.Array] = {}
     hashed: list[tuple[pa.Array, int, int]] = []  # (values, range) that cannot be searched
+    rising = is_sorted_text(named)  # (and so each range of it)
     for v in values:
         lo, hi = sorted_range(named, v)
-        at = sorted_places(v, named.slice(lo, hi - lo))
+        at = sorted_places(v, named.slice(lo, hi - lo), rising=rising)
         if at is None:
             hashed.append((v, lo, hi))
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -468,17 +469,44 @@ def _found_in_sorted(dictionaries: list[pa.Array]) -> dict[int, tuple[np.ndarray
     return out
 
 
-def sorted_places(values: pa.Array, dictionary: pa.Array) -> np.ndarray | None:
+def sorted_places(
+    values: pa.Array, dictionary: pa.Array, *, rising: bool | None = None
+) -> np.ndarray | None:
     """Per value of ``values`` (strings), its place in ``dictionary`` (sorted, distinct), -1
     where it is not there: a binary search over both as fixed-width bytes (a digest
     algorithm's digests have one length), without the hash table and the copy of the
     dictionary that ``pc.index_in`` makes (~20 MiB for 256k digests). None where it cannot
     be done that way: a null, values of another length or of several, a dictionary that is
-    not sorted."""
+    not sorted. ``rising``: whether the dictionary is known to be sorted (``is_sorted_text``),
+    else checked here."""
     want, have = _fixed_width(values), _fixed_width(dictionary)
-    if want is None or have is None or want.dtype != have.dtype or not _rising(have):
+    if want is None or have is None or want.dtype != have.dtype:
+        return None
+    if not (_rising(have) if rising is None else rising):
         return None
     return _places_in(want, have)
+
+
+# is_sorted_text's answers: an array's identity -> (the array, weakly; its answer).
+_SORTED_TEXT: dict[tuple[int, ...], tuple[weakref.ref[pa.Array], bool]] = {}
+
+
+def is_sorted_text(strings: pa.Array) -> bool:
+    """``strings`` are of one width and each greater than the one before (``sorted_places``
+    can search them), remembered while the array object lives: the snapshot's dictionary of
+    every digest (1M at 1M blobs) was checked again at each look-up of a part's digests
+    (~0.1 s each, seconds for the references of a store of many manifests). A living array
+    keeps its buffers, so its identity cannot be another's."""
+    key = identity(strings)
+    known = _SORTED_TEXT.get(key)
+    if known is not None and known[0]() is strings:
+        return known[1]
+    view = _fixed_width(strings)
+    answer = view is not None and _rising(view)
+    for gone in [k for k, (ref, _) in _SORTED_TEXT.items() if ref() is None]:
+        del _SORTED_TEXT[gone]
+    _SORTED_TEXT[key] = weakref.ref(strings), answer
+    return answer
 
 
 _SEARCH_ROWS = 1 << 16  # values looked up at a time by _places_in
