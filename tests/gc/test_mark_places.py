@@ -101,6 +101,29 @@ def test_a_gc_plan_turns_no_digest_of_the_graph_into_a_string(
     assert {"live_blobs", "reach", "live_manifests"}.isdisjoint(vars(marked))
 
 
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_the_kept_tags_are_rows_of_the_tags_table_named_only_when_asked(
+    snap: Snapshot, delete_untagged: bool
+) -> None:
+    """The mark keeps its tags as rows of the tags table (Arrow, not a Python string and tuple
+    per tag); ``kept_tags`` names them when asked: every tag it neither removes nor leaves to
+    a policy, per repository, sorted."""
+    marked = mark(snap, delete_untagged=delete_untagged)
+    assert isinstance(marked.kept, pa.Table) and "kept_tags" not in vars(marked)
+    tags: dict[str, set[str]] = defaultdict(set)
+    for repo, tag in zip(
+        column(snap["tags"], "repository"), column(snap["tags"], "tag"), strict=True
+    ):
+        tags[repo].add(tag)
+    removed = {(repo, tag) for repo, gone in marked.removed_tags.items() for tag in gone}
+    want = {
+        repo: tuple(sorted(t for t in names if (repo, t) not in removed))
+        for repo, names in sorted(tags.items())
+    }
+    assert marked.kept_tags == {repo: kept for repo, kept in want.items() if kept}
+    assert sum(map(len, marked.kept_tags.values())) == marked.kept.num_rows > 3
+
+
 def test_rows_in_asks_each_row_of_its_own_repository() -> None:
     places = RepoPlaces({"b": np.array([2, 5], np.int64), "a": np.array([1], np.int64)})
     repos = pa.array(["a", "a", "b", "b", "c", None, "b"]).dictionary_encode()

@@ -17,7 +17,7 @@ from regsweep.demo.generator import generate_demo
 from regsweep.layout.keys import blob_data_key
 from regsweep.scan import scanner
 from regsweep.scan.scanner import _distinct_of, _Parts, scan
-from regsweep.scan.snapshot import column, constant, rows
+from regsweep.scan.snapshot import column, constant, identity, rows
 from regsweep.storage.filesystem import FilesystemStore
 
 V2 = "docker/registry/v2/"
@@ -58,6 +58,18 @@ def test_a_column_null_in_every_row_is_held_without_buffers_until_typed() -> Non
     assert len({c.buffers()[1].address for c in typed["etag"].chunks}) == 1  # one, repeated
 
 
+def test_merged_parts_hold_a_column_of_one_value_once() -> None:
+    """While listing, the sixteen tables merged into one keep a column of one value in every
+    row (a link's size) as one chunk repeated, and every other column as one chunk."""
+    parts = _Parts()
+    for i in range(16):
+        parts.add(pa.table({"size": pa.repeat(71, 10_000), "n": list(range(i, i + 10_000))}))
+    (merged,) = parts.tables
+    assert merged["size"].to_pylist() == [71] * 160_000
+    assert len({c.buffers()[1].address for c in merged["size"].chunks}) == 1  # one, repeated
+    assert merged["n"].num_chunks == 1
+
+
 def test_a_sort_holds_a_column_of_one_value_once() -> None:
     """Sorting the links (_take) moves the columns of many values and keeps those of one (a
     link's size, nulls) as one chunk repeated, not a copy of 4-8 bytes a row."""
@@ -93,6 +105,10 @@ def test_distinct_values_are_those_the_rows_use() -> None:
     arrays = _distinct_of(col, other)
     assert len(arrays) == 2  # one per dictionary
     assert sorted(v for a in arrays for v in a.to_pylist()) == ["a", "a", "b", "c", "d"]
+    every = pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array([2, 0, 1, 0]), shared[:3])])
+    (whole,) = _distinct_of(every)
+    assert whole.to_pylist() == ["a", "b", "c"]  # every value used: the dictionary, no copy
+    assert identity(whole) == identity(every.chunk(0).dictionary)
     plain = pa.chunked_array([pa.array(["x", None, "x", "y"])])
     assert [sorted(a.to_pylist()) for a in _distinct_of(plain)] == [["x", "y"]]
 

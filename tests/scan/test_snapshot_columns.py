@@ -320,6 +320,46 @@ def test_sorted_places_finds_values_in_a_sorted_dictionary_or_says_it_cannot() -
     assert sorted_places(values, pa.array(digests[::-1])) is None
 
 
+def test_sorted_by_text_sorts_a_column_taken_out_of_the_tables() -> None:
+    """The text column of several tables, one after another, sorted, with the order that
+    sorts it (the rows' other columns follow it); each table left without the column. Text of
+    several widths cannot be sorted this way: None, and the tables as they were."""
+    rng = random.Random(7)
+    digests = [f"sha256:{rng.getrandbits(256):064x}" for _ in range(50)]
+    tables = [
+        pa.table({"digest": digests[:20], "n": list(range(20))}),
+        pa.table({"digest": pa.array([], pa.string()), "n": pa.array([], pa.int64())}),
+        pa.table({"digest": digests[20:], "n": list(range(20, 50))}),
+    ]
+    got = snapshot.sorted_by_text(tables, "digest")
+    assert got is not None
+    text, order = got
+    assert text.to_pylist() == sorted(digests)
+    assert [digests[i] for i in order.tolist()] == sorted(digests)
+    assert all(t.column_names == ["n"] for t in tables)
+    assert pa.concat_tables(tables)["n"].take(pa.array(order)).to_pylist() == [
+        digests.index(d) for d in sorted(digests)
+    ]
+    mixed = [pa.table({"digest": ["sha256:ab", "sha512:abcd"]})]
+    assert snapshot.sorted_by_text(mixed, "digest") is None
+    assert mixed[0].column_names == ["digest"]
+
+
+def test_is_sorted_text_answers_for_each_array_it_is_asked_about() -> None:
+    """Whether an array of fixed-width text rises, remembered while that array lives: another
+    array (its own buffers) gets its own answer, and so does a slice."""
+    rising = pa.array(["sha256:a", "sha256:b", "sha256:c"])
+    falling = pa.array(["sha256:c", "sha256:b", "sha256:a"])
+    assert snapshot.is_sorted_text(rising) and snapshot.is_sorted_text(rising)
+    assert not snapshot.is_sorted_text(falling)
+    assert snapshot.is_sorted_text(falling.slice(2, 1))
+    assert not snapshot.is_sorted_text(pa.array(["sha256:a", "sha512:bb"]))  # two widths
+    assert not snapshot.is_sorted_text(pa.array(["sha256:a", "sha256:a"]))  # not distinct
+    values = pa.array(["sha256:b", "sha256:z"])
+    found = sorted_places(values, falling, rising=snapshot.is_sorted_text(falling))
+    assert found is None  # not searched: the falling dictionary cannot be
+
+
 def test_sorted_places_looks_values_up_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The values are searched a slice at a time (each slice's values copied to be compared,
     not all of them at once): the same places across the slices' boundaries."""

@@ -96,6 +96,38 @@ def test_a_scans_references_are_on_disk_over_its_digests(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("regsweep-references")]
 
 
+def test_a_child_no_other_table_names_is_among_the_digests_the_references_index(
+    registry: FilesystemStore,
+) -> None:
+    """The references are read back onto the union of the other tables' digests and of the
+    children only they name (a layer whose blob and ``_layers`` links are all gone): every
+    reference is there, its child's digest in the one dictionary that every digest column
+    indexes, and the plan treats that layer as the missing blob it is."""
+    whole = scan(registry)
+    refs = rows(whole["references"])
+    layer = next(r["child"] for r in refs if r["kind"] == "layer")
+    keys = [f"{V2}blobs/sha256/{layer[7:9]}/{layer[7:]}/data"] + [
+        f"{V2}repositories/{r['repository']}/_layers/sha256/{layer[7:]}/link"
+        for r in rows(whole["layer_links"])
+        if r["digest"] == layer
+    ]
+    registry.delete_many(keys)
+    snap = scan(registry)
+    assert layer not in decoded(snap["layer_links"]["digest"]).to_pylist()
+    assert rows(snap["references"]) == refs  # every reference, the same rows
+    shared = {
+        identity(ch.dictionary)
+        for t, cs in DIGEST_COLUMNS.items()
+        for c in cs
+        for ch in snap[t][c].chunks
+    }
+    assert len(shared) == 1
+    dictionary = snap["manifests"]["digest"].chunk(0).dictionary
+    assert layer in dictionary.to_pylist() and ascending(dictionary)
+    missing = mark(snap).missing
+    assert {m.blob for m in missing} == {layer}
+
+
 def test_scratch_files_go_with_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     t = SpilledTable(SCHEMA, "test")
