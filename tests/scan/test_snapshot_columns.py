@@ -216,6 +216,22 @@ def test_share_digests_puts_every_digest_column_over_one_dictionary() -> None:
     assert ll["repo"].chunk(0).dictionary.to_pylist() == ["r", "s"]
 
 
+def test_share_digests_takes_in_digests_a_later_table_names_and_returns_the_dictionary() -> None:
+    """``also`` (digests only a table not yet built names, such as a reference's missing
+    child) joins the union; the one dictionary is returned, or None where the columns are not
+    dictionaries and nothing was shared."""
+    tables = {
+        "tags": pa.table({"digest": _dicts(["sha256:b", "sha256:a"])}),
+        "manifests": pa.table({"digest": _dicts(["sha256:c"])}),
+    }
+    shared = share_digests(tables, pa.array(["sha256:0"]))
+    assert shared is not None
+    assert shared.to_pylist() == ["sha256:0", "sha256:a", "sha256:b", "sha256:c"]
+    assert identity(tables["tags"]["digest"].chunk(0).dictionary) == identity(shared)
+    assert decoded(tables["tags"]["digest"]).to_pylist() == ["sha256:b", "sha256:a"]
+    assert share_digests({"tags": pa.table({"digest": pa.array(["sha256:a"])})}) is None
+
+
 def test_share_digests_over_many_prefixes_sorts_them_all_as_one() -> None:
     """Digests are hashed a group of first characters at a time: the groups' values, one after
     another, are the sorted distinct values of every dictionary, whatever their algorithms and

@@ -239,10 +239,10 @@ def share_digests(tables: dict[str, pa.Table], also: pa.Array | None = None) -> 
     again (``compacted``): a dictionary is written whole, used or not."""
     columns = [(t, c) for t, cs in DIGEST_COLUMNS.items() if t in tables for c in cs]
     _unite(tables, columns, [] if also is None or not len(also) else [also])
-    shared = {identity(d): d for t, c in columns for d in dictionaries(tables[t][c])}
-    if len(shared) != 1 or not all(pa.types.is_dictionary(tables[t][c].type) for t, c in columns):
+    if not all(pa.types.is_dictionary(tables[t][c].type) for t, c in columns):
         return None
-    return next(iter(shared.values()))
+    shared = {identity(d): d for t, c in columns for d in dictionaries(tables[t][c])}
+    return next(iter(shared.values())) if len(shared) == 1 else None
 
 
 def _unite(
