@@ -7,7 +7,8 @@ the rows are produced) and hands them back part by part, so that a pass over eve
 one part at a time. Parts are read memory-mapped: a column that is not looked at is never read,
 and the pages that are stay file-backed and go once the part is let go. The references of the
 manifests a scan reads while it lists are kept the same way until it builds its tables (~40 MiB
-at 445k references, held through every phase of the scan before), and the snapshot's references
+at 445k references, held through every phase of the scan before; read back twice there, see
+scanner.manifest_tables), and the snapshot's references
 table from then on, over the snapshot's one dictionary of digests (``shared``): only the graph,
 the audit and the reports read it (37 MiB at 1.2M references, held through the plan before).
 
