@@ -356,6 +356,7 @@ def test_sorted_by_text_sorts_a_column_taken_out_of_the_tables() -> None:
     assert pa.concat_tables(tables)["n"].take(pa.array(order)).to_pylist() == [
         digests.index(d) for d in sorted(digests)
     ]
+    assert snapshot.sorted_by_text([], "digest") is None  # nothing to sort
     mixed = [pa.table({"digest": ["sha256:ab", "sha512:abcd"]})]
     assert snapshot.sorted_by_text(mixed, "digest") is None
     assert mixed[0].column_names == ["digest"]

@@ -761,8 +761,8 @@ class _Scan:
             "references": None,
             "uploads": self.uploads_table(),
         }
+        # Every digest column over the snapshot's one dictionary (see manifest_tables).
         tables["references"] = self.manifest_tables(tables)
-        share_digests(tables)
         tables["references"] = _by_parent(tables)
         assert self.blobs is not None
         spilled = {"blobs": self.blobs}
@@ -1081,13 +1081,13 @@ class _Scan:
                 del rows
                 if len(at) == table.num_rows:  # every link read: what it says, not a copy
                     target, by, problem = read, by_read, problem_read
-                elif _extends(read, target):
-                    # Over the path digests' dictionary (see _over_paths): only indices move.
-                    indices = pc.replace_with_mask(target.indices, unread[kind], read.indices)
-                    target = pa.DictionaryArray.from_arrays(indices, read.dictionary)
                 else:
-                    target = pc.replace_with_mask(_plain(target), unread[kind], _plain(read))
-                if by is not by_read:
+                    if _extends(read, target):
+                        # Over the path digests' dictionary (see _over_paths): only indices move.
+                        indices = pc.replace_with_mask(target.indices, unread[kind], read.indices)
+                        target = pa.DictionaryArray.from_arrays(indices, read.dictionary)
+                    else:
+                        target = pc.replace_with_mask(_plain(target), unread[kind], _plain(read))
                     by, problem = (
                         pc.replace_with_mask(_plain(old), unread[kind], new)
                         for old, new in zip((by, problem), (by_read, problem_read), strict=True)

@@ -538,13 +538,9 @@ def sorted_by_text(tables: list[pa.Table], name: str) -> tuple[pa.Array, np.ndar
     as the tables' chunks, their concatenation and the sorted copy at once (a take of a text
     column does both copies: ~55 MiB for the digests of 256k manifests read while listing).
     None, and nothing changed, where the values are not all of one width (``_fixed_width``)."""
-    views: list[np.ndarray | None] = []
-    for t in tables:
-        view = _fixed_width(one_array(t[name])) if t.num_rows else np.zeros(0, "S1")
-        if view is None:
-            return None
-        views.append(view)
-    del t
+    views = [_fixed_width(one_array(t[name])) if t.num_rows else np.zeros(0, "S1") for t in tables]
+    if any(v is None for v in views):
+        return None
     widths = {v.dtype for v in views if v is not None and len(v)}
     if len(widths) != 1:
         return None
