@@ -16,7 +16,7 @@ import pytest
 from regsweep.demo.generator import generate_demo
 from regsweep.layout.keys import blob_data_key
 from regsweep.scan import scanner
-from regsweep.scan.scanner import _distinct_of, _Parts, scan
+from regsweep.scan.scanner import _contents_onto, _digests_onto, _distinct_of, _Parts, scan
 from regsweep.scan.snapshot import column, constant, identity, rows
 from regsweep.storage.filesystem import FilesystemStore
 
@@ -185,3 +185,90 @@ def test_links_read_a_few_at_a_time_give_the_same_snapshot(
         assert {key: targets[key] for key in elsewhere} == elsewhere
     for name in at_once.names():
         assert rows(sliced[name]) == rows(at_once[name]), name
+
+
+def _digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+def test_link_digests_go_onto_the_manifests_read_while_listing() -> None:
+    """Revision and tag-index links name the manifests read while listing: their digest
+    column, listed in chunks each over its own dictionary (with nulls and an empty chunk),
+    becomes one chunk over the sorted digests of those manifests, with the same values. A
+    link naming a manifest not among them (its blob missing) leaves the table as it was, for
+    resolve_links to unite."""
+    manifests = pa.array([_digest(n) for n in range(0, 40, 2)])
+    chunks = [
+        pa.array([_digest(6), _digest(2), None, _digest(6)]).dictionary_encode(),
+        pa.array([], pa.string()).dictionary_encode(),
+        pa.array([_digest(38), _digest(0)]).dictionary_encode(),
+    ]
+    table = pa.table({"repo": pa.array(["a"] * 6), "digest": pa.chunked_array(chunks)})
+    onto = _digests_onto(table, manifests)
+    assert onto["digest"].num_chunks == 1
+    assert identity(onto["digest"].chunk(0).dictionary) == identity(manifests)
+    assert onto["digest"].to_pylist() == table["digest"].to_pylist()
+    assert onto["repo"].to_pylist() == ["a"] * 6
+    odd = table.set_column(
+        1,
+        "digest",
+        pa.chunked_array([*chunks[:2], pa.array([_digest(5), _digest(0)]).dictionary_encode()]),
+    )
+    assert _digests_onto(odd, manifests) is odd
+    assert _digests_onto(table, None) is table
+    plain = table.set_column(1, "digest", table["digest"].cast(pa.string()))
+    assert _digests_onto(plain, manifests) is plain
+
+
+def test_tag_contents_go_onto_the_manifests_read_while_listing() -> None:
+    """What the tag links read while listing say (a digest, or null for a bad link) becomes
+    indices into the manifests read while listing, with the same values; a tag naming any
+    other digest leaves the contents as they were."""
+    manifests = pa.array([_digest(n) for n in range(10)])
+    contents = pa.table(
+        {
+            "row": pa.array([0, 1, 2, 3], pa.int32()),
+            "target": pa.array([_digest(3), None, _digest(9), _digest(3)]),
+            "problem": pa.array([None, "empty", None, None]),
+        }
+    )
+    onto = _contents_onto(contents, manifests)
+    assert identity(onto["target"].chunk(0).dictionary) == identity(manifests)
+    assert rows(onto) == rows(contents)
+    other = contents.set_column(1, "target", pa.array([_digest(3), None, _digest(11), None]))
+    assert _contents_onto(other, manifests) is other
+    empty = contents.slice(0, 0)
+    assert _contents_onto(empty, manifests) is empty
+
+
+def test_a_sound_stores_link_digests_are_the_manifests_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a sound store every revision and tag-index link names a manifest read while
+    listing: when the links are resolved, both tables' digests are indices into those
+    manifests' digests (one array, no copy of them), and the snapshot is what it was."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=3, now=datetime(2026, 11, 20, tzinfo=UTC))
+    seen: list[bool] = []
+    real = scanner._Scan.resolve_links
+
+    def checking(self: scanner._Scan) -> Any:
+        manifests = self.manifest_digests()
+        assert manifests is not None and len(manifests)
+        for kind in (scanner.Kind.REVISION_LINK, scanner.Kind.TAG_INDEX):
+            col = self.kinds[kind]["digest"]
+            seen.append(
+                col.num_chunks == 1 and identity(col.chunk(0).dictionary) == identity(manifests)
+            )
+        return real(self)
+
+    monkeypatch.setattr(scanner._Scan, "resolve_links", checking)
+    onto = scan(store)
+    monkeypatch.undo()
+    monkeypatch.setattr(scanner, "_digests_onto", lambda table, manifests: table)
+    monkeypatch.setattr(scanner, "_contents_onto", lambda contents, manifests: contents)
+    apart = scan(store)
+    assert seen == [True, True]
+    for name in onto.names():
+        assert rows(onto[name]) == rows(apart[name]), name

@@ -63,6 +63,7 @@ from regsweep.scan.snapshot import (
     dictionaries,
     identity,
     is_in,
+    is_sorted_text,
     one_array,
     over_dictionary,
     share_digests,
@@ -418,6 +419,55 @@ def _over_manifests_named(target: pa.Array, revisions: pa.ChunkedArray) -> pa.Ar
     return pa.DictionaryArray.from_arrays(at, dictionary)
 
 
+def _digests_onto(table: pa.Table, manifests: pa.Array | None) -> pa.Table:
+    """The revision or tag-index links ``table`` with their digests as one chunk over
+    ``manifests`` (the sorted digests of the manifests read while listing), where it holds
+    every one of them, as it does in a sound store: the links' own dictionaries held those
+    manifests' digests a second and a third time (~35 MiB at 256k manifests) from the listing's
+    end into resolve_links, whose union of the two was then a peak of the scan."""
+    col = table["digest"]
+    if manifests is None or not pa.types.is_dictionary(col.type) or not col.num_chunks:
+        return table
+    rising = is_sorted_text(manifests)
+    pieces = []
+    for chunk in col.chunks:
+        if not len(chunk.dictionary):
+            pieces.append(chunk.indices)
+            continue
+        found = sorted_places(chunk.dictionary, manifests, rising=rising)
+        if found is None or (found < 0).any():
+            return table  # an odd store: resolve_links unites the dictionaries
+        pieces.append(pc.take(pa.array(found), chunk.indices))
+    indices = pa.concat_arrays([p.cast(pa.int32()) for p in pieces])
+    del pieces, col
+    one = pa.DictionaryArray.from_arrays(indices, manifests)
+    at = table.schema.get_field_index("digest")
+    return table.set_column(at, table.schema.field(at), pa.chunked_array([one]))
+
+
+def _contents_onto(contents: pa.Table, manifests: pa.Array | None) -> pa.Table:
+    """The tag links read while listing (``_LINK_READS``) with what they say over
+    ``manifests`` (see _digests_onto), where it holds every one: a tag names a manifest, and
+    as text each tag's was one more copy of its digest (~13 MiB at 177k tags) until the links
+    were resolved."""
+    target = one_array(contents["target"]) if contents.num_rows else None
+    if target is None or manifests is None or pa.types.is_dictionary(target.type):
+        return contents
+    named = target.drop_null()
+    found = (
+        sorted_places(named, manifests, rising=is_sorted_text(manifests))
+        if len(named)
+        else np.zeros(0, np.int32)
+    )
+    if found is None or (found < 0).any():
+        return contents
+    at = np.full(len(target), -1, np.int32)
+    at[np.flatnonzero(target.is_valid().to_numpy(zero_copy_only=False))] = found
+    one = pa.DictionaryArray.from_arrays(pa.array(at, mask=at < 0), manifests)
+    del target, named, found
+    return contents.set_column(1, "target", pa.chunked_array([one]))
+
+
 def _extends(read: pa.Array, target: pa.Array) -> bool:
     """Both are dictionary arrays, and ``read``'s dictionary starts with ``target``'s (the
     links' path digests, see _over_paths): ``target``'s indices hold in it."""
@@ -745,6 +795,7 @@ class _Scan:
                 [_LINK_READS.empty_table(), *(fut.result() for fut in self.prefetched_links)]
             )
             self.prefetched_links = []
+            self.link_contents = _contents_onto(self.link_contents, self.manifest_digests())
         for mpu in list_incomplete_uploads(self.store, self.root):
             self.add_multipart(mpu)
         self.gather()
@@ -904,6 +955,8 @@ class _Scan:
                 [*([_typed(listed, schema)] if listed is not None else []), extra.cast(schema)]
             )
             del listed
+            if kind in (Kind.REVISION_LINK, Kind.TAG_INDEX):
+                self.kinds[kind] = _digests_onto(self.kinds.pop(kind), self.manifest_digests())
         part_of = {
             Kind.LAYER_LINK: "_layers",
             Kind.REVISION_LINK: "_manifests",
@@ -913,6 +966,12 @@ class _Scan:
         for kind, part in part_of.items():
             for repo in pc.unique(self.kinds[kind]["repo"]).to_pylist():
                 self.repo_parts[repo or ""].add(part)
+
+    def manifest_digests(self) -> pa.Array | None:
+        """The digests of the manifests read while listing, sorted (see _sorted_parsed): the
+        manifests that revision links name, one each."""
+        digests = self.prefetched_manifests["digest"]
+        return digests.chunk(0) if digests.num_chunks == 1 else None
 
     def sorted_blobs(self, odd: pa.Table) -> SpilledTable:
         """The snapshot's blobs table in digest order, on disk a part at a time: each sixteenth
