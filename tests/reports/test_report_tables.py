@@ -23,6 +23,7 @@ from regsweep.demo.generator import LayoutWriter
 from regsweep.gc import plan as plan_module
 from regsweep.gc.mark import mark, referrer_tag_subject
 from regsweep.gc.plan import GcSettings, Plan, make_plan
+from regsweep.layout.keys import tag_current_key, tag_index_key
 from regsweep.reports import (
     SCHEMAS,
     TABLES,
@@ -456,3 +457,34 @@ def test_linear_forecast() -> None:
     assert linear_forecast(times, [1.0, 2, 3, 4, 5], 1e300).reaches_at is None  # overflow
     with pytest.raises(ValueError):
         linear_forecast([t0, t0], [1.0, 2.0], 3.0)
+
+
+def test_tag_platforms_are_those_the_references_give(demo: Demo) -> None:
+    """A tag's platforms are those its index lists its children as, else those its image is
+    listed as in any index (a platform image tagged on its own), sorted; none for an image no
+    index lists. Checked against the references, row by row, after tagging each index's
+    first child directly."""
+    store = FilesystemStore(demo.root)
+    refs = column_rows(scan(store)["references"])
+    listed = [r for r in refs if r["kind"] == "manifest" and r["platform"] is not None]
+    assert listed
+    children: dict[str, set[str]] = defaultdict(set)
+    listed_as: dict[str, set[str]] = defaultdict(set)
+    for r in listed:
+        children[r["parent"]].add(r["platform"])
+        listed_as[r["child"]].add(r["platform"])
+    repo_of = {d: repo for repo, m in demo.summary.manifests.items() for d in m}
+    tagged = 0
+    for parent in children:
+        child = next(r["child"] for r in listed if r["parent"] == parent)
+        repo = repo_of[parent]
+        store.write(tag_current_key(repo, f"child-{tagged}"), child.encode())
+        store.write(tag_index_key(repo, f"child-{tagged}", child), child.encode())
+        tagged += 1
+    tags = _report(demo.root).tables["tags"].to_pylist()
+    assert sum(t["tag"].startswith("child-") for t in tags) == tagged
+    for t in tags:
+        found = children.get(t["digest"]) or listed_as.get(t["digest"])
+        assert t["platforms"] == (sorted(found) if found else None), t
+    assert any(t["tag"].startswith("child-") and t["platforms"] for t in tags)
+    assert any(t["platforms"] is None for t in tags)
