@@ -461,11 +461,12 @@ def _contents_onto(contents: pa.Table, manifests: pa.Array | None) -> pa.Table:
     )
     if found is None or (found < 0).any():
         return contents
-    at = np.full(len(target), -1, np.int32)
-    at[np.flatnonzero(target.is_valid().to_numpy(zero_copy_only=False))] = found
-    one = pa.DictionaryArray.from_arrays(pa.array(at, mask=at < 0), manifests)
-    del target, named, found
-    return contents.set_column(1, "target", pa.chunked_array([one]))
+    where = np.full(len(target), -1, np.int32)
+    where[np.flatnonzero(target.is_valid().to_numpy(zero_copy_only=False))] = found
+    one = pa.DictionaryArray.from_arrays(pa.array(where, mask=where < 0), manifests)
+    del target, named, found, where
+    at = contents.schema.get_field_index("target")
+    return contents.set_column(at, "target", pa.chunked_array([one]))
 
 
 def _extends(read: pa.Array, target: pa.Array) -> bool:
@@ -1081,7 +1082,8 @@ class _Scan:
         known: dict[Kind, tuple[pa.Array, pa.Array]] = {}  # (resolved without a read, target)
         # Each kind's digest column as one chunk, in the table too (the listed chunks can go);
         # when every path tells, the targets are that same array, not a copy of it. Revision
-        # and tag-index links name the same manifests: one dictionary for both.
+        # and tag-index links name the same manifests: one dictionary for both (in a sound
+        # store already the manifests read while listing, see _digests_onto: nothing to unite).
         for group in ((Kind.REVISION_LINK, Kind.TAG_INDEX), (Kind.LAYER_LINK,)):
             held = {kind: self.kinds.pop(kind) for kind in group}
             with_one_dictionary(held, "digest")
