@@ -408,15 +408,31 @@ def _over_manifests_named(target: pa.Array, revisions: pa.ChunkedArray) -> pa.Ar
     ):
         return target
     dictionary = revisions.chunk(0).dictionary
-    found = sorted_places(target, dictionary)  # (sorted: see with_one_dictionary)
-    if found is not None:
-        if (found < 0).any():
-            return target
-        return pa.DictionaryArray.from_arrays(pa.array(found), dictionary)
-    at = pc.index_in(target, value_set=dictionary)
+    at = _sorted_indices(target, dictionary)  # (sorted: see with_one_dictionary)
+    if at is None:
+        at = pc.index_in(target, value_set=dictionary)
     if at.null_count != target.null_count:
         return target
     return pa.DictionaryArray.from_arrays(at, dictionary)
+
+
+def _sorted_indices(values: pa.Array, dictionary: pa.Array) -> pa.Array | None:
+    """Per value of ``values`` (text), its index in ``dictionary`` (sorted, distinct digests)
+    as int32, null where the value is null or not there: a binary search (``sorted_places``),
+    without the hash table of the dictionary that ``pc.index_in`` makes. None where the
+    values cannot be searched that way (another width, several)."""
+    named = values.drop_null() if values.null_count else values
+    if not len(named):
+        return pa.nulls(len(values), pa.int32())
+    found = sorted_places(named, dictionary, rising=is_sorted_text(dictionary))
+    if found is None:
+        return None
+    at = np.full(len(values), -1, np.int32)
+    if values.null_count:
+        at[np.flatnonzero(values.is_valid().to_numpy(zero_copy_only=False))] = found
+    else:
+        at = found.astype(np.int32, copy=False)
+    return pa.array(at, mask=at < 0)
 
 
 def _digests_onto(table: pa.Table, manifests: pa.Array | None) -> pa.Table:
@@ -428,17 +444,13 @@ def _digests_onto(table: pa.Table, manifests: pa.Array | None) -> pa.Table:
     col = table["digest"]
     if manifests is None or not pa.types.is_dictionary(col.type) or not col.num_chunks:
         return table
-    rising = is_sorted_text(manifests)
     pieces = []
     for chunk in col.chunks:
-        if not len(chunk.dictionary):
-            pieces.append(chunk.indices)
-            continue
-        found = sorted_places(chunk.dictionary, manifests, rising=rising)
-        if found is None or (found < 0).any():
+        found = _sorted_indices(chunk.dictionary, manifests)
+        if found is None or found.null_count:
             return table  # an odd store: resolve_links unites the dictionaries
-        pieces.append(pc.take(pa.array(found), chunk.indices))
-    indices = pa.concat_arrays([p.cast(pa.int32()) for p in pieces])
+        pieces.append(pc.take(found, chunk.indices))
+    indices = pa.concat_arrays(pieces)
     del pieces, col
     one = pa.DictionaryArray.from_arrays(indices, manifests)
     at = table.schema.get_field_index("digest")
@@ -453,18 +465,11 @@ def _contents_onto(contents: pa.Table, manifests: pa.Array | None) -> pa.Table:
     target = one_array(contents["target"]) if contents.num_rows else None
     if target is None or manifests is None or pa.types.is_dictionary(target.type):
         return contents
-    named = target.drop_null()
-    found = (
-        sorted_places(named, manifests, rising=is_sorted_text(manifests))
-        if len(named)
-        else np.zeros(0, np.int32)
-    )
-    if found is None or (found < 0).any():
+    found = _sorted_indices(target, manifests)
+    if found is None or found.null_count != target.null_count:
         return contents
-    where = np.full(len(target), -1, np.int32)
-    where[np.flatnonzero(target.is_valid().to_numpy(zero_copy_only=False))] = found
-    one = pa.DictionaryArray.from_arrays(pa.array(where, mask=where < 0), manifests)
-    del target, named, found, where
+    one = pa.DictionaryArray.from_arrays(found, manifests)
+    del target, found
     at = contents.schema.get_field_index("target")
     return contents.set_column(at, "target", pa.chunked_array([one]))
 
