@@ -538,7 +538,7 @@ def _distinct_of(*cols: pa.ChunkedArray) -> list[pa.Array]:
 
 
 _BATCH = 256  # items per task handed to a pool
-_HASH_MASK = (1 << 60) - 1  # a hash in two of a Python int's 30-bit digits: 32 bytes
+_NO_HASHES = np.empty(0, np.int64)
 # Tag links read while listing: each one's row in the tags table (see classify), target (null
 # if none) and problem (see _read_link). Not its key, ~100 bytes a tag held until the links
 # were resolved (~17 MiB at 177k tags).
@@ -710,7 +710,7 @@ class _Scan:
         self.found_blobs: list[pa.Table] = []  # the blob rows of manifests (_blob_objects)
         # Manifests read while the listing still runs (see prefetch), and their digests.
         self.prefetched: list[Future[_Prefetched]] = []
-        self.prefetching: set[int] = set()  # hashes of their digests
+        self.prefetching = _NO_HASHES  # the hashes of their digests, sorted (see prefetch)
         self.prefetcher: Executor = executor
         self.prefetched_manifests = _PARSED.empty_table()  # see _parsed_table
         # Their references, written out as they are read (see _prefetch), and those to other
@@ -796,7 +796,7 @@ class _Scan:
             self.prefetched_manifests = _sorted_parsed(parsed)
             self.prefetched_children = pa.concat_tables(children)
             del children
-            self.prefetching = set()  # (only to start each read once)
+            self.prefetching = _NO_HASHES  # (only to start each read once)
             self.link_contents = pa.concat_tables(
                 [_LINK_READS.empty_table(), *(fut.result() for fut in self.prefetched_links)]
             )
@@ -1388,12 +1388,16 @@ class _Scan:
         hash of its digest, and the digests wait to be read as Arrow. As Python strings, held
         to the listing's end, they left ~15 MiB of Python's memory in partly used arenas for
         the rest of the scan at 94k manifests. (Two digests with one hash, ~4e-7 at 1M
-        manifests, only leave the second's manifest to be read after the listing.)"""
-        hashes = [hash(d) & _HASH_MASK for d in digests.to_pylist()]
-        new = pa.array([h not in self.prefetching for h in hashes], pa.bool_())
-        self.prefetching.update(hashes)
-        del hashes
-        todo = digests.filter(new)
+        manifests, only leave the second's manifest to be read after the listing.) The hashes
+        are a sorted numpy array, not a set of Python ints: a set of 256k was ~20 MiB at the
+        listing's end, the ints left in partly used arenas after it."""
+        hashes = np.fromiter((hash(d) for d in digests.to_pylist()), np.int64, len(digests))
+        seen = self.prefetching
+        at = np.searchsorted(seen, hashes)
+        new = seen[np.minimum(at, len(seen) - 1)] != hashes if len(seen) else np.ones_like(at, bool)
+        # Two sorted runs: the stable sort (timsort for 64-bit keys) merges them in linear time.
+        self.prefetching = np.sort(np.concatenate([seen, np.sort(hashes[new])]), kind="stable")
+        todo = digests.filter(pa.array(new))
         self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(todo)]
 
     def _prefetch(self, digests: pa.Array) -> _Prefetched:
