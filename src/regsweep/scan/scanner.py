@@ -31,6 +31,7 @@ from regsweep.clock import utcnow
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
 from regsweep.layout.classify_columns import split_kinds
 from regsweep.layout.digest import EMPTY_MD5, is_valid_digest, parse_link
+from regsweep.layout.digest_columns import SHA256_BYTES, as_bytes, dictionary_as_text
 from regsweep.layout.key_columns import (
     blob_data_keys,
     layer_link_keys,
@@ -126,6 +127,7 @@ _ENCODED = {
     Kind.TAG_CURRENT: ("etag", "repo", "tag"),
 }
 _DICT = pa.dictionary(pa.int32(), pa.string())
+_BYTES_DICT = pa.dictionary(pa.int32(), SHA256_BYTES)
 _LISTED_SCHEMA = {
     kind: pa.schema([pa.field(f.name, _DICT) if f.name in names else f for f in _LINK_SCHEMA])
     for kind, names in _ENCODED.items()
@@ -227,6 +229,22 @@ def _encoded(table: pa.Table, names: Sequence[str]) -> pa.Table:
         at = table.schema.get_field_index(name)
         table = table.set_column(at, name, table[name].dictionary_encode())
     return table
+
+
+def _digests_as_bytes(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary column ``digest`` (if any) over the 32 bytes each digest
+    spells rather than its text: the listing's ``_layers``, revision and tag-index links are
+    sha256 with lower-case hex (classify_columns checks), and their dictionaries were most of
+    what it held (~88 MiB of text at 815k ``_layers`` links and 256k manifests, ~37 as bytes).
+    gather gives them their text back."""
+    if "digest" not in table.column_names or not pa.types.is_dictionary(table["digest"].type):
+        return table
+    at = table.schema.get_field_index("digest")
+    chunks = [
+        pa.DictionaryArray.from_arrays(c.indices, as_bytes(c.dictionary))
+        for c in table["digest"].chunks
+    ]
+    return table.set_column(at, "digest", pa.chunked_array(chunks, _BYTES_DICT))
 
 
 def _per_value(col: pa.Array, fn: Callable[[Any], Any]) -> pa.Array:
@@ -858,7 +876,7 @@ class _Scan:
                 # thousand manifests): 4-byte indices from the start, rather than ~140 bytes
                 # of text a link until the scan's tables are built.
                 table = _encoded(table, _ENCODED[kind])
-                self.parts[kind].add(_nulls_untyped(table))
+                self.parts[kind].add(_nulls_untyped(_digests_as_bytes(table)))
         revisions = common.get(Kind.REVISION_LINK)
         if revisions is not None and revisions.num_rows:
             self.prefetch(pc.unique(revisions["digest"]))
@@ -957,6 +975,9 @@ class _Scan:
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
             listed = pa.concat_tables(parts, promote_options="default") if parts else None
             del parts
+            if listed is not None and "digest" in _ENCODED[kind]:
+                at = listed.schema.get_field_index("digest")
+                listed = listed.set_column(at, "digest", dictionary_as_text(listed["digest"]))
             self.kinds[kind] = pa.concat_tables(
                 [*([_typed(listed, schema)] if listed is not None else []), extra.cast(schema)]
             )

@@ -1,0 +1,69 @@
+"""sha256 digest columns as 32 bytes a digest, and back as their text.
+
+The snapshot holds digests as text (``sha256:<64 hex>``, 71 bytes). A scan that holds millions
+of them while it lists (the ``_layers`` links' digests of a store) can hold the bytes the hex
+spells instead, less than half, and turn them back into text where they join the snapshot.
+Lower-case hex sorts as the bytes it spells, so a sorted column of either is sorted as the
+other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+SHA256_BYTES = pa.binary(32)
+_PREFIX = np.frombuffer(b"sha256:", np.uint8)
+_WIDTH = len(_PREFIX) + 64
+# A byte's two hex digits as one 16-bit value (their bytes in memory order), and back: one
+# table look-up a byte each way (~0.3 s per million digests), where a look-up a digit and the
+# shifts to join them took longer.
+_DIGITS = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint16).copy()
+_BYTE = np.full(1 << 16, 0x100, np.uint16)  # 0x100: not two lower-case hex digits
+_BYTE[_DIGITS] = np.arange(256, dtype=np.uint16)
+
+
+def as_bytes(digests: pa.Array) -> pa.Array:
+    """``digests`` (text, no nulls), each ``sha256:`` and 64 lower-case hex digits, as the 32
+    bytes each spells. Any other value is a ValueError: the caller holds digests that the
+    listing's shapes (classify_columns) have already checked."""
+    n = len(digests)
+    if not pa.types.is_string(digests.type) or digests.null_count:
+        raise ValueError("sha256 digests as text, without nulls, expected")
+    if not n:
+        return pa.array([], SHA256_BYTES)
+    offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: n + 1]
+    if (np.diff(offsets) != _WIDTH).any():
+        raise ValueError("a digest that is not sha256 with 64 hex digits")
+    data = np.frombuffer(digests.buffers()[2], np.uint8, n * _WIDTH, int(offsets[0]))
+    chars = data.reshape(n, _WIDTH)
+    spelled = _BYTE[chars[:, len(_PREFIX) :].view(np.uint16)]
+    if (chars[:, : len(_PREFIX)] != _PREFIX).any() or (spelled > 0xFF).any():
+        raise ValueError("a digest that is not sha256 with lower-case hex")
+    return pa.Array.from_buffers(SHA256_BYTES, n, [None, pa.py_buffer(spelled.astype(np.uint8))])
+
+
+def as_text(digests: pa.Array) -> pa.Array:
+    """``digests`` (32 bytes each, no nulls; ``as_bytes``) as text, ``sha256:<hex>``."""
+    n = len(digests)
+    if digests.type != SHA256_BYTES or digests.null_count:
+        raise ValueError("sha256 digests as 32 bytes, without nulls, expected")
+    if n * _WIDTH >= 2**31:
+        raise ValueError("too many digests for one string array")
+    spelled = np.frombuffer(digests.buffers()[1], np.uint8, n * 32, digests.offset * 32)
+    spelled = spelled.reshape(n, 32)
+    chars = np.empty((n, _WIDTH), np.uint8)
+    chars[:, : len(_PREFIX)] = _PREFIX
+    chars[:, len(_PREFIX) :] = _DIGITS[spelled].view(np.uint8)
+    offsets = np.arange(0, (n + 1) * _WIDTH, _WIDTH, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
+
+
+def dictionary_as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``col`` with each dictionary chunk over 32-byte digests over their text instead (the
+    indices as they are); other chunks, and a column of another type, as they are."""
+    if not pa.types.is_dictionary(col.type) or col.type.value_type != SHA256_BYTES:
+        return col
+    type_ = pa.dictionary(col.type.index_type, pa.string())
+    chunks = [pa.DictionaryArray.from_arrays(c.indices, as_text(c.dictionary)) for c in col.chunks]
+    return pa.chunked_array(chunks, type_)

@@ -1,0 +1,75 @@
+"""sha256 digest columns as 32 bytes and back (layout/digest_columns.py)."""
+
+import hashlib
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from regsweep.layout.digest_columns import SHA256_BYTES, as_bytes, as_text, dictionary_as_text
+
+
+def _digests(n: int) -> list[str]:
+    # Hashes of small numbers: every hex digit, and bytes 00 and ff, among them.
+    return ["sha256:" + hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)]
+
+
+def test_bytes_are_what_the_hex_spells_and_text_comes_back() -> None:
+    digests = pa.array(_digests(1000) + ["sha256:" + "00" * 32, "sha256:" + "ff" * 32])
+    spelled = as_bytes(digests)
+    assert spelled.type == SHA256_BYTES
+    assert spelled.to_pylist() == [bytes.fromhex(d[7:]) for d in digests.to_pylist()]
+    assert as_text(spelled).equals(digests)
+
+
+def test_slices_keep_their_place() -> None:
+    digests = pa.array(_digests(50))
+    part = digests.slice(7, 20)
+    assert as_text(as_bytes(part)).equals(part)
+    assert as_text(as_bytes(digests).slice(7, 20)).equals(part)
+
+
+def test_empty() -> None:
+    assert len(as_bytes(pa.array([], pa.string()))) == 0
+    assert as_text(pa.array([], SHA256_BYTES)).equals(pa.array([], pa.string()))
+
+
+def test_bytes_sort_as_their_text() -> None:
+    digests = pa.array(_digests(5000))
+    assert pc.sort_indices(as_bytes(digests)).equals(pc.sort_indices(digests))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sha256:" + "A" * 64,  # upper-case hex
+        "sha256:" + "g" + "a" * 63,
+        "sha512:" + "a" * 64,
+        "sha256:" + "a" * 63,
+        "sha256:" + "a" * 128,
+    ],
+)
+def test_anything_else_is_refused(value: str) -> None:
+    with pytest.raises(ValueError):
+        as_bytes(pa.array(_digests(3) + [value]))
+
+
+def test_nulls_are_refused() -> None:
+    with pytest.raises(ValueError):
+        as_bytes(pa.array(["sha256:" + "a" * 64, None]))
+    with pytest.raises(ValueError):
+        as_text(pa.array([b"\0" * 32, None], SHA256_BYTES))
+
+
+def test_a_dictionary_column_gets_its_text_back_chunk_by_chunk() -> None:
+    digests = pa.array(_digests(20))
+    chunks = [digests.slice(0, 10), digests.slice(5, 15)]
+    encoded = [c.dictionary_encode() for c in chunks]
+    spelled = pa.chunked_array(
+        [pa.DictionaryArray.from_arrays(e.indices, as_bytes(e.dictionary)) for e in encoded]
+    )
+    text = dictionary_as_text(spelled)
+    assert text.type == pa.dictionary(pa.int32(), pa.string())
+    assert text.cast(pa.string()).equals(pa.chunked_array(chunks))
+    other = pa.chunked_array([digests])
+    assert dictionary_as_text(other) is other
