@@ -378,7 +378,10 @@ def _by_parent(tables: dict[str, Any]) -> pa.Table:
         if not ascending(parent.chunk(0).dictionary):
             raise AssertionError("share_digests makes a sorted dictionary")
         at = one_array(pa.chunked_array([c.indices for c in parent.chunks], pa.int32()))
-        order = pa.array(np.argsort(at.to_numpy(zero_copy_only=False), kind="stable"))
+        # As int32, and the indices let go: both are held through the take (~10 MiB at 1.2M).
+        order = np.argsort(at.to_numpy(zero_copy_only=False), kind="stable").astype(np.int32)
+        del at
+        order = pa.array(order)
     else:
         order = _order(held[0], ["parent"])
     del parent
