@@ -15,7 +15,7 @@ def _digests(n: int) -> list[str]:
 
 
 def test_bytes_are_what_the_hex_spells_and_text_comes_back() -> None:
-    digests = pa.array(_digests(1000) + ["sha256:" + "00" * 32, "sha256:" + "ff" * 32])
+    digests = pa.array([*_digests(1000), "sha256:" + "00" * 32, "sha256:" + "ff" * 32])
     spelled = as_bytes(digests)
     assert spelled.type == SHA256_BYTES
     assert spelled.to_pylist() == [bytes.fromhex(d[7:]) for d in digests.to_pylist()]
@@ -51,7 +51,7 @@ def test_bytes_sort_as_their_text() -> None:
 )
 def test_anything_else_is_refused(value: str) -> None:
     with pytest.raises(ValueError):
-        as_bytes(pa.array(_digests(3) + [value]))
+        as_bytes(pa.array([*_digests(3), value]))
 
 
 def test_nulls_are_refused() -> None:
