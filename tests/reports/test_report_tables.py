@@ -66,6 +66,8 @@ def test_usage_adds_up_and_matches_what_the_demo_wrote(demo: Demo) -> None:
     assert s["live_bytes"] == sum(demo.summary.blobs[d] for d in expected_live)
     assert s["stored_bytes"] == demo.summary.total_bytes
     assert s["live_blobs"] == len(expected_live)
+    # Distinct manifests: one pushed to several repositories counts once.
+    assert s["manifests"] == len({d for m in demo.summary.manifests.values() for d in m})
     assert (
         sum(r["exclusive_bytes"] for r in repos.values()) + s["shared_unique_bytes"]
         == (s["live_bytes"])

@@ -169,7 +169,10 @@ class _Index:
     tag_keys: np.ndarray  # sorted (repo, place) keys of what tags name
     link_keys: np.ndarray  # sorted (repo, place) keys of ``_layers`` links' path digests
     manifests: pa.Table  # the snapshot's
-    references: pa.Table  # the snapshot's
+    # The snapshot, whose references (in a scratch file, memory-mapped) are read again where a
+    # check needs a column of them: held here, every page of them read while the index was
+    # built stayed resident through the audit (~15 MiB at 1.2M references).
+    snap: Snapshot
     manifest_row: np.ndarray  # per place: its row of ``manifests``, -1 where none
     kind: np.ndarray  # per manifest row: its place in _KINDS, -1 for another kind
     broken: np.ndarray  # per manifest row: it has a problem
@@ -260,7 +263,7 @@ class _Index:
             tag_keys=keys(tags.repo, tags.digest),
             link_keys=link_keys,
             manifests=m,
-            references=rt,
+            snap=snap,
             manifest_row=manifest_row,
             kind=_codes(m["kind"], _KINDS),
             broken=_valid(m["problem"]),
@@ -714,7 +717,7 @@ def check_indexes(ix: _Index) -> list[Finding]:
     rv = ix.revisions
     rows, ref = _unlinked(ix, (_INDEX,), ix.rev_keys, manifests=True)
     platforms = decoded(
-        ix.references["platform"].take(pa.array(ix.ref_row[ref], pa.int64()))
+        ix.snap["references"]["platform"].take(pa.array(ix.ref_row[ref], pa.int64()))
     ).to_pylist()
     out: list[Finding] = []
     seen: set[tuple[int, int]] = set()
@@ -1161,7 +1164,7 @@ def check_quarantine(
     return out
 
 
-_SIZE_SLICE = 1 << 18  # references compared at a time by check_sizes
+_SIZE_SLICE = 1 << 16  # references compared at a time by check_sizes
 
 
 def check_sizes(ix: _Index, snap: Snapshot) -> list[Finding]:

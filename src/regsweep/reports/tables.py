@@ -517,6 +517,14 @@ def _gc_runs(log: pa.Table | None) -> pa.Table:
     return _table("gc_runs", rows)
 
 
+def _distinct(col: pa.ChunkedArray) -> int:
+    """The number of distinct values of ``col`` but null, counted by Arrow: a set of the
+    Python strings of every revision's target was ~40 MiB at 256k revisions, at the peak of
+    the report (and of ``regsweep run``'s report step)."""
+    values = pc.unique(col)
+    return int(len(values) - values.null_count)
+
+
 def _summary(
     snap: Snapshot, u: UsageSummary, plan: Plan, repositories: pa.Table, policy: str | None
 ) -> pa.Table:
@@ -526,7 +534,7 @@ def _summary(
         "scanned_at": snap.scanned_at,
         "repositories": repositories.num_rows,
         "tags": snap["tags"].num_rows,
-        "manifests": len({d for d in column(snap["revisions"], "target") if d is not None}),
+        "manifests": _distinct(snap["revisions"]["target"]),
         "blobs": u.stored_blobs,
         "stored_bytes": u.stored_bytes,
         "live_blobs": u.live_blobs,
