@@ -47,7 +47,7 @@ from regsweep.layout.manifest import (
 )
 from regsweep.layout.root import find_layout_root
 from regsweep.python_gc import collector_paused
-from regsweep.scan.graph import kind_is, places
+from regsweep.scan.graph import among, kind_is, places
 from regsweep.scan.inventory import open_inventory
 from regsweep.scan.listing import Progress, list_incomplete_uploads, list_layout, no_progress
 from regsweep.scan.snapshot import (
@@ -1416,11 +1416,11 @@ class _Scan:
         are a sorted numpy array, not a set of Python ints: a set of 256k was ~20 MiB at the
         listing's end, the ints left in partly used arenas after it."""
         hashes = np.fromiter((hash(d) for d in digests.to_pylist()), np.int64, len(digests))
-        seen = self.prefetching
-        at = np.searchsorted(seen, hashes)
-        new = seen[np.minimum(at, len(seen) - 1)] != hashes if len(seen) else np.ones_like(at, bool)
+        new = ~among(hashes, self.prefetching)
         # Two sorted runs: the stable sort (timsort for 64-bit keys) merges them in linear time.
-        self.prefetching = np.sort(np.concatenate([seen, np.sort(hashes[new])]), kind="stable")
+        self.prefetching = np.sort(
+            np.concatenate([self.prefetching, np.sort(hashes[new])]), kind="stable"
+        )
         todo = digests.filter(pa.array(new))
         self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(todo)]
 
