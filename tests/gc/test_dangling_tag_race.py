@@ -13,6 +13,7 @@ from regsweep.gc.mark import mark
 from regsweep.gc.plan import GcSettings, make_plan
 from regsweep.layout.keys import tag_current_key
 from regsweep.scan.scanner import scan
+from regsweep.scan.snapshot import column
 from regsweep.storage.base import ObjectStore
 
 
@@ -40,8 +41,8 @@ def test_dangling_tag_repaired_after_the_plan_is_kept(store: ObjectStore) -> Non
     after = scan(store)
     tags = dict(
         zip(
-            after["tags"].column("tag").to_pylist(),
-            after["tags"].column("digest").to_pylist(),
+            column(after["tags"], "tag"),
+            column(after["tags"], "digest"),
             strict=True,
         )
     )

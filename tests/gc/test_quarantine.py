@@ -162,6 +162,30 @@ def test_purge_deletes_only_what_is_still_unreferenced(tmp_path: Path) -> None:
     assert_no_live_blob_lost(store)
 
 
+def test_purge_restores_a_blob_that_only_a_link_names_again(tmp_path: Path) -> None:
+    """A blob in quarantine that a ``_layers`` link names again (a client's upload linked it,
+    its manifest not pushed yet) is restored: the link's digest, compared with the quarantined
+    blob's, is text however the scan holds it."""
+    store = fs_store(tmp_path / "store")
+    w = LayoutWriter(store).at(now() - timedelta(days=10))
+    layers = [make_layer("purge:linked:0", 4_000)]
+    old = image_manifest(image_config(layers, created=now()), layers)
+    w.push("team/app", old, ["v1"])
+    w.push("team/app", sample_image("purge:linked:app"), ["v1"])  # old is untagged now
+    layer = layers[0].blob
+    doc = gc_cli(
+        str(store.root), "--delete-untagged", "--max-delete-fraction", "0.9", "--apply", "--yes"
+    )
+    assert layer.digest not in blob_digests(store)
+
+    store.write(layer_link_key("team/new", layer.digest), layer.digest.encode())
+    res = quarantine_cli("purge", str(store.root), doc["run_id"], "--yes")
+    assert res["failures"] == []
+    assert store.read(blob_data_key(layer.digest), max_bytes=1 << 20) == layer.data
+    assert old.digest not in blob_digests(store)  # the manifest itself is purged
+    assert_no_live_blob_lost(store)
+
+
 def test_quarantine_commands_refuse_without_confirmation_or_run(tmp_path: Path) -> None:
     store = fs_store(tmp_path / "store")
     LayoutWriter(store).at(now() - timedelta(days=10)).push(

@@ -29,6 +29,7 @@ from regsweep.layout.keys import (
 )
 from regsweep.scan.scanner import ScanOptions, scan
 from regsweep.scan.snapshot import Snapshot
+from regsweep.scan.snapshot import rows as decoded_rows
 from regsweep.storage import filesystem
 from regsweep.storage.base import ObjectStore
 from regsweep.storage.filesystem import FilesystemStore
@@ -43,16 +44,16 @@ STARTED = datetime(2026, 11, 20, 8, 30, 0, tzinfo=UTC)
 
 def rows(snap: Snapshot, table: str, *cols: str) -> list[tuple[Any, ...]]:
     """The rows of ``table`` (with every key) restricted to ``cols``, sorted (None-safe)."""
-    out = [tuple(r[c] for c in cols) for r in snap.with_keys(table).to_pylist()]
+    out = [tuple(r[c] for c in cols) for r in decoded_rows(snap.with_keys(table))]
     return sorted(out, key=repr)
 
 
 def by(snap: Snapshot, table: str, col: str, value: Any) -> list[dict[str, Any]]:
-    return [r for r in snap.with_keys(table).to_pylist() if r[col] == value]
+    return [r for r in decoded_rows(snap.with_keys(table)) if r[col] == value]
 
 
 def anomalies(snap: Snapshot, kind: str | None = None) -> list[dict[str, Any]]:
-    return [r for r in snap["anomalies"].to_pylist() if kind is None or r["kind"] == kind]
+    return [r for r in decoded_rows(snap["anomalies"]) if kind is None or r["kind"] == kind]
 
 
 def anomaly_keys(snap: Snapshot, kind: str) -> set[tuple[str, str, str | None, str]]:
@@ -213,7 +214,7 @@ def test_tag_names_and_listing_order_traps(store: ObjectStore) -> None:
         ("math-voila", "v1-rc", tiny("math-voila").digest),
     }
     assert rows(snap, "tags", "repository", "tag", "digest") == sorted(expected_tags, key=repr)
-    assert all(r["problem"] is None for r in snap["tags"].to_pylist())
+    assert all(r["problem"] is None for r in decoded_rows(snap["tags"]))
 
     expected_history = expected_tags | {("team/app", "v1", manifests["v1"].digest)}
     assert rows(snap, "tag_history", "repository", "tag", "digest") == sorted(
@@ -528,7 +529,7 @@ def test_manifest_over_the_size_cap_is_unread(store: ObjectStore) -> None:
         ],
         key=repr,
     )
-    assert [r["parent"] for r in snap["references"].to_pylist()].count(big.digest) == 0
+    assert [r["parent"] for r in decoded_rows(snap["references"])].count(big.digest) == 0
     bad = anomalies(snap, "bad-manifest")
     assert [(a["severity"], a["key"]) for a in bad] == [("error", blob_data_key(big.digest))]
     assert "too-large" in bad[0]["detail"]
@@ -646,7 +647,7 @@ def test_stale_uploads_and_uuid7_ids(store: ObjectStore) -> None:
 
     snap = scan(store)
 
-    got = {r["upload_id"]: r for r in snap["uploads"].to_pylist()}
+    got = {r["upload_id"]: r for r in decoded_rows(snap["uploads"])}
     assert set(got) == {v4, v7, v7b}
     assert (
         got[v4]["repository"],
@@ -712,7 +713,7 @@ def test_s3_incomplete_multipart_upload(store_factory: MakeStore) -> None:
                 Bucket=store.bucket, Key=store.full_key(key), UploadId=m["UploadId"]
             )
 
-    got = {r["upload_id"]: r for r in snap["uploads"].to_pylist()}
+    got = {r["upload_id"]: r for r in decoded_rows(snap["uploads"])}
     assert set(got) == {upload_id, v4}
     row = got[upload_id]
     assert (
@@ -793,8 +794,8 @@ def test_tag_links_resolved_by_their_md5_on_s3_and_azure_and_by_reading_elsewher
     )
     # Revision, tag-index and _layers links are trusted from their path (right size and,
     # where the ETag is an MD5, the right ETag): no read at all.
-    assert {r["resolved_by"] for r in snap["revisions"].to_pylist()} == {"path"}
-    assert {r["resolved_by"] for r in snap["layer_links"].to_pylist()} == {"path"}
+    assert {r["resolved_by"] for r in decoded_rows(snap["revisions"])} == {"path"}
+    assert {r["resolved_by"] for r in decoded_rows(snap["layer_links"])} == {"path"}
     assert anomaly_keys(snap, "bad-link") == {
         ("bad-link", "error", "app", tag_current_key("app", t)) for t in ("newline", "doubled")
     }

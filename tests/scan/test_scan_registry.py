@@ -42,6 +42,7 @@ from registry_fixtures import RegistryFactory, S3Storage
 from regsweep.layout.manifest import DOCKER_V2, OCI_INDEX, OCI_MANIFEST
 from regsweep.scan.scanner import scan
 from regsweep.scan.snapshot import TABLES, Snapshot
+from regsweep.scan.snapshot import rows as decoded_rows
 from regsweep.storage.azure import AzureStore
 from regsweep.storage.filesystem import FilesystemStore
 from regsweep.storage.s3 import S3Store
@@ -211,7 +212,7 @@ def normalised(snap: Snapshot) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for name in TABLES:
         rows = []
-        for row in snap[name].to_pylist():
+        for row in decoded_rows(snap[name]):
             r = {c: _strip_root(v, root) for c, v in row.items() if c not in UNSTABLE}
             if name == "uploads":
                 uid = r.pop("upload_id")
@@ -242,7 +243,7 @@ def test_backends_agree(run: Run, kind: str) -> None:
 def test_upload_data_is_an_incomplete_multipart_upload_only_on_s3(run: Run) -> None:
     for kind in ("fs", "azure", "s3"):
         pushed = run.pushed["s3" if kind == "s3" else "fs"]
-        (row,) = run.snaps[kind]["uploads"].to_pylist()
+        (row,) = decoded_rows(run.snaps[kind]["uploads"])
         uid = pushed.upload_id
         base = f"docker/registry/v2/repositories/team/app/_uploads/{uid}/"
         assert (row["repository"], row["upload_id"], row["started_source"], row["problem"]) == (
@@ -272,7 +273,7 @@ def test_snapshot_matches_what_was_pushed(run: Run, kind: str) -> None:
     pushed = run.pushed["s3" if kind == "s3" else "fs"]
     assert snap.meta["layout_root"] == "docker/registry/v2/"
 
-    assert snap["repositories"].to_pylist() == [
+    assert decoded_rows(snap["repositories"]) == [
         {
             "repository": repo,
             "kind": "manifest-bearing",
@@ -284,49 +285,52 @@ def test_snapshot_matches_what_was_pushed(run: Run, kind: str) -> None:
         }
         for repo in sorted(pushed.revisions)
     ]
-    assert {(r["repository"], r["tag"]): r["digest"] for r in snap["tags"].to_pylist()} == {
+    assert {(r["repository"], r["tag"]): r["digest"] for r in decoded_rows(snap["tags"])} == {
         (repo, t): d for repo, tags in pushed.tags.items() for t, d in tags.items()
     }
-    assert {(r["repository"], r["tag"], r["digest"]) for r in snap["tag_history"].to_pylist()} == {
-        (repo, t, d) for repo, entries in pushed.history.items() for t, d in entries
-    }
+    assert {
+        (r["repository"], r["tag"], r["digest"]) for r in decoded_rows(snap["tag_history"])
+    } == {(repo, t, d) for repo, entries in pushed.history.items() for t, d in entries}
     assert sorted(
         (r["repository"], r["digest"], r["target"], r["blob_present"])
-        for r in snap["revisions"].to_pylist()
+        for r in decoded_rows(snap["revisions"])
     ) == sorted((repo, d, d, True) for repo, ds in pushed.revisions.items() for d in ds)
     # Manifests are never linked in _layers by 2.8; every config and layer is, per repository,
     # including the base layer mounted into the nested repository.
     assert sorted(
         (r["repository"], r["digest"], r["target"], r["alias"], r["blob_present"])
-        for r in snap["layer_links"].to_pylist()
+        for r in decoded_rows(snap["layer_links"])
     ) == sorted((repo, d, d, False, True) for repo, ds in pushed.layer_links.items() for d in ds)
     for link_table in ("tags", "tag_history", "revisions", "layer_links"):
-        assert {r["problem"] for r in snap[link_table].to_pylist()} == {None}, link_table
+        assert {r["problem"] for r in decoded_rows(snap[link_table])} == {None}, link_table
 
     every_blob = {b.digest: b.size for m in pushed.manifests.values() for b in m.blobs}
     every_blob |= {m.digest: m.blob.size for m in pushed.manifests.values()}
-    assert {r["digest"]: r["size"] for r in snap["blobs"].to_pylist()} == every_blob
+    assert {r["digest"]: r["size"] for r in decoded_rows(snap["blobs"])} == every_blob
     assert EMPTY_DIGEST in every_blob  # the cosign and referrer manifests' "{}" config
 
     kinds = {OCI_INDEX: "index", OCI_MANIFEST: "image", DOCKER_V2: "image"}
     assert {
         r["digest"]: (r["kind"], r["media_type"], r["subject"], r["problem"])
-        for r in snap["manifests"].to_pylist()
+        for r in decoded_rows(snap["manifests"])
     } == {
         d: (kinds[m.media_type], m.media_type, APP_INDEX.digest if m is SBOM else None, None)
         for d, m in pushed.manifests.items()
     }
     assert {
-        r["digest"]: r["artifact_type"] for r in snap["manifests"].to_pylist() if r["artifact_type"]
+        r["digest"]: r["artifact_type"]
+        for r in decoded_rows(snap["manifests"])
+        if r["artifact_type"]
     } == {SBOM.digest: "application/spdx+json"}
 
     assert sorted(
-        (r["parent"], r["child"], r["kind"], r["platform"]) for r in snap["references"].to_pylist()
+        (r["parent"], r["child"], r["kind"], r["platform"])
+        for r in decoded_rows(snap["references"])
     ) == sorted(expected_references(pushed.manifests.values()))
-    (ref_child,) = [r for r in snap["references"].to_pylist() if r["parent"] == SBOM_INDEX.digest]
+    (ref_child,) = [r for r in decoded_rows(snap["references"]) if r["parent"] == SBOM_INDEX.digest]
     assert ref_child["artifact_type"] == "application/spdx+json"
 
-    assert snap["anomalies"].to_pylist() == []
+    assert decoded_rows(snap["anomalies"]) == []
 
 
 def expected_references(manifests: Any) -> list[tuple[str, str, str, str | None]]:
@@ -355,15 +359,15 @@ def test_links_written_by_the_registry_need_no_reads(run: Run) -> None:
     on Azure, and the other links from their paths."""
     expected = {"fs": "read", "azure": "content-md5", "s3": "etag"}
     for kind, snap in run.snaps.items():
-        assert {r["resolved_by"] for r in snap["tags"].to_pylist()} == {expected[kind]}, kind
+        assert {r["resolved_by"] for r in decoded_rows(snap["tags"])} == {expected[kind]}, kind
         for name in ("revisions", "layer_links"):
-            assert {r["resolved_by"] for r in snap[name].to_pylist()} == {"path"}, (kind, name)
+            assert {r["resolved_by"] for r in decoded_rows(snap[name])} == {"path"}, (kind, name)
 
 
 def test_platforms_of_the_pushed_index(run: Run) -> None:
     for snap in run.snaps.values():
         assert sorted(
             (r["child"], r["platform"])
-            for r in snap["references"].to_pylist()
+            for r in decoded_rows(snap["references"])
             if r["parent"] == APP_INDEX.digest
         ) == sorted([(AMD.digest, "linux/amd64"), (ARM.digest, "linux/arm64/v8")])

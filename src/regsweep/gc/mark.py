@@ -364,9 +364,7 @@ def mark(
     uncertain: list[str] = []
     problem = graph.problem
     named = graph.named
-
-    def digest(at: int) -> str:
-        return str(named[at].as_py())
+    digest = graph.digest_at
 
     # Per place: the manifest there has a problem (few do; asked for every revision and tag).
     bad = (graph.sizes >= 0) & (graph.kind_at < 0)
@@ -565,5 +563,8 @@ def mark(
 
 def _any_starts_with(named: pa.Array, where: np.ndarray, prefix: str) -> bool:
     """Some digest at a place ``where`` holds starts with ``prefix`` (a sha512 subject that a
-    tag can only name truncated)."""
+    tag can only name truncated). Digests held as their bytes are all sha256 (share_digests),
+    so none of them is a sha512 digest."""
+    if not pa.types.is_string(named.type):
+        return False
     return bool(pc.any(pc.starts_with(named.filter(pa.array(where)), prefix)).as_py())

@@ -24,6 +24,7 @@ from regsweep.gc.plan import new_run_id
 from regsweep.layout.keys import DEFAULT_ROOT as V2
 from regsweep.layout.keys import Kind, classify
 from regsweep.scan.scanner import ScanOptions, scan
+from regsweep.scan.snapshot import column
 from regsweep.storage.base import ObjectStore
 
 # Restore order: data first, then what points at it.
@@ -194,8 +195,8 @@ def purge_run(
         reached = set().union(*marked.reach.values()) if marked.reach else set()
         linked = set()
         for name in ("layer_links", "revisions", "tag_history"):
-            linked |= set(snap[name].column("digest").to_pylist())
-        linked |= {d for d in snap["tags"].column("digest").to_pylist() if d}
+            linked |= set(column(snap[name], "digest"))
+        linked |= {d for d in column(snap["tags"], "digest") if d}
         root = snap.meta["layout_root"]
         keep: list[dict[str, Any]] = []
         drop: list[dict[str, Any]] = []

@@ -1,16 +1,18 @@
 """sha256 digest columns as 32 bytes a digest, and back as their text.
 
-The snapshot holds digests as text (``sha256:<64 hex>``, 71 bytes). A scan that holds millions
-of them while it lists (the ``_layers`` links' digests of a store) can hold the bytes the hex
-spells instead, less than half, and turn them back into text where they join the snapshot.
-Lower-case hex sorts as the bytes it spells, so a sorted column of either is sorted as the
-other.
+Digests are text (``sha256:<64 hex>``, 71 bytes) wherever they are shown or written. A scan
+that holds millions of them (the ``_layers`` links' digests of a store while it lists, the
+snapshot's one dictionary of every digest from its end) can hold the bytes the hex spells
+instead, less than half, and turn them into text where they are shown, written or compared
+with text. Lower-case hex sorts as the bytes it spells, so a sorted column of either is sorted
+as the other.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SHA256_BYTES = pa.binary(32)
 _PREFIX = np.frombuffer(b"sha256:", np.uint8)
@@ -41,6 +43,68 @@ def as_bytes(digests: pa.Array) -> pa.Array:
     if (chars[:, : len(_PREFIX)] != _PREFIX).any() or (spelled > 0xFF).any():
         raise ValueError("a digest that is not sha256 with lower-case hex")
     return pa.Array.from_buffers(SHA256_BYTES, n, [None, pa.py_buffer(spelled.astype(np.uint8))])
+
+
+def is_sha256_text(digests: pa.Array) -> bool:
+    """Every value of ``digests`` (text) is ``sha256:`` and 64 lower-case hex digits, none null:
+    what ``as_bytes`` takes."""
+    if not pa.types.is_string(digests.type) or digests.null_count:
+        return False
+    offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: len(digests) + 1]
+    return not (np.diff(offsets) != _WIDTH).any() and bool(_each_sha256(digests).all())
+
+
+def bytes_or_null(digests: pa.Array) -> pa.Array:
+    """``digests`` (text, nulls allowed) as ``as_bytes`` spells them, null where a value is
+    not a sha256 digest in lower-case hex (it cannot be among digests held as bytes)."""
+    if digests.type == SHA256_BYTES or is_sha256_text(digests):
+        return digests if digests.type == SHA256_BYTES else as_bytes(digests)
+    n = len(digests)
+    if not pa.types.is_string(digests.type):  # (all null, say)
+        return pa.nulls(n, SHA256_BYTES)
+    fit = pc.fill_null(pc.binary_length(digests), 0).to_numpy(zero_copy_only=False) == _WIDTH
+    fit[fit] = _each_sha256(digests.filter(pa.array(fit)))
+    out = np.zeros((n, 32), np.uint8)
+    if fit.any():
+        good = as_bytes(digests.filter(pa.array(fit)))
+        out[fit] = np.frombuffer(good.buffers()[1], np.uint8, len(good) * 32).reshape(-1, 32)
+    return pa.Array.from_buffers(
+        SHA256_BYTES, n, [pa.array(fit).buffers()[1], pa.py_buffer(out)], int(n - fit.sum())
+    )
+
+
+_CHECK_ROWS = 1 << 16  # digests checked at a time: 128 bytes each while checked
+
+
+def _each_sha256(digests: pa.Array) -> np.ndarray:
+    """Per value of ``digests`` (text, each 71 bytes, no nulls): it is a sha256 digest."""
+    n = len(digests)
+    out = np.zeros(n, bool)
+    if not n:
+        return out
+    offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: n + 1]
+    data = np.frombuffer(digests.buffers()[2], np.uint8, n * _WIDTH, int(offsets[0]))
+    chars = data.reshape(n, _WIDTH)
+    # A slice at a time: the hex digits' values of a whole dictionary at once were ~45 MiB for
+    # the 700k digests of a store's layer links.
+    for start in range(0, n, _CHECK_ROWS):
+        part = chars[start : start + _CHECK_ROWS]
+        prefixed = (part[:, : len(_PREFIX)] == _PREFIX).all(axis=1)
+        hexed = (_BYTE[part[:, len(_PREFIX) :].view(np.uint16)] <= 0xFF).all(axis=1)
+        out[start : start + len(part)] = prefixed & hexed
+    return out
+
+
+def text_of(digests: pa.Array) -> pa.Array:
+    """``digests`` as text: 32-byte digests (nulls allowed) spelled as ``as_text`` does; text
+    as it is."""
+    if digests.type != SHA256_BYTES:
+        return digests
+    if not digests.null_count:
+        return as_text(digests)
+    valid = pc.is_valid(digests)
+    spelled = as_text(pc.fill_null(digests, pa.scalar(bytes(32), SHA256_BYTES)))
+    return pc.if_else(valid, spelled, pa.scalar(None, pa.string()))
 
 
 def as_text(digests: pa.Array) -> pa.Array:

@@ -91,7 +91,7 @@ class Manifests:
         reached = g.reach(np.array([self.place(d) for d in roots], np.int64), g.alias_places(repo))
         for at in reached.tolist():  # sorted places: in digest order
             if (p := g.problem_at.get(at)) is not None:
-                return g.named[at].as_py(), p
+                return g.digest_at(at), p
         return None
 
 

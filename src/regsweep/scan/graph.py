@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from regsweep.layout.digest_columns import SHA256_BYTES, bytes_or_null, text_of
 from regsweep.scan.snapshot import (
     DIGEST_COLUMNS,
     Snapshot,
@@ -54,7 +55,9 @@ class Graph:
         unstored_at: dict[int, list[tuple[int, str, str]]],
         stored: tuple[int, int],
     ) -> None:
-        self.named = named  # every named digest, sorted and distinct: a digest's place
+        # Every named digest, sorted and distinct: a digest's place. As text, or as the bytes
+        # each spells (SHA256_BYTES, see share_digests): ``digests_at`` and ``names`` give text.
+        self.named = named
         # Per place: the size of the stored blob, -1 where no blob is stored (named only).
         self.sizes = sizes
         # Per place: its children over strong edges, in the order its manifest lists them, as
@@ -168,7 +171,7 @@ class Graph:
 
     def places_of(self, digests: Iterable[str]) -> np.ndarray:
         """The places of ``digests`` (one lookup for them all), -1 where one is not named."""
-        values = pa.array(list(digests), pa.string())
+        values = _like(pa.array(list(digests), pa.string()), self.named)
         return np.asarray(pc.fill_null(_index_in(values, self.named), -1), np.int64)
 
     def column_places(self, col: pa.ChunkedArray) -> np.ndarray:
@@ -176,8 +179,12 @@ class Graph:
         return column_places(col, self.named)
 
     def digests_at(self, at: np.ndarray) -> pa.Array:
-        """The digests at places ``at``, as an Arrow array (sorted when ``at`` is)."""
-        return self.named.take(pa.array(np.asarray(at, np.int64)))
+        """The digests at places ``at``, as text (sorted when ``at`` is)."""
+        return text_of(self.named.take(pa.array(np.asarray(at, np.int64))))
+
+    def digest_at(self, at: int) -> str:
+        """The digest at place ``at``, as text."""
+        return str(text_of(self.named.slice(at, 1))[0].as_py())
 
     def problem(self, at: int) -> str | None:
         """Why the manifest at place ``at`` cannot be used, or None (a stored blob named as a
@@ -241,7 +248,7 @@ class Graph:
 
     @cached_property
     def names(self) -> list[str]:
-        return self.named.to_pylist()  # type: ignore[no-any-return]
+        return text_of(self.named).to_pylist()  # type: ignore[no-any-return]
 
     @cached_property
     def _place(self) -> dict[str, int]:
@@ -345,14 +352,19 @@ def sorted_range(named: pa.Array, digests: pa.Array | pa.ChunkedArray) -> tuple[
     dictionary column, of its dictionaries' values: at most a wider range)."""
     if pa.types.is_dictionary(digests.type):
         digests = pa.chunked_array(dictionaries(digests), digests.type.value_type)
+    if isinstance(digests, pa.ChunkedArray):
+        digests = pa.chunked_array([_like(c, named) for c in digests.chunks], named.type)
+    else:
+        digests = _like(digests, named)
     bounds = pc.min_max(digests).as_py()
     if bounds["min"] is None:
         return 0, 0
     return _bisect(named, bounds["min"]), _bisect(named, bounds["max"], right=True)
 
 
-def _bisect(values: pa.Array, x: str, *, right: bool = False) -> int:
-    """bisect_left (``right``: bisect_right) of ``x`` in the sorted strings ``values``."""
+def _bisect(values: pa.Array, x: str | bytes, *, right: bool = False) -> int:
+    """bisect_left (``right``: bisect_right) of ``x`` in the sorted ``values`` (strings, or
+    bytes, as ``x`` is)."""
     lo, hi = 0, len(values)
     while lo < hi:
         mid = (lo + hi) // 2
@@ -407,7 +419,7 @@ def pylist(
             return [v for chunk in col.chunks for v in pylist(chunk, shared)]
         col = col.chunk(0)
     if not pa.types.is_dictionary(col.type):
-        return col.to_pylist()  # type: ignore[no-any-return]
+        return text_of(col).to_pylist()  # type: ignore[no-any-return]
     if shared is not None:
         # The values the rows use, each converted once for every column given ``shared``
         # (a digest column's dictionary is every digest of the snapshot, see share_digests).
@@ -416,15 +428,15 @@ def pylist(
         used = pc.unique(col.indices).drop_null().to_numpy()
         new = [int(i) for i in used if vals[i] is None]
         if new:
-            picked = col.dictionary.take(pa.array(new, pa.int32())).to_pylist()
+            picked = text_of(col.dictionary.take(pa.array(new, pa.int32()))).to_pylist()
             for i, v in zip(new, picked, strict=True):
                 vals[i] = v
     elif len(col.dictionary) > len(col):
         # A filtered column keeps its whole dictionary (say, every blob of the store):
         # decoding the rows is cheaper than converting every value.
-        return col.cast(col.type.value_type).to_pylist()  # type: ignore[no-any-return]
+        return decoded(pa.chunked_array([col])).to_pylist()  # type: ignore[no-any-return]
     else:
-        vals = col.dictionary.to_pylist()
+        vals = text_of(col.dictionary).to_pylist()
     idx = col.indices.to_pylist()
     if col.null_count:
         return [None if i is None else vals[i] for i in idx]
@@ -467,31 +479,41 @@ def places(col: pa.ChunkedArray, named: pa.Array) -> pa.ChunkedArray:
     # (Empty chunks left out: a filtered table keeps them, each with its whole dictionary.)
     col = pa.chunked_array([c for c in col.chunks if len(c)], col.type)
     values = dictionaries(col) if pa.types.is_dictionary(col.type) else list(col.chunks)
-    found: dict[tuple[int, ...], pa.Array] = {}
-    hashed: list[tuple[pa.Array, int, int]] = []  # (values, range) that cannot be searched
+    found: dict[tuple[int, ...], pa.Array] = {}  # by the identity of the values looked up
     rising = is_sorted_text(named)  # (and so each range of it)
-    for v in values:
+    hashed: list[tuple[tuple[int, ...], pa.Array, int, int]] = []  # (as ``found``, values, range)
+    for original in values:
+        key, v = identity(original), _like(original, named)
         lo, hi = sorted_range(named, v)
         at = sorted_places(v, named.slice(lo, hi - lo), rising=rising)
         if at is None:
-            hashed.append((v, lo, hi))
+            hashed.append((key, v, lo, hi))
         else:
-            found[identity(v)] = pa.array(at + np.int32(lo), pa.int32(), mask=at < 0)
-    if sum(hi - lo for _, lo, hi in hashed) > len(named):  # they overlap: one lookup for all
-        together = _index_in(pa.concat_arrays([v for v, _, _ in hashed]), named)
+            found[key] = pa.array(at + np.int32(lo), pa.int32(), mask=at < 0)
+        del original, v
+    if sum(hi - lo for _, _, lo, hi in hashed) > len(named):  # they overlap: one lookup for all
+        together = _index_in(pa.concat_arrays([v for _, v, _, _ in hashed]), named)
         start = 0
-        for v, _, _ in hashed:
-            found[identity(v)] = together.slice(start, len(v))
+        for key, v, _, _ in hashed:
+            found[key] = together.slice(start, len(v))
             start += len(v)
     else:
-        for v, lo, hi in hashed:
+        for key, v, lo, hi in hashed:
             within = pc.index_in(v, value_set=named.slice(lo, hi - lo))
-            found[identity(v)] = pc.add(within, pa.scalar(lo, pa.int32())) if lo else within
+            found[key] = pc.add(within, pa.scalar(lo, pa.int32())) if lo else within
     if not pa.types.is_dictionary(col.type):
         return pa.chunked_array([found[identity(c)] for c in col.chunks], pa.int32())
     return pa.chunked_array(
         [found[identity(c.dictionary)].take(c.indices) for c in col.chunks], pa.int32()
     )
+
+
+def _like(values: pa.Array, named: pa.Array) -> pa.Array:
+    """Digests ``values`` as ``named`` holds them: as their bytes where it holds bytes (null
+    where one is not a sha256 digest: it cannot be there), else as text."""
+    if named.type == SHA256_BYTES:
+        return bytes_or_null(values)
+    return text_of(values)
 
 
 def _index_in(values: pa.Array | pa.ChunkedArray, named: pa.Array) -> pa.Array:
@@ -562,10 +584,11 @@ def named_digests(snap: Snapshot) -> pa.Array:
         # values distinct (it is sorted: cheap to check), and every column's indices are
         # places in it.
         (only,) = parts.values()
-        if pa.types.is_string(only.type) and ascending(only):
+        if only.type in (pa.string(), SHA256_BYTES) and ascending(only):
             return only
     if not parts:
         return pa.nulls(0, pa.string())
     # Sorted, as share_digests's is: the graph's places then compare as their digests do.
-    distinct = pc.unique(pa.chunked_array(list(parts.values()), pa.string())).drop_null()
+    texts = [text_of(p) for p in parts.values()]
+    distinct = pc.unique(pa.chunked_array(texts, pa.string())).drop_null()
     return distinct.take(pc.array_sort_indices(distinct))

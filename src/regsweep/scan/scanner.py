@@ -1393,16 +1393,26 @@ class _Scan:
         return table
 
     def stored(self, digests: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-        """Per value of ``digests``: it is a stored blob. One pass over the blobs, with each
-        part's own digests as the value set (they are their part's dictionary: no copy). The
-        distinct targets of every link as the value set, hashed again for each part, held
-        ~130 MiB at once on a store of 350k distinct targets: the scan's peak there."""
-        hit = pa.repeat(pa.scalar(False), len(digests))
+        """Per value of ``digests`` (distinct): it is a stored blob. One pass over the blobs,
+        each of ``digests`` looked up among each part's own digests (its dictionary, sorted: a
+        binary search, ``sorted_places``), where they are of one width. The distinct targets of
+        every link as the value set, hashed again for each part, held ~130 MiB at once on a
+        store of 350k distinct targets; each part's digests hashed instead, ~9 MiB a part, were
+        the peak of the scan of many manifests (on the way to the link tables)."""
+        chunks = digests.chunks if isinstance(digests, pa.ChunkedArray) else [digests]
+        hit = [np.zeros(len(c), bool) for c in chunks]
         for part in self.blobs.parts(("digest",)) if self.blobs is not None else ():
-            col = _values(part["digest"])
-            hit = pc.or_(hit, pc.fill_null(pc.is_in(digests, value_set=col), False))
-            del part, col
-        return hit
+            for values in _values(part["digest"]).chunks:
+                for i, chunk in enumerate(chunks):
+                    at = sorted_places(chunk, values) if chunk.null_count == 0 else None
+                    if at is None:
+                        found = pc.fill_null(pc.is_in(chunk, value_set=values), False)
+                        hit[i] |= found.to_numpy(zero_copy_only=False)
+                    else:
+                        hit[i] |= at >= 0
+                    del at
+            del part
+        return pa.chunked_array([pa.array(h) for h in hit], pa.bool_())
 
     def prefetch(self, digests: pa.Array) -> None:
         """Start reading the manifests that revision links name (``digests``, distinct) while
@@ -1634,6 +1644,11 @@ class _Scan:
         is_manifest[-1] = False
         del manifest_at
         out: list[pa.Table] = []
+        over_shared = pa.dictionary(pa.int32(), shared.type)  # (text, or the digests' bytes)
+        schema = pa.schema(
+            pa.field(f.name, over_shared) if f.name in ("parent", "child") else f
+            for f in SCHEMAS["references"]
+        )
         for group in read():
             parent = one_array(pc.fill_null(places(group["parent"], shared), -1))
             keep = is_manifest[np.asarray(parent, np.int64)]
@@ -1646,7 +1661,7 @@ class _Scan:
                 pa.DictionaryArray.from_arrays(over[n], shared) if n in over else group[n]
                 for n in SCHEMAS["references"].names
             ]
-            out.append(pa.table(columns, schema=SCHEMAS["references"]))
+            out.append(pa.table(columns, schema=schema))
             del group, parent, child, columns
         fresh_refs = None
         if spilled is not None:

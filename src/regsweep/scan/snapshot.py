@@ -7,6 +7,10 @@ stored once however many rows mention it.
 In memory, the ``key`` of a blob or link in the common shape is null: it follows from the
 digest, repository and tag (layout/key_columns.py), and at millions of rows the keys were the
 largest part of a snapshot. ``Snapshot.with_keys`` builds them; files hold every key.
+
+In memory, a scan's digest columns other than the blobs' may hold the 32 bytes each digest
+spells rather than its text (``share_digests``): read them as text with ``column``, ``rows``
+or ``decoded``. Files hold text.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regsweep.errors import UsageError
+from regsweep.layout.digest_columns import (
+    SHA256_BYTES,
+    as_bytes,
+    is_sha256_text,
+    text_of,
+)
 from regsweep.layout.key_columns import (
     blob_data_keys,
     layer_link_keys,
@@ -236,9 +246,15 @@ def share_digests(tables: dict[str, pa.Table], also: pa.Array | None = None) -> 
     in every repository that uses it): ~64 MiB of dictionaries for 351k distinct digests on a
     store of 94k manifests, against 25 MiB for one. What reads them (the graph) can then use
     the indices as they are instead of looking every digest up. Written tables are compacted
-    again (``compacted``): a dictionary is written whole, used or not."""
+    again (``compacted``): a dictionary is written whole, used or not.
+
+    Where every digest is sha256 (lower-case hex, as Distribution writes them), that one
+    dictionary holds the 32 bytes each spells (``SHA256_BYTES``), not its 71 bytes of text:
+    ~38 MiB less at 1M digests, from the scan's end through the mark, the plan, the audit and
+    the reports. What shows, writes or compares a digest as text converts the values it uses
+    (``decoded``, ``column``, ``rows``, graph.pylist; files are always text)."""
     columns = [(t, c) for t, cs in DIGEST_COLUMNS.items() if t in tables for c in cs]
-    _unite(tables, columns, [] if also is None or not len(also) else [also])
+    _unite(tables, columns, [] if also is None or not len(also) else [also], binary=True)
     if not all(pa.types.is_dictionary(tables[t][c].type) for t, c in columns):
         return None
     shared = {identity(d): d for t, c in columns for d in dictionaries(tables[t][c])}
@@ -246,10 +262,15 @@ def share_digests(tables: dict[str, pa.Table], also: pa.Array | None = None) -> 
 
 
 def _unite(
-    tables: dict[str, pa.Table], columns: list[tuple[str, str]], also: Sequence[pa.Array] = ()
+    tables: dict[str, pa.Table],
+    columns: list[tuple[str, str]],
+    also: Sequence[pa.Array] = (),
+    *,
+    binary: bool = False,
 ) -> bool:
     """The dictionary ``columns`` (table, column) of ``tables`` (replaced in place) as indices
-    into one sorted dictionary of their chunks' values and of ``also``'s (``_sorted_union``).
+    into one sorted dictionary of their chunks' values and of ``also``'s (``_sorted_union``),
+    of their bytes where ``binary`` and every value is a sha256 digest (``as_bytes``).
     False, and nothing changed, where there is nothing to unite (fewer than two dictionaries),
     a column is not a dictionary or a dictionary holds a null: not what a scan makes."""
     where: dict[tuple[int, ...], int] = {}  # a dictionary's identity -> its place below
@@ -265,6 +286,7 @@ def _unite(
     distinct += list(also)
     if len(distinct) < 2 or any(d.null_count for d in distinct):
         return False
+    binary = binary and all(is_sha256_text(d) for d in distinct)
     # While the union is made, each column is only its chunks' indices (no copy), so that the
     # union holds the only reference to each dictionary and lets it go once it is cut into
     # groups: the old dictionaries and the new one at once were the scan's peak.
@@ -276,11 +298,12 @@ def _unite(
         bare = pa.chunked_array([k.indices for k in col.chunks], col.type.index_type)
         tables[t] = tables[t].set_column(at, c, bare)
         del col, bare
-    shared, remaps = _sorted_union(distinct)
+    shared, remaps = _sorted_union(distinct, binary=binary)
     del distinct
     done: dict[Any, pa.Array] = {}  # columns that shared a chunk still do
     for t, c in columns:
         dtype, chunks = held.pop((t, c))
+        dtype = pa.dictionary(dtype.index_type, shared.type)
         remapped = []
         for place, indices in chunks:
             if (same := (place, identity(indices))) not in done:
@@ -306,7 +329,7 @@ def spill_shared(tables: dict[str, pa.Table | None], name: str) -> SpilledTable 
         if len(distinct) != 1:
             return None
         shared[c] = distinct[0]
-    out = SpilledTable(SCHEMAS[name], name, shared)
+    out = SpilledTable(table.schema, name, shared)
     tables[name] = None
     # One part of one chunk a column, as the table was: what reads it takes rows of it, and
     # Arrow unifies the dictionaries of chunks it joins (a hash of every digest, for each).
@@ -320,15 +343,20 @@ def over_dictionary(col: pa.ChunkedArray, dictionary: pa.Array) -> pa.ChunkedArr
     were. Columns that name the same digests (a store's revision and tag links name its
     manifests) then share one dictionary instead of each holding a copy of the text, and
     share_digests has fewer to unite."""
+    from regsweep.scan.graph import places  # (here: the graph imports this module)
+
     if not pa.types.is_dictionary(col.type) or not col.num_chunks:
         return col
-    at = by_value(col, lambda v: pc.index_in(v, value_set=dictionary))
-    chunks = [
-        pa.DictionaryArray.from_arrays(places.cast(col.type.index_type), dictionary)
-        if places.null_count == chunk.null_count
-        else chunk
-        for chunk, places in zip(col.chunks, at.chunks, strict=True)
-    ]
+    # Found by binary search where the dictionary is sorted (a scan's manifests are): a hash
+    # table of 256k manifests' digests was ~25 MiB, at the peak of the scan's link tables.
+    at = one_array(places(col, dictionary))
+    chunks, start = [], 0
+    for chunk in col.chunks:
+        here = at.slice(start, len(chunk))
+        start += len(chunk)
+        if here.null_count == chunk.null_count:
+            chunk = pa.DictionaryArray.from_arrays(here.cast(col.type.index_type), dictionary)
+        chunks.append(chunk)
     return pa.chunked_array(chunks, col.type)
 
 
@@ -367,12 +395,16 @@ _GROUP_PREFIX = len("sha256:") + 1
 _GROUPS = 16
 
 
-def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array]]:
+def _sorted_union(
+    dictionaries: list[pa.Array], *, binary: bool = False
+) -> tuple[pa.Array, list[pa.Array]]:
     """The distinct values of ``dictionaries`` (string arrays without nulls), sorted, and for
-    each dictionary the place of each of its values in them. A group of values sharing their
-    first characters at a time: each group sorts among the others by those characters, so the
-    groups' sorted values, one after another, are sorted. Empties ``dictionaries``: each is
-    let go once cut into its groups, and each group's values once placed."""
+    each dictionary the place of each of its values in them; ``binary``: the values are sha256
+    digests, and are given as their bytes (``as_bytes``: they sort as their text does). A
+    group of values sharing their first characters at a time: each group sorts among the
+    others by those characters, so the groups' sorted values, one after another, are sorted.
+    Empties ``dictionaries``: each is let go once cut into its groups, and each group's values
+    once placed."""
 
     def firsts(d: pa.Array) -> pa.Array:
         return pc.utf8_slice_codeunits(d, 0, _GROUP_PREFIX)
@@ -391,9 +423,13 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
     # piece per group and concatenated: that copy was the scan's peak (the union twice at
     # once). The buffers are sized for every value of every dictionary, but only what is
     # written is ever touched, and so resident.
-    data = np.empty(sum(_value_bytes(d) for d in dictionaries), np.uint8)
-    offsets = np.empty(sum(len(d) for d in dictionaries) + 1, np.int32)
-    offsets[0] = 0
+    if binary:
+        data = np.empty((sum(len(d) for d in dictionaries), SHA256_BYTES.byte_width), np.uint8)
+    else:
+        data = np.empty(sum(_value_bytes(d) for d in dictionaries), np.uint8)
+    offsets = np.empty(0 if binary else sum(len(d) for d in dictionaries) + 1, np.int32)
+    if not binary:
+        offsets[0] = 0
     found = _found_in_sorted(dictionaries)
     # Per group, the values of each dictionary in it: (which dictionary, values, their places).
     groups: list[list[tuple[int, pa.Array, np.ndarray]]] = [[] for _ in range(_GROUPS)]
@@ -419,7 +455,14 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
         encoded = values.dictionary_encode()
         del values
         order = pc.array_sort_indices(encoded.dictionary)
-        _copy_strings(encoded.dictionary.take(order), data, offsets, start)
+        if binary:
+            spelled = as_bytes(encoded.dictionary.take(order))
+            data[start : start + len(order)] = np.frombuffer(
+                spelled.buffers()[1], np.uint8, len(order) * SHA256_BYTES.byte_width
+            ).reshape(len(order), -1)
+            del spelled
+        else:
+            _copy_strings(encoded.dictionary.take(order), data, offsets, start)
         rank = np.empty(len(order), np.int32)
         rank[order.to_numpy()] = np.arange(start, start + len(order), dtype=np.int32)
         placed = rank[encoded.indices.to_numpy()]
@@ -434,11 +477,14 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
         for a in np.unique(anchor[anchor >= 0]).tolist():
             hits = np.flatnonzero(anchor == a)
             remaps[i][hits] = remaps[a][places[hits]]
-    shared = pa.Array.from_buffers(
-        pa.string(),
-        start,
-        [None, pa.py_buffer(offsets[: start + 1]), pa.py_buffer(data[: offsets[start]])],
-    )
+    if binary:
+        shared = pa.Array.from_buffers(SHA256_BYTES, start, [None, pa.py_buffer(data[:start])])
+    else:
+        shared = pa.Array.from_buffers(
+            pa.string(),
+            start,
+            [None, pa.py_buffer(offsets[: start + 1]), pa.py_buffer(data[: offsets[start]])],
+        )
     return shared, [pa.array(r) for r in remaps]
 
 
@@ -569,11 +615,16 @@ def _rising(view: np.ndarray) -> bool:
 
 def _fixed_width(strings: pa.Array) -> np.ndarray | None:
     """The values of ``strings`` (no nulls) as a numpy array of fixed-width bytes, a view of
-    their buffer, where every value has one length (and is not empty); else None."""
+    their buffer, where every value has one length (and is not empty); else None. Digests as
+    their bytes (``SHA256_BYTES``) are 32 bytes each. (numpy's bytes compare as their bytes,
+    zeros included, where all are of one width.)"""
     n = len(strings)
-    if not isinstance(strings, pa.Array) or not pa.types.is_string(strings.type):
+    if not isinstance(strings, pa.Array) or not n or strings.null_count:
         return None
-    if not n or strings.null_count:
+    if strings.type == SHA256_BYTES:
+        width = SHA256_BYTES.byte_width
+        return np.frombuffer(strings.buffers()[1], f"S{width}", n, strings.offset * width)
+    if not pa.types.is_string(strings.type):
         return None
     offsets = np.frombuffer(strings.buffers()[1], np.int32)[strings.offset : strings.offset + n + 1]
     width = int(offsets[1] - offsets[0])
@@ -800,15 +851,15 @@ class Snapshot:
                 first = next(parts, None)
                 if first is None:
                     first = SCHEMAS[name].empty_table()
-                with pq.ParquetWriter(str(p), first.schema) as w:
+                with pq.ParquetWriter(str(p), _text_schema(first.schema)) as w:
                     for table in itertools.chain([first], parts):
                         for start in range(0, max(table.num_rows, 1), _WRITE_ROWS):
                             part = table.slice(start, _WRITE_ROWS)
-                            part = compacted(part)
+                            part = as_text_dictionaries(compacted(part))
                             w.write_table(with_keys(part, self.layout_root, DERIVED_KEYS[name]))
                 del first, parts
             else:
-                pq.write_table(compacted(self[name]), p)
+                pq.write_table(as_text_dictionaries(compacted(self[name])), p)
             paths.append(p)
         meta = out / "meta.json"
         meta.write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
@@ -864,15 +915,42 @@ def without_derived_keys(table: pa.Table, root: str, shape: KeyShape) -> pa.Tabl
 def column(table: pa.Table, name: str) -> list[Any]:
     """A column as Python values. Dictionary columns are decoded in Arrow first: converting
     dictionary values one by one is about ten times slower."""
-    col = table.column(name)
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    return col.to_pylist()  # type: ignore[no-any-return]
+    return decoded(table.column(name)).to_pylist()  # type: ignore[no-any-return]
 
 
 def decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A dictionary column as its plain values (computed in Arrow); any other as it is."""
-    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+    """A dictionary column as its plain values (computed in Arrow), digests held as their bytes
+    as their text (only the rows', not the whole dictionary's); any other as it is."""
+    if not pa.types.is_dictionary(col.type):
+        return col
+    plain = col.cast(col.type.value_type)
+    if col.type.value_type != SHA256_BYTES:
+        return plain
+    return pa.chunked_array([text_of(c) for c in plain.chunks], pa.string())
+
+
+def digest_text_type(type_: pa.DataType) -> pa.DataType:
+    """``type_``, or text for digests held as their bytes (``text_of``)."""
+    return pa.string() if type_ == SHA256_BYTES else type_
+
+
+def _text_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its dictionary columns over digests' bytes over text (as written)."""
+    return as_text_dictionaries(schema.empty_table()).schema
+
+
+def as_text_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` with every dictionary column over digests held as their bytes over their text
+    (each dictionary converted whole: ``compacted`` it first), as files and readers want."""
+    for at, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type) and f.type.value_type == SHA256_BYTES:
+            type_ = pa.dictionary(f.type.index_type, pa.string())
+            chunks = [
+                pa.DictionaryArray.from_arrays(c.indices, text_of(c.dictionary))
+                for c in table.column(at).chunks
+            ]
+            table = table.set_column(at, pa.field(f.name, type_), pa.chunked_array(chunks, type_))
+    return table
 
 
 def by_value(
@@ -890,10 +968,15 @@ def by_value(
         return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
     distinct = dictionaries(col)
     if not distinct:
-        return pa.chunked_array([fn(pa.array([], col.type.value_type))])
+        return pa.chunked_array([fn(pa.array([], digest_text_type(col.type.value_type)))])
     starts = itertools.accumulate((len(d) for d in distinct[:-1]), initial=0)
     at = {identity(d): start for d, start in zip(distinct, starts, strict=True)}
-    values = fn(pa.chunked_array(distinct, col.type.value_type))
+    # ``fn`` is given digests as text, whatever they are held as: a kernel that compares them
+    # with text (``pc.equal``) would find no bytes equal to it. (What passes over every digest
+    # of the snapshot's one dictionary looks at its bytes itself instead: see plan.py.)
+    texts = [text_of(d) for d in distinct]
+    values = fn(pa.chunked_array(texts, digest_text_type(col.type.value_type)))
+    del texts
     values = one_array(values) if isinstance(values, pa.ChunkedArray) else values
     out = [
         values.slice(at[identity(c.dictionary)], len(c.dictionary)).take(c.indices)
@@ -1013,8 +1096,5 @@ def ascending(col: pa.Array | pa.ChunkedArray) -> bool:
 
 def rows(table: pa.Table) -> list[dict[str, Any]]:
     """The table as a list of dicts, with dictionary columns decoded first (see ``column``)."""
-    fields = [
-        pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
-        for f in table.schema
-    ]
-    return table.cast(pa.schema(fields)).to_pylist()  # type: ignore[no-any-return]
+    plain = pa.table({name: decoded(table[name]) for name in table.column_names})
+    return plain.to_pylist()  # type: ignore[no-any-return]
