@@ -73,3 +73,20 @@ def test_a_dictionary_column_gets_its_text_back_chunk_by_chunk() -> None:
     assert text.cast(pa.string()).equals(pa.chunked_array(chunks))
     other = pa.chunked_array([digests])
     assert dictionary_as_text(other) is other
+
+
+def test_is_sha256_text_and_bytes_or_null_sort_out_other_values() -> None:
+    from regsweep.layout.digest_columns import bytes_or_null, is_sha256_text, text_of
+
+    good = _digests(3)
+    assert is_sha256_text(pa.array(good)) and is_sha256_text(pa.array([], pa.string()))
+    odd = ["sha512:" + "a" * 128, "sha256:" + "A" * 64, "", "sha256:" + "a" * 63 + "g"]
+    for value in odd:
+        assert not is_sha256_text(pa.array([*good, value]))
+    assert not is_sha256_text(pa.array([*good, None]))
+    mixed = pa.array([good[0], None, *odd, good[2]])
+    spelled = bytes_or_null(mixed)
+    assert spelled.type == SHA256_BYTES
+    assert text_of(spelled).to_pylist() == [good[0], None, None, None, None, None, good[2]]
+    assert text_of(bytes_or_null(mixed.slice(5, 2))).to_pylist() == [None, good[2]]
+    assert text_of(pa.array(good)).equals(pa.array(good))  # text as it is

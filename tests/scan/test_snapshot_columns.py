@@ -441,3 +441,88 @@ def test_share_digests_with_empty_columns() -> None:
     assert tables["manifests"]["digest"].to_pylist() == ["sha256:a"]
     assert tables["tags"]["digest"].to_pylist() == [None]
     assert tables["references"].num_rows == 0
+
+
+def _sha256(n: int, seed: int = 5) -> list[str]:
+    rng = random.Random(seed)
+    # Bytes 00 and ff among them: a digest's bytes may be zero anywhere, the last one too.
+    return [f"sha256:{rng.getrandbits(256):064x}" for _ in range(n)] + [
+        "sha256:" + "00" * 32,
+        "sha256:" + "ff" * 31 + "00",
+        "sha256:" + "00" * 31 + "ff",
+    ]
+
+
+def test_share_digests_of_sha256_digests_holds_their_bytes_and_rows_read_as_text() -> None:
+    """Where every digest is sha256, the one dictionary holds the bytes each spells, sorted
+    as the text is; the rows read as the same text through decoded, rows and pylist, and the
+    graph finds text digests (and none of another algorithm) among them."""
+    from regsweep.layout.digest_columns import SHA256_BYTES
+    from regsweep.scan.graph import column_places, sorted_range
+    from regsweep.scan.snapshot import rows
+
+    digests = _sha256(300)
+    rng = random.Random(9)
+    tables = {
+        "references": pa.table(
+            {"parent": _dicts(rng.sample(digests, 80)), "child": _dicts(rng.sample(digests, 80))}
+        ),
+        "layer_links": pa.table(
+            {"digest": _dicts([*digests[:100], None]), "target": _dicts([*digests[:100], None])}
+        ),
+        "tags": pa.table({"digest": _dicts(rng.sample(digests, 20))}),
+    }
+    before = {name: t.to_pylist() for name, t in tables.items()}
+    shared = share_digests(tables)
+    assert shared is not None and shared.type == SHA256_BYTES
+    named = {v for t in before.values() for r in t for v in r.values() if v is not None}
+    assert [bytes.fromhex(d[7:]) for d in sorted(named)] == shared.to_pylist()
+    assert {name: rows(t) for name, t in tables.items()} == before
+    ll = tables["layer_links"]["digest"]
+    assert decoded(ll).to_pylist() == [*digests[:100], None]
+    assert pylist(ll) == [*digests[:100], None]
+    assert by_value(ll, lambda v: pc.equal(v, digests[0])).to_pylist()[0] is True
+
+    asked = pa.chunked_array(
+        [pa.array([digests[5], "sha512:" + "ab" * 64, None, "sha256:" + "ab" * 32, digests[-1]])]
+    )
+    at = column_places(asked, shared)
+    assert at[0] >= 0 and shared[int(at[0])].as_py() == bytes.fromhex(digests[5][7:])
+    assert list(at[1:4]) == [-1, -1, -1]
+    assert shared[int(at[4])].as_py() == bytes.fromhex(digests[-1][7:])
+    assert sorted_range(shared, pa.array(["sha512:00", "sha512:ff"])) == (0, 0)
+
+
+def test_share_digests_keeps_text_where_a_digest_is_not_sha256() -> None:
+    """One digest of another algorithm (or upper-case hex) and the dictionary stays text."""
+    for odd in ("sha512:" + "ab" * 64, "sha256:" + "AB" * 32):
+        tables = {
+            "tags": pa.table({"digest": _dicts(_sha256(20))}),
+            "manifests": pa.table({"digest": _dicts([odd])}),
+        }
+        shared = share_digests(tables)
+        assert shared is not None and shared.type == pa.string()
+        assert odd in shared.to_pylist()
+
+
+def test_a_snapshot_over_digest_bytes_is_written_as_text(tmp_path: Any) -> None:
+    """Files hold text: a snapshot whose digests are held as bytes reads back as the same rows,
+    its digest columns text."""
+    from regsweep.scan.snapshot import SCHEMAS, Snapshot, rows
+
+    digests = _sha256(40)
+    tables = {
+        "tags": table_from_columns(
+            "tags",
+            {"repository": ["r"] * 40, "tag": [f"t{i}" for i in range(40)], "digest": digests[:40]},
+        ),
+        "manifests": table_from_columns("manifests", {"digest": sorted(digests[:40])}),
+    }
+    share_digests(tables)
+    assert tables["tags"]["digest"].type.value_type != pa.string()
+    snap = Snapshot(tables, {"layout_root": "docker/registry/v2/"})
+    snap.write(tmp_path / "snap")
+    back = Snapshot.read(tmp_path / "snap")
+    assert back["tags"]["digest"].type == SCHEMAS["tags"].field("digest").type
+    assert rows(back.with_keys("tags")) == rows(snap.with_keys("tags"))
+    assert rows(back["manifests"]) == rows(snap["manifests"])
