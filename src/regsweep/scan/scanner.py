@@ -1471,7 +1471,15 @@ class _Scan:
             read_before = pc.is_valid(places(found["digest"], pre))
             fresh = self._keyed(Kind.BLOB_DATA, found.filter(pc.invert(read_before)))
             batch = sorted(zip(fresh["digest"].to_pylist(), fresh["key"].to_pylist(), strict=True))
-            used = found["digest"].filter(read_before)
+            # The nested children of the manifests found here that were read while listing: of
+            # those among ``found`` and ``pre``, looked up in both rather than in a filtered
+            # copy of ``found``'s digests (~18 MiB at 256k manifests, the scan's peak).
+            nested_here = nested.filter(
+                pc.and_(
+                    is_in(nested["parent"], found["digest"]),
+                    pc.is_valid(places(nested["parent"], pre)),
+                )
+            )
             # Follow children that exist as blobs even where no revision links them here:
             # nested indexes and cross-repository children still need reading.
             children: list[str] = []
@@ -1484,13 +1492,13 @@ class _Scan:
                 pa.chunked_array(
                     [
                         pa.array(children, pa.string()),
-                        nested["child"].filter(is_in(nested["parent"], used)),
+                        nested_here["child"],
                     ],
                     pa.string(),
                 )
             )
             named = named.filter(pc.invert(is_in(named, seen)))
-            del used
+            del nested_here
             found = self._blob_objects(named)
             seen = pa.chunked_array([seen, found["digest"]])
         del pre, seen, found
