@@ -31,7 +31,14 @@ from regsweep.clock import utcnow
 from regsweep.errors import ObjectNotFound, ObjectTooLarge, StoreError
 from regsweep.layout.classify_columns import split_kinds
 from regsweep.layout.digest import EMPTY_MD5, is_valid_digest, parse_link
-from regsweep.layout.digest_columns import SHA256_BYTES, as_bytes, dictionary_as_text
+from regsweep.layout.digest_columns import (
+    SHA256_BYTES,
+    as_bytes,
+    bytes_or_null,
+    dictionary_as_text,
+    is_sha256_text,
+    text_of,
+)
 from regsweep.layout.key_columns import (
     blob_data_keys,
     layer_link_keys,
@@ -128,6 +135,7 @@ _ENCODED = {
 }
 _DICT = pa.dictionary(pa.int32(), pa.string())
 _BYTES_DICT = pa.dictionary(pa.int32(), SHA256_BYTES)
+_LINK_BYTES = len("sha256:") + 64  # a sha256 link file's size
 _LISTED_SCHEMA = {
     kind: pa.schema([pa.field(f.name, _DICT) if f.name in names else f for f in _LINK_SCHEMA])
     for kind, names in _ENCODED.items()
@@ -271,14 +279,17 @@ def _nulls_untyped(table: pa.Table) -> pa.Table:
 
 def _typed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` cast to ``schema``, a column of the null type (``_nulls_untyped``) as nulls of
-    its type held once (``constant``)."""
-    columns = [
-        constant(None, table.num_rows, f.type)
-        if pa.types.is_null(table[f.name].type)
-        else table[f.name].cast(f.type)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
+    its type held once (``constant``); digests held as their bytes stay so."""
+    columns, fields = [], []
+    for f in schema:
+        col = table[f.name]
+        if pa.types.is_null(col.type):
+            col = constant(None, table.num_rows, f.type)
+        elif col.type != _BYTES_DICT:
+            col = col.cast(f.type)
+        columns.append(col)
+        fields.append(pa.field(f.name, col.type))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
 def _compact(col: pa.Array) -> pa.ChunkedArray:
@@ -289,6 +300,12 @@ def _compact(col: pa.Array) -> pa.ChunkedArray:
     col = pa.chunked_array([col])
     same = as_repeated(col)
     return same if same is not col else col.dictionary_encode()
+
+
+def _path_targets(ok: pa.Array, digest: pa.Array) -> pa.Array:
+    """The links' targets that their paths tell (``ok``), null for the others: when every path
+    tells, ``digest`` itself, not a copy."""
+    return digest if pc.all(ok).as_py() is not False else _where(ok, digest)
 
 
 def _where(mask: pa.Array, col: pa.Array) -> pa.Array:
@@ -504,6 +521,32 @@ def _extends(read: pa.Array, target: pa.Array) -> bool:
     return len(read.dictionary) >= n and read.dictionary.slice(0, n).equals(target.dictionary)
 
 
+def _link_digests_as_bytes(links: pa.Table) -> pa.Table:
+    """``links`` (resolved ``_layers`` links) with their digest and target columns as the
+    bytes each digest spells, where both are one chunk over one dictionary (the links' content
+    was their path's, or was not read) of sha256 digests; else as they are. The links' digests
+    as text (~50 MiB at 815k links naming 700k layers) were held from here to the digests'
+    union, through the reading of the manifests and of the tag links, the scan's peak; the
+    union takes them as they are (share_digests)."""
+    digest, target = links["digest"], links["target"]
+    if not (digest.num_chunks == target.num_chunks == 1):
+        return links
+    ours, theirs = digest.chunk(0), target.chunk(0)
+    if not (pa.types.is_dictionary(ours.type) and pa.types.is_dictionary(theirs.type)):
+        return links
+    if identity(ours.dictionary) != identity(theirs.dictionary):
+        return links
+    if not is_sha256_text(ours.dictionary):
+        return links
+    spelled = as_bytes(ours.dictionary)
+    type_ = pa.dictionary(ours.type.index_type, SHA256_BYTES)
+    for name, col in (("digest", ours), ("target", theirs)):
+        at = links.schema.get_field_index(name)
+        over = pa.DictionaryArray.from_arrays(col.indices, spelled)
+        links = links.set_column(at, pa.field(name, type_), pa.chunked_array([over], type_))
+    return links
+
+
 def _algorithm(digests: pa.Array) -> pa.Array:
     return pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
 
@@ -653,8 +696,9 @@ def _unnamed(digests: pa.ChunkedArray, named: Sequence[tuple[pa.Array, bool]]) -
             break
         if is_sorted:
             found = one_array(pc.is_valid(places(pa.chunked_array([values]), dictionary)))
-        else:
-            found = is_in(values, dictionary)
+        else:  # (a dictionary of digests as their bytes holds no other algorithm's)
+            probe = bytes_or_null(values) if dictionary.type == SHA256_BYTES else values
+            found = pc.fill_null(is_in(probe, dictionary), False)
         values = values.filter(pc.invert(found))
     return values
 
@@ -978,12 +1022,18 @@ class _Scan:
             # Chunked as listed (no combined copy): the sorts and takes that follow copy anyway.
             listed = pa.concat_tables(parts, promote_options="default") if parts else None
             del parts
-            if listed is not None and "digest" in _ENCODED[kind]:
+            # The ``_layers`` links' digests stay the bytes they spell (resolve_links), unless
+            # links of another shape join them; the others' are text again.
+            as_bytes_still = kind is Kind.LAYER_LINK and not extra.num_rows
+            if listed is not None and "digest" in _ENCODED[kind] and not as_bytes_still:
                 at = listed.schema.get_field_index("digest")
                 listed = listed.set_column(at, "digest", dictionary_as_text(listed["digest"]))
-            self.kinds[kind] = pa.concat_tables(
-                [*([_typed(listed, schema)] if listed is not None else []), extra.cast(schema)]
-            )
+            if listed is not None and as_bytes_still:
+                self.kinds[kind] = _typed(listed, schema)
+            else:
+                self.kinds[kind] = pa.concat_tables(
+                    [*([_typed(listed, schema)] if listed is not None else []), extra.cast(schema)]
+                )
             del listed
             if kind in (Kind.REVISION_LINK, Kind.TAG_INDEX):
                 self.kinds[kind] = _digests_onto(self.kinds.pop(kind), self.manifest_digests())
@@ -1088,17 +1138,24 @@ class _Scan:
         if self.options.verify_links or n == 0:
             return pa.repeat(pa.scalar(False), n)
         digest, (md5, _) = _col(links, "digest"), _known_md5(links)
-        ok = pc.and_(
-            pc.fill_null(_per_value(digest, lambda v: pc.starts_with(v, "sha256:")), False),
-            pc.fill_null(pc.equal(_col(links, "size"), _per_value(digest, pc.utf8_length)), False),
-        )
+        if digest.type == _BYTES_DICT:  # sha256, every one: 71 bytes as text
+            ok = pc.fill_null(pc.equal(_col(links, "size"), _LINK_BYTES), False)
+        else:
+            ok = pc.and_(
+                pc.fill_null(_per_value(digest, lambda v: pc.starts_with(v, "sha256:")), False),
+                pc.fill_null(
+                    pc.equal(_col(links, "size"), _per_value(digest, pc.utf8_length)), False
+                ),
+            )
         check = pc.and_(ok, pc.is_valid(md5))
         if pc.any(check).as_py():
             # The MD5 the listing tells (S3's ETag, Azure's Content-MD5) must be the path's.
             # Computed once per distinct digest (a layer's links in many repositories share
             # one), and each row's MD5 looked up among those: no Python string per row.
             encoded = digest if pa.types.is_dictionary(digest.type) else digest.dictionary_encode()
-            wanted = pa.array([_md5(d) for d in encoded.dictionary.to_pylist()], pa.string())
+            wanted = pa.array(
+                [_md5(d) for d in text_of(encoded.dictionary).to_pylist()], pa.string()
+            )
             at = _per_value(md5, lambda v: pc.index_in(v, value_set=wanted))
             agrees = pc.equal(at, encoded.indices)
             ok = pc.if_else(check, pc.fill_null(agrees, False), ok)
@@ -1115,16 +1172,15 @@ class _Scan:
         # store already the manifests read while listing, see _digests_onto: nothing to unite).
         for group in ((Kind.REVISION_LINK, Kind.TAG_INDEX), (Kind.LAYER_LINK,)):
             held = {kind: self.kinds.pop(kind) for kind in group}
-            with_one_dictionary(held, "digest")
+            # (The ``_layers`` links' digests as their bytes, where gather left them so.)
+            with_one_dictionary(held, "digest", binary=group == (Kind.LAYER_LINK,))
             self.kinds.update(held)
             del held
         for kind in kinds[:3]:
             table = self.kinds[kind]
-            digest = table["digest"].chunk(0)
             ok = self._path_is_enough(table)
-            every = pc.all(ok).as_py() is not False
-            known[kind] = ok, digest if every else _where(ok, digest)
-            del table, digest
+            known[kind] = ok, _path_targets(ok, table["digest"].chunk(0))
+            del table
         tags = self.kinds[Kind.TAG_CURRENT]
         md5, from_etag = _known_md5(tags)
         tag_source = pc.if_else(from_etag, "etag", "content-md5")
@@ -1159,7 +1215,12 @@ class _Scan:
         self.progress("links", 0, max(sum(counts.values()) - self.link_contents.num_rows, 0))
         out: dict[Kind, pa.Table] = {}
         for kind in kinds:
-            table, (ok, target) = self.kinds.pop(kind), known[kind]
+            table, (ok, target) = self.kinds.pop(kind), known.pop(kind)
+            if counts[kind] and table["digest"].type == _BYTES_DICT:
+                # Links to read are judged against their paths' digests, as text.
+                at = table.schema.get_field_index("digest")
+                table = table.set_column(at, "digest", dictionary_as_text(table["digest"]))
+                target = _path_targets(ok, table["digest"].chunk(0))
             by = pc.if_else(ok, tag_source if kind is Kind.TAG_CURRENT else "path", NULL_STRING)
             problem = pa.nulls(table.num_rows, pa.string())
             if counts[kind]:
@@ -1190,6 +1251,9 @@ class _Scan:
                 .append_column("resolved_by", _compact(by))
                 .append_column("problem", _compact(problem))
             )
+            del table, ok, target
+            if kind is Kind.LAYER_LINK:
+                out[kind] = _link_digests_as_bytes(out[kind])
         self.link_contents = _LINK_READS.empty_table()
         return out
 
@@ -1403,6 +1467,8 @@ class _Scan:
         hit = [np.zeros(len(c), bool) for c in chunks]
         for part in self.blobs.parts(("digest",)) if self.blobs is not None else ():
             for values in _values(part["digest"]).chunks:
+                if chunks and chunks[0].type == SHA256_BYTES:  # (the ``_layers`` links')
+                    values = bytes_or_null(values)
                 for i, chunk in enumerate(chunks):
                     at = sorted_places(chunk, values) if chunk.null_count == 0 else None
                     if at is None:
@@ -1688,7 +1754,7 @@ class _Scan:
             resolved, kind, *_LINK_ORDER[kind], encode=("etag", "repo", "tag", "digest", "target")
         )
         digest, target = links["digest"], links["target"]
-        present = by_value(target, self.stored)
+        present = by_value(target, self.stored, text=False)
         return table_from_columns(
             name,
             {

@@ -286,7 +286,9 @@ def _unite(
     distinct += list(also)
     if len(distinct) < 2 or any(d.null_count for d in distinct):
         return False
-    binary = binary and all(is_sha256_text(d) for d in distinct)
+    # One type for the union: the digests' bytes where asked for and every value is a sha256
+    # digest, else text (converted below, once only ``distinct`` holds the dictionaries).
+    binary = binary and all(d.type == SHA256_BYTES or is_sha256_text(d) for d in distinct)
     # While the union is made, each column is only its chunks' indices (no copy), so that the
     # union holds the only reference to each dictionary and lets it go once it is cut into
     # groups: the old dictionaries and the new one at once were the scan's peak.
@@ -298,7 +300,13 @@ def _unite(
         bare = pa.chunked_array([k.indices for k in col.chunks], col.type.index_type)
         tables[t] = tables[t].set_column(at, c, bare)
         del col, bare
-    shared, remaps = _sorted_union(distinct, binary=binary)
+    for i, d in enumerate(distinct):  # (each let go as it is converted)
+        if binary and d.type != SHA256_BYTES:
+            distinct[i] = as_bytes(d)
+        elif not binary and d.type == SHA256_BYTES:
+            distinct[i] = text_of(d)
+        del d
+    shared, remaps = _sorted_union(distinct)
     del distinct
     done: dict[Any, pa.Array] = {}  # columns that shared a chunk still do
     for t, c in columns:
@@ -360,7 +368,7 @@ def over_dictionary(col: pa.ChunkedArray, dictionary: pa.Array) -> pa.ChunkedArr
     return pa.chunked_array(chunks, col.type)
 
 
-def with_one_dictionary(tables: dict[Any, pa.Table], name: str) -> None:
+def with_one_dictionary(tables: dict[Any, pa.Table], name: str, *, binary: bool = False) -> None:
     """Each of ``tables``' dictionary column ``name`` (replaced in place) as one chunk, all of
     them over one sorted dictionary of their chunks' values, made a group of first characters
     at a time (``_sorted_union``). The caller passes its only references to the tables: each
@@ -369,9 +377,9 @@ def with_one_dictionary(tables: dict[Any, pa.Table], name: str) -> None:
     still held: three copies of the column's text at once, the peak of a scan's link
     resolution (a store's ``_layers`` links are listed in a dozen chunks, ~50 MiB of digests
     at 815k links). Tables that name the same digests (revision and tag-index links name a
-    store's manifests) then hold them once, not a copy each."""
+    store's manifests) then hold them once, not a copy each. ``binary``: as in ``_unite``."""
     columns = [(key, name) for key in tables]
-    united = _unite(tables, columns)
+    united = _unite(tables, columns, binary=binary)
     for key in tables:
         table = tables[key]
         at = table.schema.get_field_index(name)
@@ -395,29 +403,15 @@ _GROUP_PREFIX = len("sha256:") + 1
 _GROUPS = 16
 
 
-def _sorted_union(
-    dictionaries: list[pa.Array], *, binary: bool = False
-) -> tuple[pa.Array, list[pa.Array]]:
-    """The distinct values of ``dictionaries`` (string arrays without nulls), sorted, and for
-    each dictionary the place of each of its values in them; ``binary``: the values are sha256
-    digests, and are given as their bytes (``as_bytes``: they sort as their text does). A
-    group of values sharing their first characters at a time: each group sorts among the
-    others by those characters, so the groups' sorted values, one after another, are sorted.
-    Empties ``dictionaries``: each is let go once cut into its groups, and each group's values
-    once placed."""
-
-    def firsts(d: pa.Array) -> pa.Array:
-        return pc.utf8_slice_codeunits(d, 0, _GROUP_PREFIX)
-
-    # Each dictionary's first characters made twice rather than held for all at once (~14 MiB
-    # at 94k manifests, at the scan's peak).
-    prefixes = pc.unique(
-        pa.chunked_array([pc.unique(firsts(d)) for d in dictionaries], pa.string())
-    )
-    prefixes = prefixes.take(pc.array_sort_indices(prefixes))
-    # Consecutive prefixes make a group: a few groups, since each costs a step per dictionary
-    # (sha256 digests have sixteen prefixes, one a group).
-    group = (np.arange(len(prefixes)) * _GROUPS // max(len(prefixes), 1)).astype(np.int8)
+def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array]]:
+    """The distinct values of ``dictionaries`` (without nulls; all text, or all digests as
+    their bytes, ``SHA256_BYTES``), sorted, and for each dictionary the place of each of its
+    values in them. A group of values sharing their first characters (bytes: the first four
+    bits) at a time: each group sorts among the others by those, so the groups' sorted values,
+    one after another, are sorted. Empties ``dictionaries``: each is let go once cut into its
+    groups, and each group's values once placed."""
+    binary = bool(dictionaries) and dictionaries[0].type == SHA256_BYTES
+    group_of = _groups_of_bytes if binary else _groups_of_text(dictionaries)
     remaps = [np.empty(len(d), np.int32) for d in dictionaries]
     # The sorted values are copied into buffers as each group is done, rather than kept as a
     # piece per group and concatenated: that copy was the scan's peak (the union twice at
@@ -427,15 +421,13 @@ def _sorted_union(
         data = np.empty((sum(len(d) for d in dictionaries), SHA256_BYTES.byte_width), np.uint8)
     else:
         data = np.empty(sum(_value_bytes(d) for d in dictionaries), np.uint8)
-    offsets = np.empty(0 if binary else sum(len(d) for d in dictionaries) + 1, np.int32)
-    if not binary:
-        offsets[0] = 0
+    offsets = np.zeros(1 if binary else sum(len(d) for d in dictionaries) + 1, np.int32)
     found = _found_in_sorted(dictionaries)
     # Per group, the values of each dictionary in it: (which dictionary, values, their places).
     groups: list[list[tuple[int, pa.Array, np.ndarray]]] = [[] for _ in range(_GROUPS)]
     for i in range(len(dictionaries)):
         d, dictionaries[i] = dictionaries[i], None
-        of = group[np.asarray(pc.index_in(firsts(d), value_set=prefixes), np.int32)]
+        of = group_of(d)
         if i in found:  # only its values that no sorted dictionary holds
             own = np.flatnonzero(found[i][0] < 0).astype(np.int32)
             of = of[own]
@@ -456,11 +448,12 @@ def _sorted_union(
         del values
         order = pc.array_sort_indices(encoded.dictionary)
         if binary:
-            spelled = as_bytes(encoded.dictionary.take(order))
+            width = SHA256_BYTES.byte_width
+            ordered = encoded.dictionary.take(order)
             data[start : start + len(order)] = np.frombuffer(
-                spelled.buffers()[1], np.uint8, len(order) * SHA256_BYTES.byte_width
-            ).reshape(len(order), -1)
-            del spelled
+                ordered.buffers()[1], np.uint8, len(order) * width, ordered.offset * width
+            ).reshape(len(order), width)
+            del ordered
         else:
             _copy_strings(encoded.dictionary.take(order), data, offsets, start)
         rank = np.empty(len(order), np.int32)
@@ -486,6 +479,38 @@ def _sorted_union(
             [None, pa.py_buffer(offsets[: start + 1]), pa.py_buffer(data[: offsets[start]])],
         )
     return shared, [pa.array(r) for r in remaps]
+
+
+def _groups_of_bytes(digests: pa.Array) -> np.ndarray:
+    """Per digest (``SHA256_BYTES``): its group, the first four bits of its first byte."""
+    width = SHA256_BYTES.byte_width
+    first = np.frombuffer(
+        digests.buffers()[1], np.uint8, len(digests) * width, digests.offset * width
+    )
+    return np.asarray(first[::width] >> 4, np.int8)
+
+
+def _groups_of_text(dictionaries: list[pa.Array]) -> Callable[[pa.Array], np.ndarray]:
+    """Per value of a dictionary (text): its group, by its first characters (the algorithm and
+    the first hex digit of a digest) among those of every one of ``dictionaries``."""
+
+    def firsts(d: pa.Array) -> pa.Array:
+        return pc.utf8_slice_codeunits(d, 0, _GROUP_PREFIX)
+
+    # Each dictionary's first characters made twice rather than held for all at once (~14 MiB
+    # at 94k manifests, at the scan's peak).
+    prefixes = pc.unique(
+        pa.chunked_array([pc.unique(firsts(d)) for d in dictionaries], pa.string())
+    )
+    prefixes = prefixes.take(pc.array_sort_indices(prefixes))
+    # Consecutive prefixes make a group: a few groups, since each costs a step per dictionary
+    # (sha256 digests have sixteen prefixes, one a group).
+    group = (np.arange(len(prefixes)) * _GROUPS // max(len(prefixes), 1)).astype(np.int8)
+
+    def of(d: pa.Array) -> np.ndarray:
+        return np.asarray(group[np.asarray(pc.index_in(firsts(d), value_set=prefixes), np.int32)])
+
+    return of
 
 
 def _found_in_sorted(dictionaries: list[pa.Array]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -704,16 +729,22 @@ def table_from_columns(
     lists or Arrow arrays), all of one length; a column left out is all nulls. Cheaper than
     ``TableBuilder.add`` row by row. A column of one value is one chunk repeated (see
     as_repeated) unless ``repeat`` is false: for a table written to a scratch file, which
-    would be cut into record batches of that chunk's rows."""
+    would be cut into record batches of that chunk's rows. A dictionary column over digests
+    as their bytes stays so (its field's type follows)."""
     if isinstance(schema, str):
         schema = SCHEMAS[schema]
     n = len(next(iter(columns.values()))) if columns else 0
     held = as_repeated if repeat else (lambda col: col)
     arrays = []
-    for f in schema:
+    fields = list(schema)
+    for at, f in enumerate(schema):
         values = columns.get(f.name)
         if values is None:
             arrays.append(constant(None, n, f.type) if repeat else pa.nulls(n, f.type))
+            continue
+        if _is_dict(f) and _over_digest_bytes(values):
+            fields[at] = pa.field(f.name, values.type)  # digests as their bytes stay so
+            arrays.append(held(values))
             continue
         if isinstance(values, pa.ChunkedArray):
             if values.type == f.type:
@@ -728,7 +759,7 @@ def table_from_columns(
         if _is_dict(f):
             values = values.cast(pa.string()).dictionary_encode()
         arrays.append(held(values.cast(f.type)))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, schema.metadata))
 
 
 _REPEAT_ROWS = 1 << 16  # rows of the one chunk that a column of one value repeats
@@ -775,6 +806,12 @@ def _text_bytes(chunk: pa.StringArray) -> int:
         return 0
     offsets = np.frombuffer(chunk.buffers()[1], np.int32)
     return int(offsets[chunk.offset + len(chunk)] - offsets[chunk.offset])
+
+
+def _over_digest_bytes(values: Any) -> bool:
+    """``values`` is an Arrow dictionary column (or array) over digests as their bytes."""
+    type_ = getattr(values, "type", None)
+    return type_ is not None and pa.types.is_dictionary(type_) and type_.value_type == SHA256_BYTES
 
 
 def _is_dict(f: pa.Field) -> bool:
@@ -954,7 +991,7 @@ def as_text_dictionaries(table: pa.Table) -> pa.Table:
 
 
 def by_value(
-    col: pa.ChunkedArray, fn: Callable[[Any], pa.Array | pa.ChunkedArray]
+    col: pa.ChunkedArray, fn: Callable[[Any], pa.Array | pa.ChunkedArray], *, text: bool = True
 ) -> pa.ChunkedArray:
     """``fn`` (an element-wise kernel, such as ``is_in``, of an Array or ChunkedArray) of every
     row of ``col``; of a dictionary column, computed once per dictionary value and spread to
@@ -968,15 +1005,17 @@ def by_value(
         return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
     distinct = dictionaries(col)
     if not distinct:
-        return pa.chunked_array([fn(pa.array([], digest_text_type(col.type.value_type)))])
+        empty = pa.array([], digest_text_type(col.type.value_type) if text else col.type.value_type)
+        return pa.chunked_array([fn(empty)])
     starts = itertools.accumulate((len(d) for d in distinct[:-1]), initial=0)
     at = {identity(d): start for d, start in zip(distinct, starts, strict=True)}
-    # ``fn`` is given digests as text, whatever they are held as: a kernel that compares them
-    # with text (``pc.equal``) would find no bytes equal to it. (What passes over every digest
-    # of the snapshot's one dictionary looks at its bytes itself instead: see plan.py.)
-    texts = [text_of(d) for d in distinct]
-    values = fn(pa.chunked_array(texts, digest_text_type(col.type.value_type)))
-    del texts
+    # ``fn`` is given digests as text, whatever they are held as (unless not ``text``: it
+    # takes either): a kernel that compares them with text (``pc.equal``) would find no bytes
+    # equal to it.
+    if text:
+        distinct = [text_of(d) for d in distinct]
+    values = fn(pa.chunked_array(distinct, distinct[0].type))
+    del distinct
     values = one_array(values) if isinstance(values, pa.ChunkedArray) else values
     out = [
         values.slice(at[identity(c.dictionary)], len(c.dictionary)).take(c.indices)
