@@ -441,6 +441,13 @@ def test_share_digests_with_empty_columns() -> None:
     assert tables["manifests"]["digest"].to_pylist() == ["sha256:a"]
     assert tables["tags"]["digest"].to_pylist() == [None]
     assert tables["references"].num_rows == 0
+    # The same with sha256 digests, united as their bytes.
+    digest = _sha256(1)[0]
+    tables["manifests"] = pa.table({"digest": _dicts([digest])})
+    tables["tags"] = pa.table({"digest": _dicts([None])})
+    share_digests(tables)
+    assert decoded(tables["manifests"]["digest"]).to_pylist() == [digest]
+    assert decoded(tables["tags"]["digest"]).to_pylist() == [None]
 
 
 def _sha256(n: int, seed: int = 5) -> list[str]:

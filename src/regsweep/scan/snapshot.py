@@ -483,6 +483,8 @@ def _sorted_union(dictionaries: list[pa.Array]) -> tuple[pa.Array, list[pa.Array
 
 def _groups_of_bytes(digests: pa.Array) -> np.ndarray:
     """Per digest (``SHA256_BYTES``): its group, the first four bits of its first byte."""
+    if not len(digests):
+        return np.zeros(0, np.int8)
     width = SHA256_BYTES.byte_width
     first = np.frombuffer(
         digests.buffers()[1], np.uint8, len(digests) * width, digests.offset * width
