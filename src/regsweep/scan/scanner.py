@@ -68,6 +68,7 @@ from regsweep.scan.snapshot import (
     ascending,
     by_value,
     constant,
+    decoded,
     dictionaries,
     identity,
     is_in,
@@ -419,7 +420,7 @@ def _over_paths(target: pa.Array, paths: pa.DictionaryArray, extra: dict[str, in
     past its end into ``extra`` (added to) where not. An audit reads every link: their
     targets as plain strings were ~35 MiB for 470k links, and as many again when the table's
     other targets were decoded to put them in."""
-    same = pc.fill_null(pc.equal(target, paths.cast(pa.string())), False)
+    same = pc.fill_null(pc.equal(target, _text_rows(paths)), False)
     indices = pc.if_else(same, paths.indices, pa.scalar(None, pa.int32()))
     odd = pc.and_(pc.invert(same), pc.is_valid(target))
     if not pc.any(odd).as_py():
@@ -430,6 +431,12 @@ def _over_paths(target: pa.Array, paths: pa.DictionaryArray, extra: dict[str, in
     for i, value in zip(at.tolist(), target.take(pa.array(at)).to_pylist(), strict=True):
         own[i] = extra.setdefault(value, size + len(extra))
     return pa.array(own, pa.int32(), mask=own < 0)
+
+
+def _text_rows(digests: pa.Array) -> pa.Array:
+    """The rows of the digest column ``digests`` as plain text (of a dictionary over their
+    bytes too: only the rows' values are spelled)."""
+    return one_array(decoded(pa.chunked_array([digests])))
 
 
 def _over_manifests_named(target: pa.Array, revisions: pa.ChunkedArray) -> pa.Array:
@@ -1216,11 +1223,6 @@ class _Scan:
         out: dict[Kind, pa.Table] = {}
         for kind in kinds:
             table, (ok, target) = self.kinds.pop(kind), known.pop(kind)
-            if counts[kind] and table["digest"].type == _BYTES_DICT:
-                # Links to read are judged against their paths' digests, as text.
-                at = table.schema.get_field_index("digest")
-                table = table.set_column(at, "digest", dictionary_as_text(table["digest"]))
-                target = _path_targets(ok, table["digest"].chunk(0))
             by = pc.if_else(ok, tag_source if kind is Kind.TAG_CURRENT else "path", NULL_STRING)
             problem = pa.nulls(table.num_rows, pa.string())
             if counts[kind]:
@@ -1237,8 +1239,10 @@ class _Scan:
                         # Over the path digests' dictionary (see _over_paths): only indices move.
                         indices = pc.replace_with_mask(target.indices, unread[kind], read.indices)
                         target = pa.DictionaryArray.from_arrays(indices, read.dictionary)
-                    else:
-                        target = pc.replace_with_mask(_plain(target), unread[kind], _plain(read))
+                    else:  # (as text, where the read targets are and the paths' are bytes)
+                        target = pc.replace_with_mask(
+                            text_of(_plain(target)), unread[kind], text_of(_plain(read))
+                        )
                     by, problem = (
                         pc.replace_with_mask(_plain(old), unread[kind], new)
                         for old, new in zip((by, problem), (by_read, problem_read), strict=True)
@@ -1269,6 +1273,11 @@ class _Scan:
         extra: dict[str, int] = {}  # targets that are no path's digest (see _over_paths)
         for lo in range(0, rows.num_rows, _LINK_SLICE):
             part = rows.slice(lo, _LINK_SLICE)
+            if paths.type == _BYTES_DICT:
+                # Judged against the paths' digests as text, a slice at a time: the whole
+                # dictionary as text, with its bytes still held, was an audit's peak.
+                at_digest = part.schema.get_field_index("digest")
+                part = part.set_column(at_digest, "digest", _text_rows(_col(part, "digest")))
             keys = self._keyed(kind, part)["key"]
             read = self._contents(
                 keys, at[lo : lo + _LINK_SLICE] if kind is Kind.TAG_CURRENT else None
@@ -1282,10 +1291,16 @@ class _Scan:
             pa.concat_arrays(list(column)) for column in zip(*parts, strict=True)
         )
         if pa.types.is_dictionary(paths.type):
-            # Every slice's indices are into the paths' dictionary and then ``extra``.
+            # Every slice's indices are into the paths' dictionary and then ``extra``: as the
+            # digests' bytes where both can be, else as text.
             dictionary = paths.dictionary
             if extra:
-                dictionary = pa.concat_arrays([dictionary, pa.array(list(extra), pa.string())])
+                more = pa.array(list(extra), pa.string())
+                if dictionary.type == SHA256_BYTES and is_sha256_text(more):
+                    more = as_bytes(more)
+                else:
+                    dictionary = text_of(dictionary)
+                dictionary = pa.concat_arrays([dictionary, more])
             targets = pa.DictionaryArray.from_arrays(targets, dictionary)
         return targets, by, problems
 
