@@ -10,6 +10,8 @@ as the other.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,18 +40,31 @@ def as_bytes(digests: pa.Array) -> pa.Array:
     offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: n + 1]
     if (np.diff(offsets) != _WIDTH).any():
         raise ValueError("a digest that is not sha256 with 64 hex digits")
+    out = np.empty((n, 32), np.uint8)
+    for start, sha256, spelled in _spelled(digests):
+        if not sha256.all():
+            raise ValueError("a digest that is not sha256 with lower-case hex")
+        out[start : start + len(spelled)] = spelled
+    return pa.Array.from_buffers(SHA256_BYTES, n, [None, pa.py_buffer(out)])
+
+
+def _spelled(digests: pa.Array) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``digests`` (text, each 71 bytes, no nulls) a slice of rows at a time: (the slice's
+    first row; per row, it is ``sha256:`` and lower-case hex; per row, the 32 bytes its hex
+    spells, a value over 0xFF where not hex). A slice at a time: each digit pair's value as 16
+    bits for a whole dictionary at once was 64 bytes a digest (~45 MiB for the 700k digests of
+    a store's layer links)."""
+    n = len(digests)
+    if not n:
+        return
+    offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: n + 1]
     data = np.frombuffer(digests.buffers()[2], np.uint8, n * _WIDTH, int(offsets[0]))
     chars = data.reshape(n, _WIDTH)
-    out = np.empty((n, 32), np.uint8)
-    # A slice at a time: each digit pair's value as 16 bits for a whole dictionary at once was
-    # 64 bytes a digest (~45 MiB for the 700k digests of a store's layer links).
     for start in range(0, n, _CHECK_ROWS):
         part = chars[start : start + _CHECK_ROWS]
         spelled = _BYTE[part[:, len(_PREFIX) :].view(np.uint16)]
-        if (part[:, : len(_PREFIX)] != _PREFIX).any() or (spelled > 0xFF).any():
-            raise ValueError("a digest that is not sha256 with lower-case hex")
-        out[start : start + len(part)] = spelled
-    return pa.Array.from_buffers(SHA256_BYTES, n, [None, pa.py_buffer(out)])
+        sha256 = (part[:, : len(_PREFIX)] == _PREFIX).all(axis=1) & (spelled <= 0xFF).all(axis=1)
+        yield start, sha256, spelled
 
 
 def is_sha256_text(digests: pa.Array) -> bool:
@@ -64,8 +79,10 @@ def is_sha256_text(digests: pa.Array) -> bool:
 def bytes_or_null(digests: pa.Array) -> pa.Array:
     """``digests`` (text, nulls allowed) as ``as_bytes`` spells them, null where a value is
     not a sha256 digest in lower-case hex (it cannot be among digests held as bytes)."""
-    if digests.type == SHA256_BYTES or is_sha256_text(digests):
-        return digests if digests.type == SHA256_BYTES else as_bytes(digests)
+    if digests.type == SHA256_BYTES:
+        return digests
+    if is_sha256_text(digests):
+        return as_bytes(digests)
     n = len(digests)
     if not pa.types.is_string(digests.type):  # (all null, say)
         return pa.nulls(n, SHA256_BYTES)
@@ -82,20 +99,9 @@ def bytes_or_null(digests: pa.Array) -> pa.Array:
 
 def _each_sha256(digests: pa.Array) -> np.ndarray:
     """Per value of ``digests`` (text, each 71 bytes, no nulls): it is a sha256 digest."""
-    n = len(digests)
-    out = np.zeros(n, bool)
-    if not n:
-        return out
-    offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: n + 1]
-    data = np.frombuffer(digests.buffers()[2], np.uint8, n * _WIDTH, int(offsets[0]))
-    chars = data.reshape(n, _WIDTH)
-    # A slice at a time: the hex digits' values of a whole dictionary at once were ~45 MiB for
-    # the 700k digests of a store's layer links.
-    for start in range(0, n, _CHECK_ROWS):
-        part = chars[start : start + _CHECK_ROWS]
-        prefixed = (part[:, : len(_PREFIX)] == _PREFIX).all(axis=1)
-        hexed = (_BYTE[part[:, len(_PREFIX) :].view(np.uint16)] <= 0xFF).all(axis=1)
-        out[start : start + len(part)] = prefixed & hexed
+    out = np.zeros(len(digests), bool)
+    for start, sha256, _ in _spelled(digests):
+        out[start : start + len(sha256)] = sha256
     return out
 
 
