@@ -14,7 +14,9 @@ import pyarrow.compute as pc
 import pytest
 
 from regsweep.demo.generator import generate_demo
+from regsweep.layout.digest_columns import SHA256_BYTES
 from regsweep.layout.keys import blob_data_key
+from regsweep.layout.manifest import ParsedManifest
 from regsweep.scan import scanner
 from regsweep.scan.scanner import _contents_onto, _digests_onto, _distinct_of, _Parts, scan
 from regsweep.scan.snapshot import column, constant, identity, rows
@@ -272,3 +274,82 @@ def test_a_sound_stores_link_digests_are_the_manifests_own(
     assert seen == [True, True]
     for name in onto.names():
         assert rows(onto[name]) == rows(apart[name]), name
+
+
+def test_after_reading_manifests_link_digests_are_the_manifests_blob_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the manifests are read, the revision, tag-index and tag links' digests are indices
+    into the digests of the manifests' blob rows (the manifests table's dictionary, one array,
+    no other copy of them), and the snapshot is what it was without that step."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=4, now=datetime(2026, 11, 20, tzinfo=UTC))
+    seen: list[bool] = []
+    real = scanner._Scan._onto_found
+
+    def checking(self: scanner._Scan, links: dict[Any, pa.Table]) -> None:
+        real(self, links)
+        (found,) = self.found_blobs
+        digests = identity(found["digest"].chunk(0))
+        for kind, name in (
+            (scanner.Kind.REVISION_LINK, "digest"),
+            (scanner.Kind.TAG_INDEX, "digest"),
+            (scanner.Kind.TAG_CURRENT, "target"),
+        ):
+            col = links[kind][name]
+            seen.append(all(identity(c.dictionary) == digests for c in col.chunks))
+
+    monkeypatch.setattr(scanner._Scan, "_onto_found", checking)
+    onto = scan(store)
+    monkeypatch.undo()
+    monkeypatch.setattr(scanner._Scan, "_onto_found", lambda self, links: None)
+    apart = scan(store)
+    assert seen == [True, True, True]
+    for name in onto.names():
+        assert rows(onto[name]) == rows(apart[name]), name
+
+
+def test_manifests_read_while_listing_hold_their_digests_as_bytes() -> None:
+    """A batch of manifests read while listing holds its digests as their bytes where every
+    one is sha256 (text otherwise); sorted, the batches give the same rows as text."""
+    parsed = ParsedManifest("image", "application/vnd.oci.image.manifest.v1+json")
+    sha = [f"sha256:{i:064x}" for i in (5, 3, 9, 1)]
+    batches = [
+        scanner._parsed_table([(d, parsed) for d in sha[:2]], as_bytes_where_sha256=True),
+        scanner._parsed_table([(d, parsed) for d in sha[2:]], as_bytes_where_sha256=True),
+    ]
+    assert all(b.schema.field("digest").type == SHA256_BYTES for b in batches)
+    odd = scanner._parsed_table([("sha512:" + "ab" * 64, parsed)], as_bytes_where_sha256=True)
+    assert odd.schema.field("digest").type == pa.string()
+    whole = scanner._sorted_parsed(list(batches))
+    assert whole["digest"].to_pylist() == sorted(sha)
+    mixed = scanner._sorted_parsed([*batches, odd])
+    assert mixed["digest"].to_pylist() == sorted([*sha, "sha512:" + "ab" * 64])
+    assert mixed.num_rows == 5
+
+
+def test_gathered_takes_rows_from_each_chunk_as_a_take_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A column of several chunks taken chunk by chunk (a few rows at a time here): the same
+    values, nulls and dictionary values as Arrow's take of the joined column; a column it
+    cannot take so (text, booleans, one chunk) is left to Arrow (None)."""
+    monkeypatch.setattr(scanner, "_GATHER_ROWS", 3)
+    order = pa.array([6, 0, 3, 3, 5, 1, 2, 4], pa.int64())
+    times = pa.chunked_array(
+        [pa.array([5, None, 7], pa.int64()), pa.array([], pa.int64()), pa.array([1, 2, 3, 4])]
+    ).cast(pa.timestamp("ms", tz="UTC"))
+    kinds = pa.chunked_array(
+        [
+            pa.DictionaryArray.from_arrays(pa.array([0, 1, None], pa.int32()), ["a", "b"]),
+            pa.DictionaryArray.from_arrays(pa.array([1, 0, 1, 0], pa.int32()), ["c", "a"]),
+        ]
+    )
+    for col in (times, kinds, pa.chunked_array([[10, 11, 12], [13, 14, 15, 16]], pa.int32())):
+        got = scanner._gathered(col, order)
+        assert got is not None
+        assert got.to_pylist() == col.take(order).to_pylist()
+    assert scanner._gathered(pa.chunked_array([["a"], ["b"]]), pa.array([1, 0])) is None
+    assert scanner._gathered(pa.chunked_array([[True], [False]]), pa.array([1, 0])) is None
+    assert scanner._gathered(pa.chunked_array([[1, 2]]), pa.array([1, 0])) is None

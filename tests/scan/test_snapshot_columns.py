@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from regsweep.layout.digest_columns import SHA256_BYTES, as_bytes, text_of
 from regsweep.scan import snapshot
 from regsweep.scan.graph import pylist
 from regsweep.scan.snapshot import (
@@ -360,6 +361,38 @@ def test_sorted_by_text_sorts_a_column_taken_out_of_the_tables() -> None:
     mixed = [pa.table({"digest": ["sha256:ab", "sha512:abcd"]})]
     assert snapshot.sorted_by_text(mixed, "digest") is None
     assert mixed[0].column_names == ["digest"]
+
+
+def test_sorted_by_text_takes_each_chunk_and_digests_as_their_bytes() -> None:
+    """Tables whose column has several chunks (empty ones too) sort as their values do, each
+    chunk copied as it is; digests held as their bytes (every table) sort as their text does
+    and stay bytes; bytes in one table and text in another are not sorted this way."""
+    rng = random.Random(8)
+    digests = [f"sha256:{rng.getrandbits(256):064x}" for _ in range(40)]
+    chunked = pa.chunked_array([digests[:5], [], digests[5:25]], pa.string())
+    tables = [
+        pa.table({"digest": chunked, "n": pa.chunked_array([range(5), [], range(5, 25)])}),
+        pa.table({"digest": digests[25:], "n": list(range(25, 40))}),
+    ]
+    got = snapshot.sorted_by_text(tables, "digest")
+    assert got is not None
+    assert got[0].to_pylist() == sorted(digests)
+    assert [digests[i] for i in got[1].tolist()] == sorted(digests)
+    as_bytes_ = [
+        pa.table({"digest": as_bytes(pa.array(digests[:15]))}),
+        pa.table({"digest": as_bytes(pa.array(digests[15:]))}),
+    ]
+    got = snapshot.sorted_by_text(as_bytes_, "digest")
+    assert got is not None
+    assert got[0].type == SHA256_BYTES
+    assert text_of(got[0]).to_pylist() == sorted(digests)
+    assert [digests[i] for i in got[1].tolist()] == sorted(digests)
+    mixed = [
+        pa.table({"digest": as_bytes(pa.array(digests[:3]))}),
+        pa.table({"digest": digests[3:6]}),
+    ]
+    assert snapshot.sorted_by_text(mixed, "digest") is None
+    assert all(t.column_names == ["digest"] for t in mixed)
 
 
 def test_is_sorted_text_answers_for_each_array_it_is_asked_about() -> None:

@@ -40,12 +40,15 @@ def as_bytes(digests: pa.Array) -> pa.Array:
     offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: n + 1]
     if (np.diff(offsets) != _WIDTH).any():
         raise ValueError("a digest that is not sha256 with 64 hex digits")
-    out = np.empty((n, 32), np.uint8)
+    # In Arrow's memory, not numpy's: many small columns of these held a while (the digests
+    # of each batch of manifests read while listing) left glibc's heap in holes once freed.
+    buffer = pa.allocate_buffer(n * 32)
+    out = np.frombuffer(buffer, np.uint8).reshape(n, 32)
     for start, sha256, spelled in _spelled(digests):
         if not sha256.all():
             raise ValueError("a digest that is not sha256 with lower-case hex")
         out[start : start + len(spelled)] = spelled
-    return pa.Array.from_buffers(SHA256_BYTES, n, [None, pa.py_buffer(out)])
+    return pa.Array.from_buffers(SHA256_BYTES, n, [None, buffer])
 
 
 def _spelled(digests: pa.Array) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -128,7 +131,11 @@ def as_text(digests: pa.Array) -> pa.Array:
     spelled = spelled.reshape(n, 32)
     chars = np.empty((n, _WIDTH), np.uint8)
     chars[:, : len(_PREFIX)] = _PREFIX
-    chars[:, len(_PREFIX) :] = _DIGITS[spelled].view(np.uint8)
+    # A slice at a time: each byte's two digits for every digest at once were 64 bytes a
+    # digest besides the text (~16 MiB for a store's 256k manifests).
+    for start in range(0, n, _CHECK_ROWS):
+        stop = start + _CHECK_ROWS
+        chars[start:stop, len(_PREFIX) :] = _DIGITS[spelled[start:stop]].view(np.uint8)
     offsets = np.arange(0, (n + 1) * _WIDTH, _WIDTH, dtype=np.int32)
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
 

@@ -365,6 +365,13 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
             del whole, same
             continue
         del whole
+        if indices is not None and name not in encode:
+            gathered = _gathered(table[name], indices)
+            if gathered is not None:
+                table = table.drop_columns([name])
+                columns.append(gathered)
+                del gathered
+                continue
         col = _col(table, name)  # one chunk: a copy when the listing gave several
         table = table.drop_columns([name])  # so that the chunks go before the take copies
         if name in encode:
@@ -381,6 +388,70 @@ def _take(table: pa.Table, indices: pa.Array | None, encode: Sequence[str] = ())
         pa.field(c.name, columns[i].type) if c.name in encode else c for i, c in enumerate(schema)
     ]
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+_GATHER_ROWS = 1 << 16  # rows taken at a time by _gathered
+_GATHER_VALUES = 1 << 12  # values of the chunks' own dictionaries that _gathered unites
+_GATHERED_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_temporal)
+
+
+def _gathered(col: pa.ChunkedArray, indices: pa.Array) -> pa.Array | None:
+    """``col.take(indices)`` as one chunk, taken from each of ``col``'s chunks in turn, where
+    ``col`` has several chunks of fixed-width numbers or times (or indices into one dictionary
+    shared by every chunk); else None. Arrow's take first joins the chunks into one: a copy of
+    the whole column besides the one taken (~10 MiB for the sizes of a store's 1.2M
+    references, at the scan's peak)."""
+    if col.num_chunks < 2 or indices.null_count:
+        return None
+    dictionary = None
+    chunks: list[pa.Array] = list(col.chunks)
+    onto: list[np.ndarray] | None = None  # per chunk, its dictionary's places in ``dictionary``
+    if pa.types.is_dictionary(col.type):
+        shared = dictionaries(col)
+        if len(shared) == 1:
+            dictionary = shared[0]
+        elif sum(len(d) for d in shared) <= _GATHER_VALUES:
+            # A few values in each chunk's own dictionary (a reference's kind or media type):
+            # one dictionary of them all, and each chunk's places in it.
+            dictionary = pc.unique(pa.concat_arrays(shared))
+            onto = [
+                np.asarray(pc.index_in(c.dictionary, value_set=dictionary), np.int32)
+                for c in chunks
+            ]
+        else:
+            return None
+        chunks = [c.indices for c in chunks]  # (a null row is a null index)
+    type_ = chunks[0].type
+    if not any(is_(type_) for is_ in _GATHERED_TYPES):
+        return None
+    width = type_.bit_width // 8
+    dtype = np.dtype(f"u{width}")  # (the values' bytes, whatever they mean)
+    values = [np.frombuffer(c.buffers()[1], dtype, len(c), c.offset * width) for c in chunks]
+    valid = [c.is_valid().to_numpy(zero_copy_only=False) for c in chunks] if col.null_count else []
+    starts = np.cumsum([0] + [len(v) for v in values])
+    want = np.asarray(indices)
+    out = np.empty(len(want), dtype)
+    out_valid = np.empty(len(want), bool) if valid else None
+    # A slice of rows at a time: the rows' chunks and places in them for every row at once
+    # were as large as the column taken.
+    for lo in range(0, len(want), _GATHER_ROWS):
+        rows = want[lo : lo + _GATHER_ROWS].astype(np.int64)  # (sort_indices gives uint64)
+        which = np.searchsorted(starts, rows, side="right") - 1
+        for k in np.unique(which).tolist():
+            mask = which == k
+            at = rows[mask] - starts[k]
+            taken = values[k][at]
+            if onto is not None:  # (a null row's index may be anything: clipped, then masked)
+                taken = onto[k].take(taken, mode="clip") if len(onto[k]) else 0
+            out[lo : lo + _GATHER_ROWS][mask] = taken
+            if out_valid is not None:
+                out_valid[lo : lo + _GATHER_ROWS][mask] = valid[k][at]
+    if out_valid is None:
+        bitmap, nulls = None, 0
+    else:
+        bitmap, nulls = pa.array(out_valid).buffers()[1], len(out) - int(out_valid.sum())
+    taken = pa.Array.from_buffers(type_, len(out), [bitmap, pa.py_buffer(out)], nulls)
+    return taken if dictionary is None else pa.DictionaryArray.from_arrays(taken, dictionary)
 
 
 def _by_parent(tables: dict[str, Any]) -> pa.Table:
@@ -634,16 +705,40 @@ _PARSED = pa.schema(
 
 
 def _sorted_parsed(tables: list[pa.Table]) -> pa.Table:
-    """``tables`` (``_PARSED`` rows; the list is emptied) as one table in digest order."""
-    tables.insert(0, _PARSED.empty_table())
+    """``tables`` (``_PARSED`` rows, their digests as text or as their bytes, see
+    _parsed_table; the list is emptied) as one table in digest order, its digests as text."""
+    if any(t.schema.field("digest").type != SHA256_BYTES for t in tables):
+        tables[:] = [_digests_as_text(t) for t in tables]  # (an odd one: all as text)
+    tables.insert(0, _parsed_schema(tables[0].schema.field("digest").type if tables else None))
+    return _sorted_by_digest(tables, _PARSED.field("digest"))
+
+
+def _sorted_by_digest(tables: list[pa.Table], field: pa.Field) -> pa.Table:
+    """``tables`` (their first column ``digest``, as text or all as their bytes; the list is
+    emptied) as one table in digest order, its digests as text (``field``), one chunk a
+    column. The digests are taken out of the tables as they are sorted (sorted_by_text) and
+    the other columns a column at a time (_take): the tables, their concatenation and the
+    sorted copy at once were a peak of the scan (~25 MiB for the blobs of 256k manifests)."""
     if (by_text := sorted_by_text(tables, "digest")) is None:
-        whole = pa.concat_tables(tables)
+        whole = pa.concat_tables([t.set_column(0, field, text_of(one_array(t[0]))) for t in tables])
         tables.clear()
         return _take(whole, pc.sort_indices(whole["digest"]))
     digest, order = by_text
     rest = pa.concat_tables(tables)
     tables.clear()
-    return _take(rest, pa.array(order)).add_column(0, _PARSED.field("digest"), [digest])
+    digest = text_of(digest)  # (the sorted bytes let go: their text sorts the same)
+    return _take(rest, pa.array(order)).add_column(0, field, [digest])
+
+
+def _parsed_schema(digest: pa.DataType | None) -> pa.Table:
+    """An empty table of ``_PARSED`` rows, its digests of type ``digest`` (text by default)."""
+    if digest is None or digest == pa.string():
+        return _PARSED.empty_table()
+    return _PARSED.set(0, _PARSED.field(0).with_type(digest)).empty_table()
+
+
+def _digests_as_text(table: pa.Table) -> pa.Table:
+    return table.set_column(0, _PARSED.field("digest"), text_of(one_array(table["digest"])))
 
 
 # A manifest's blob as read_manifests finds it (see _Scan._blob_objects): the blobs table's
@@ -656,13 +751,21 @@ _FOUND = pa.schema(
 )
 
 
-def _parsed_table(manifests: Sequence[tuple[str, ParsedManifest]]) -> pa.Table:
-    """The ``_PARSED`` rows of ``manifests`` (digest, parsed), in that order."""
-    return pa.table(
+def _parsed_table(
+    manifests: Sequence[tuple[str, ParsedManifest]], *, as_bytes_where_sha256: bool = False
+) -> pa.Table:
+    """The ``_PARSED`` rows of ``manifests`` (digest, parsed), in that order. Where asked and
+    every digest is sha256, the digests as their bytes: the manifests read while listing are
+    held to its end, and their digests as text were ~18 MiB at 256k manifests."""
+    table = pa.table(
         [[d for d, _ in manifests]]
         + [[getattr(p, name) for _, p in manifests] for name in _PARSED.names[1:]],
         schema=_PARSED,
     )
+    digests = one_array(table["digest"])
+    if as_bytes_where_sha256 and is_sha256_text(digests):
+        table = table.set_column(0, pa.field("digest", SHA256_BYTES), as_bytes(digests))
+    return table
 
 
 def _manifest_children(references: Sequence[pa.Table]) -> pa.Table:
@@ -1538,7 +1641,7 @@ class _Scan:
                         references.schema, "listed references"
                     )
                 self.prefetched_references.append(references)
-        return _parsed_table(out), _manifest_children([references])
+        return _parsed_table(out, as_bytes_where_sha256=True), _manifest_children([references])
 
     def read_manifests(self, links: dict[Kind, pa.Table]) -> None:
         """Read every manifest that links name and the listing shows as a blob (those read
@@ -1571,19 +1674,47 @@ class _Scan:
                 children += [r.digest for r in parsed.references if r.kind == REF_MANIFEST]
             named = pc.unique(
                 pa.chunked_array(
-                    [
-                        pa.array(children, pa.string()),
-                        nested_here["child"],
-                    ],
+                    [pa.array(children, pa.string()), *nested_here["child"].chunks],
                     pa.string(),
                 )
             )
             named = named.filter(pc.invert(is_in(named, seen)))
             del nested_here
             found = self._blob_objects(named)
-            seen = pa.chunked_array([seen, found["digest"]])
+            # (Their chunks: a ChunkedArray given to pa.chunked_array is joined into one, a
+            # copy of every digest found, ~18 MiB at 256k manifests, the scan's peak.)
+            seen = pa.chunked_array([*seen.chunks, *found["digest"].chunks], seen.type)
         del pre, seen, found
         self._place_prefetched()
+        self._onto_found(links)
+
+    def _onto_found(self, links: dict[Kind, pa.Table]) -> None:
+        """The revision, tag-index and tag links' digests (see resolve_links: indices into the
+        digests of the manifests read while listing) as indices into the manifests' blob rows'
+        digests, where those hold every one (in a sound store they do): the manifests table's
+        dictionary (see manifest_tables), and then the only copy of those digests. The links
+        held the other one (~18 MiB of text at 256k manifests) through their tables, the peak
+        of the scan's end."""
+        (blobs,) = self.found_blobs or [_FOUND.empty_table()]
+        found = one_array(blobs["digest"])
+        if not len(found) or not ascending(found):
+            return
+        for kind in (Kind.REVISION_LINK, Kind.TAG_INDEX, Kind.TAG_CURRENT):
+            table = links[kind]
+            moved: dict[str, tuple[list[tuple[int, ...]], pa.ChunkedArray]] = {}
+            for name in ("digest", "target"):
+                col = table[name]
+                if not pa.types.is_dictionary(col.type) or col.null_count == len(col):
+                    continue
+                # (A link's target is often its digest column itself: moved once.)
+                same = [identity(c) for c in col.chunks]
+                twin = [m for key, m in moved.values() if key == same]
+                moved[name] = same, twin[0] if twin else over_dictionary(col, found)
+            for name, (_, col) in moved.items():
+                at = table.schema.get_field_index(name)
+                table = table.set_column(at, table.schema.field(at).with_type(col.type), col)
+            links[kind] = table
+            del table, moved
 
     def _place_prefetched(self) -> None:
         """The manifests' blob rows (``found_blobs``) as one table in digest order, and each
@@ -1591,11 +1722,8 @@ class _Scan:
         there (``at``); the others go. The digests are then held once, in the blob rows, not
         also in the manifests read while listing and in those of them the listing showed (~18
         MiB each at 256k manifests, from here to the scan's tables)."""
-        blobs = pa.concat_tables([_FOUND.empty_table(), *self.found_blobs])
-        self.found_blobs = []
-        if not ascending(blobs["digest"]):  # (each round of read_manifests is in order)
-            blobs = blobs.take(pc.sort_indices(blobs["digest"]))
-        blobs = blobs.combine_chunks()
+        tables, self.found_blobs = [_FOUND.empty_table(), *self.found_blobs], []
+        blobs = _sorted_by_digest(tables, _FOUND.field("digest"))
         self.found_blobs = [blobs]
         pre, self.prefetched_manifests = self.prefetched_manifests, _PARSED.empty_table()
         at = one_array(places(pre["digest"], one_array(blobs["digest"])))
