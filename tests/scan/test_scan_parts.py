@@ -288,10 +288,10 @@ def test_after_reading_manifests_link_digests_are_the_manifests_blob_rows(
     seen: list[bool] = []
     real = scanner._Scan._onto_found
 
-    def checking(self: scanner._Scan, links: dict[Any, pa.Table]) -> None:
-        real(self, links)
-        (found,) = self.found_blobs
-        digests = identity(found["digest"].chunk(0))
+    def checking(self: scanner._Scan, links: dict[Any, pa.Table], found: pa.Array) -> None:
+        real(self, links, found)
+        (blobs,) = self.found_blobs
+        digests = identity(blobs["digest"].chunk(0))
         for kind, name in (
             (scanner.Kind.REVISION_LINK, "digest"),
             (scanner.Kind.TAG_INDEX, "digest"),
@@ -303,7 +303,7 @@ def test_after_reading_manifests_link_digests_are_the_manifests_blob_rows(
     monkeypatch.setattr(scanner._Scan, "_onto_found", checking)
     onto = scan(store)
     monkeypatch.undo()
-    monkeypatch.setattr(scanner._Scan, "_onto_found", lambda self, links: None)
+    monkeypatch.setattr(scanner._Scan, "_onto_found", lambda self, links, found: None)
     apart = scan(store)
     assert seen == [True, True, True]
     for name in onto.names():

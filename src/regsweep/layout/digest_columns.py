@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 SHA256_BYTES = pa.binary(32)
 _PREFIX = np.frombuffer(b"sha256:", np.uint8)
-_WIDTH = len(_PREFIX) + 64
+SHA256_TEXT_BYTES = len(_PREFIX) + 64  # a sha256 digest's text (and a link file's size)
 # A byte's two hex digits as one 16-bit value (their bytes in memory order), and back: one
 # table look-up a byte each way (~0.3 s per million digests), where a look-up a digit and the
 # shifts to join them took longer.
@@ -38,7 +38,7 @@ def as_bytes(digests: pa.Array) -> pa.Array:
     if not n:
         return pa.array([], SHA256_BYTES)
     offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: n + 1]
-    if (np.diff(offsets) != _WIDTH).any():
+    if (np.diff(offsets) != SHA256_TEXT_BYTES).any():
         raise ValueError("a digest that is not sha256 with 64 hex digits")
     # In Arrow's memory, not numpy's: many small columns of these held a while (the digests
     # of each batch of manifests read while listing) left glibc's heap in holes once freed.
@@ -61,8 +61,8 @@ def _spelled(digests: pa.Array) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     if not n:
         return
     offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: n + 1]
-    data = np.frombuffer(digests.buffers()[2], np.uint8, n * _WIDTH, int(offsets[0]))
-    chars = data.reshape(n, _WIDTH)
+    data = np.frombuffer(digests.buffers()[2], np.uint8, n * SHA256_TEXT_BYTES, int(offsets[0]))
+    chars = data.reshape(n, SHA256_TEXT_BYTES)
     for start in range(0, n, _CHECK_ROWS):
         part = chars[start : start + _CHECK_ROWS]
         spelled = _BYTE[part[:, len(_PREFIX) :].view(np.uint16)]
@@ -76,7 +76,7 @@ def is_sha256_text(digests: pa.Array) -> bool:
     if not pa.types.is_string(digests.type) or digests.null_count:
         return False
     offsets = np.frombuffer(digests.buffers()[1], np.int32)[digests.offset :][: len(digests) + 1]
-    return not (np.diff(offsets) != _WIDTH).any() and bool(_each_sha256(digests).all())
+    return not (np.diff(offsets) != SHA256_TEXT_BYTES).any() and bool(_each_sha256(digests).all())
 
 
 def bytes_or_null(digests: pa.Array) -> pa.Array:
@@ -89,7 +89,10 @@ def bytes_or_null(digests: pa.Array) -> pa.Array:
     n = len(digests)
     if not pa.types.is_string(digests.type):  # (all null, say)
         return pa.nulls(n, SHA256_BYTES)
-    fit = pc.fill_null(pc.binary_length(digests), 0).to_numpy(zero_copy_only=False) == _WIDTH
+    fit = (
+        pc.fill_null(pc.binary_length(digests), 0).to_numpy(zero_copy_only=False)
+        == SHA256_TEXT_BYTES
+    )
     fit[fit] = _each_sha256(digests.filter(pa.array(fit)))
     out = np.zeros((n, 32), np.uint8)
     if fit.any():
@@ -125,18 +128,18 @@ def as_text(digests: pa.Array) -> pa.Array:
     n = len(digests)
     if digests.type != SHA256_BYTES or digests.null_count:
         raise ValueError("sha256 digests as 32 bytes, without nulls, expected")
-    if n * _WIDTH >= 2**31:
+    if n * SHA256_TEXT_BYTES >= 2**31:
         raise ValueError("too many digests for one string array")
     spelled = np.frombuffer(digests.buffers()[1], np.uint8, n * 32, digests.offset * 32)
     spelled = spelled.reshape(n, 32)
-    chars = np.empty((n, _WIDTH), np.uint8)
+    chars = np.empty((n, SHA256_TEXT_BYTES), np.uint8)
     chars[:, : len(_PREFIX)] = _PREFIX
     # A slice at a time: each byte's two digits for every digest at once were 64 bytes a
     # digest besides the text (~16 MiB for a store's 256k manifests).
     for start in range(0, n, _CHECK_ROWS):
         stop = start + _CHECK_ROWS
         chars[start:stop, len(_PREFIX) :] = _DIGITS[spelled[start:stop]].view(np.uint8)
-    offsets = np.arange(0, (n + 1) * _WIDTH, _WIDTH, dtype=np.int32)
+    offsets = np.arange(0, (n + 1) * SHA256_TEXT_BYTES, SHA256_TEXT_BYTES, dtype=np.int32)
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
 
 

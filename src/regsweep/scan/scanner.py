@@ -33,6 +33,7 @@ from regsweep.layout.classify_columns import split_kinds
 from regsweep.layout.digest import EMPTY_MD5, is_valid_digest, parse_link
 from regsweep.layout.digest_columns import (
     SHA256_BYTES,
+    SHA256_TEXT_BYTES,
     as_bytes,
     bytes_or_null,
     dictionary_as_text,
@@ -136,7 +137,6 @@ _ENCODED = {
 }
 _DICT = pa.dictionary(pa.int32(), pa.string())
 _BYTES_DICT = pa.dictionary(pa.int32(), SHA256_BYTES)
-_LINK_BYTES = len("sha256:") + 64  # a sha256 link file's size
 _LISTED_SCHEMA = {
     kind: pa.schema([pa.field(f.name, _DICT) if f.name in names else f for f in _LINK_SCHEMA])
     for kind, names in _ENCODED.items()
@@ -707,9 +707,7 @@ _PARSED = pa.schema(
 def _sorted_parsed(tables: list[pa.Table]) -> pa.Table:
     """``tables`` (``_PARSED`` rows, their digests as text or as their bytes, see
     _parsed_table; the list is emptied) as one table in digest order, its digests as text."""
-    if any(t.schema.field("digest").type != SHA256_BYTES for t in tables):
-        tables[:] = [_digests_as_text(t) for t in tables]  # (an odd one: all as text)
-    tables.insert(0, _parsed_schema(tables[0].schema.field("digest").type if tables else None))
+    tables.insert(0, _PARSED.empty_table())
     return _sorted_by_digest(tables, _PARSED.field("digest"))
 
 
@@ -718,7 +716,9 @@ def _sorted_by_digest(tables: list[pa.Table], field: pa.Field) -> pa.Table:
     emptied) as one table in digest order, its digests as text (``field``), one chunk a
     column. The digests are taken out of the tables as they are sorted (sorted_by_text) and
     the other columns a column at a time (_take): the tables, their concatenation and the
-    sorted copy at once were a peak of the scan (~25 MiB for the blobs of 256k manifests)."""
+    sorted copy at once were a peak of the scan (~25 MiB for the blobs of 256k manifests).
+    Bytes in some tables and text in others (an odd digest among a batch's) are sorted as
+    text, by Arrow."""
     if (by_text := sorted_by_text(tables, "digest")) is None:
         whole = pa.concat_tables([t.set_column(0, field, text_of(one_array(t[0]))) for t in tables])
         tables.clear()
@@ -728,17 +728,6 @@ def _sorted_by_digest(tables: list[pa.Table], field: pa.Field) -> pa.Table:
     tables.clear()
     digest = text_of(digest)  # (the sorted bytes let go: their text sorts the same)
     return _take(rest, pa.array(order)).add_column(0, field, [digest])
-
-
-def _parsed_schema(digest: pa.DataType | None) -> pa.Table:
-    """An empty table of ``_PARSED`` rows, its digests of type ``digest`` (text by default)."""
-    if digest is None or digest == pa.string():
-        return _PARSED.empty_table()
-    return _PARSED.set(0, _PARSED.field(0).with_type(digest)).empty_table()
-
-
-def _digests_as_text(table: pa.Table) -> pa.Table:
-    return table.set_column(0, _PARSED.field("digest"), text_of(one_array(table["digest"])))
 
 
 # A manifest's blob as read_manifests finds it (see _Scan._blob_objects): the blobs table's
@@ -1249,7 +1238,7 @@ class _Scan:
             return pa.repeat(pa.scalar(False), n)
         digest, (md5, _) = _col(links, "digest"), _known_md5(links)
         if digest.type == _BYTES_DICT:  # sha256, every one: 71 bytes as text
-            ok = pc.fill_null(pc.equal(_col(links, "size"), _LINK_BYTES), False)
+            ok = pc.fill_null(pc.equal(_col(links, "size"), SHA256_TEXT_BYTES), False)
         else:
             ok = pc.and_(
                 pc.fill_null(_per_value(digest, lambda v: pc.starts_with(v, "sha256:")), False),
@@ -1685,18 +1674,15 @@ class _Scan:
             # copy of every digest found, ~18 MiB at 256k manifests, the scan's peak.)
             seen = pa.chunked_array([*seen.chunks, *found["digest"].chunks], seen.type)
         del pre, seen, found
-        self._place_prefetched()
-        self._onto_found(links)
+        self._onto_found(links, self._place_prefetched())
 
-    def _onto_found(self, links: dict[Kind, pa.Table]) -> None:
+    def _onto_found(self, links: dict[Kind, pa.Table], found: pa.Array) -> None:
         """The revision, tag-index and tag links' digests (see resolve_links: indices into the
         digests of the manifests read while listing) as indices into the manifests' blob rows'
         digests, where those hold every one (in a sound store they do): the manifests table's
         dictionary (see manifest_tables), and then the only copy of those digests. The links
         held the other one (~18 MiB of text at 256k manifests) through their tables, the peak
-        of the scan's end."""
-        (blobs,) = self.found_blobs or [_FOUND.empty_table()]
-        found = one_array(blobs["digest"])
+        of the scan's end. ``found``: those digests (_place_prefetched)."""
         if not len(found) or not ascending(found):
             return
         for kind in (Kind.REVISION_LINK, Kind.TAG_INDEX, Kind.TAG_CURRENT):
@@ -1716,8 +1702,9 @@ class _Scan:
             links[kind] = table
             del table, moved
 
-    def _place_prefetched(self) -> None:
-        """The manifests' blob rows (``found_blobs``) as one table in digest order, and each
+    def _place_prefetched(self) -> pa.Array:
+        """The manifests' blob rows (``found_blobs``) as one table in digest order (their
+        digests returned), and each
         manifest read while listing whose blob is among them in place of its digest as its row
         there (``at``); the others go. The digests are then held once, in the blob rows, not
         also in the manifests read while listing and in those of them the listing showed (~18
@@ -1725,12 +1712,14 @@ class _Scan:
         tables, self.found_blobs = [_FOUND.empty_table(), *self.found_blobs], []
         blobs = _sorted_by_digest(tables, _FOUND.field("digest"))
         self.found_blobs = [blobs]
+        found = one_array(blobs["digest"])
         pre, self.prefetched_manifests = self.prefetched_manifests, _PARSED.empty_table()
-        at = one_array(places(pre["digest"], one_array(blobs["digest"])))
+        at = one_array(places(pre["digest"], found))
         listed = pc.is_valid(at)
         self.prefetched_manifests = (
             pre.drop_columns(["digest"]).filter(listed).append_column("at", at.filter(listed))
         )
+        return found
 
     def _read_manifest(self, blob: tuple[str, str]) -> ParsedManifest:
         """The manifest of ``blob`` (its digest and key)."""
