@@ -310,3 +310,22 @@ def test_last_use_of_each_blob_matches_the_rows(
             and graph.stored(at := int(graph.places_of([d])[0]))
             and not live[at]
         }
+
+
+def test_edges_by_parent_keep_the_rows_order_and_drop_unnamed_ends() -> None:
+    """The graph's edges (``_csr``): each parent's children in the order of the rows, the
+    parents sorted stably where they are not; an edge with an unnamed end (-1) dropped. Where
+    every edge is kept and the parents are in order, the children are the int32 array given,
+    not a copy of it."""
+    from regsweep.scan.graph import _csr
+
+    parents = np.array([2, 0, 2, -1, 0, 1], np.int32)
+    children = np.array([5, 3, 4, 1, -1, 0], np.int32)
+    starts, kids = _csr(parents, children, 6)
+    assert starts.tolist() == [0, 1, 2, 4, 4, 4, 4]
+    assert kids.tolist() == [3, 0, 5, 4]
+    in_order = np.array([0, 0, 1, 3], np.int32)
+    named = np.array([4, 2, 1, 0], np.int32)
+    starts, kids = _csr(in_order, named, 4)
+    assert starts.tolist() == [0, 2, 3, 3, 4]
+    assert kids is named

@@ -353,3 +353,108 @@ def test_gathered_takes_rows_from_each_chunk_as_a_take_would(
     assert scanner._gathered(pa.chunked_array([["a"], ["b"]]), pa.array([1, 0])) is None
     assert scanner._gathered(pa.chunked_array([[True], [False]]), pa.array([1, 0])) is None
     assert scanner._gathered(pa.chunked_array([[1, 2]]), pa.array([1, 0])) is None
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_manifests_blob_rows_found_in_digest_order_are_those_hashing_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dangling: bool
+) -> None:
+    """read_manifests first finds the blobs of the manifests that revision and tag links name
+    (one sorted dictionary of them) by binary search in each part of the blobs, in digest
+    order: the same snapshot as when each part is hashed. Where every one of them is a blob,
+    the rows' digests are that dictionary itself, not a copy; where one is gone (a revision
+    link whose blob was deleted), the others."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=5, now=datetime(2026, 11, 20, tzinfo=UTC))
+    if dangling:
+        first = scan(store)
+        digest = sorted(set(column(first["revisions"], "digest")))[0]
+        store.delete_many([blob_data_key(digest, V2)])
+    seen: list[tuple[int, bool]] = []
+    real = scanner._Scan._sorted_blob_rows
+
+    def checking(self: scanner._Scan, digests: pa.ChunkedArray) -> pa.Table | None:
+        got = real(self, digests)
+        if got is not None:
+            (named,) = [c for c in digests.chunks if len(c)]
+            same = identity(got["digest"].chunk(0)) == identity(named)
+            seen.append((len(named) - got.num_rows, same))
+        return got
+
+    monkeypatch.setattr(scanner._Scan, "_sorted_blob_rows", checking)
+    in_order = scan(store)
+    monkeypatch.undo()
+    monkeypatch.setattr(scanner._Scan, "_sorted_blob_rows", lambda self, digests: None)
+    hashed = scan(store)
+    assert seen == ([(1, False)] if dangling else [(0, True)])
+    for name in in_order.names():
+        assert rows(in_order[name]) == rows(hashed[name]), name
+
+
+def test_tag_links_read_go_onto_the_revision_links_digests_a_slice_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tag links a filesystem's scan reads come out of their reading (a slice at a time,
+    two links here) as indices into the revision links' one dictionary, where it holds what
+    each says; where one says a digest it does not hold, all are text, and either way the
+    snapshot is the one read without it."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=3, now=datetime(2026, 11, 20, tzinfo=UTC))
+    monkeypatch.setattr(scanner, "_LINK_SLICE", 2)
+    kinds: list[Any] = []
+    real = scanner._Scan._read_links_of
+
+    def checking(self: scanner._Scan, kind: Any, *args: Any) -> Any:
+        got = real(self, kind, *args)
+        if kind is scanner.Kind.TAG_CURRENT:
+            kinds.append(got[0].type)
+        return got
+
+    monkeypatch.setattr(scanner._Scan, "_read_links_of", checking)
+    onto = scan(store)
+    assert len(kinds) == 1 and pa.types.is_dictionary(kinds[0])
+    monkeypatch.setattr(scanner, "_named_by", lambda resolved, kind: None)
+    apart = scan(store)
+    for name in onto.names():
+        assert rows(onto[name]) == rows(apart[name]), name
+    target = pa.array(["sha256:" + "a" * 64, None, "sha256:" + "c" * 64])
+    over = scanner._onto_sorted(target, pa.array(["sha256:" + "a" * 64, "sha256:" + "c" * 64]))
+    assert pa.types.is_dictionary(over.type) and over.to_pylist() == target.to_pylist()
+    assert scanner._onto_sorted(target, pa.array(["sha256:" + "a" * 64])) is target
+
+
+def test_references_are_joined_into_chunks_of_many_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The references are read back a few parts at a time and joined into chunks of
+    ``_REFERENCE_CHUNK_ROWS`` rows or more: their parent and child indices over the one
+    dictionary as they were, the other columns' few values united. Any size of chunk gives
+    the same snapshot."""
+    shared = pa.array(["sha256:" + c * 64 for c in "abc"])
+    tables = [
+        pa.table(
+            {
+                "parent": pa.DictionaryArray.from_arrays(pa.array(p, pa.int32()), shared),
+                "kind": pa.array(k).dictionary_encode(),
+                "size": pa.array(n, pa.int64()),
+            }
+        )
+        for p, k, n in (([0, 1], ["layer", "config"], [1, 2]), ([2], ["manifest"], [None]))
+    ]
+    want = pa.concat_tables(tables).to_pylist()
+    joined = scanner._joined(tables, shared)
+    assert tables == []
+    assert joined.to_pylist() == want
+    assert all(joined[name].num_chunks == 1 for name in joined.column_names)
+    assert identity(joined["parent"].chunk(0).dictionary) == identity(shared)
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=6, now=datetime(2026, 11, 20, tzinfo=UTC))
+    whole = scan(store)
+    monkeypatch.setattr(scanner, "_REFERENCE_CHUNK_ROWS", 3)
+    monkeypatch.setattr(scanner, "_REFERENCE_PARTS", 1)
+    small = scan(store)
+    for name in whole.names():
+        assert rows(whole[name]) == rows(small[name]), name

@@ -25,6 +25,7 @@ from regsweep.scan.snapshot import (
     over_dictionary,
     share_digests,
     sorted_places,
+    sorted_places_of_sorted,
     table_from_columns,
     with_one_dictionary,
 )
@@ -335,6 +336,29 @@ def test_sorted_places_finds_values_in_a_sorted_dictionary_or_says_it_cannot() -
     assert sorted_places(pa.array([digests[0], "sha512:" + "0" * 128]), dictionary) is None
     assert sorted_places(pa.array(["sha512:" + "0" * 128]), dictionary) is None
     assert sorted_places(values, pa.array(digests[::-1])) is None
+
+
+def test_sorted_values_are_searched_only_within_the_dictionarys_range() -> None:
+    """Sorted values looked up in a sorted dictionary: those before its first value and after
+    its last are not searched (none of them is there), the others get sorted_places' answer;
+    None where sorted_places would say it cannot tell."""
+    rng = random.Random(12)
+    digests = sorted({f"sha256:{rng.getrandbits(256):064x}" for _ in range(400)})
+    dictionary = pa.array(digests[100:300:2])
+    values = pa.array(digests)
+    got = sorted_places_of_sorted(values, dictionary)
+    assert got is not None
+    first, places = got
+    want = np.asarray(pc.fill_null(pc.index_in(values, value_set=dictionary), -1))
+    assert (first, len(places)) == (100, 199)  # digests[100] to digests[298]
+    assert places.tolist() == want[first : first + len(places)].tolist()
+    assert (want[:first] == -1).all() and (want[first + len(places) :] == -1).all()
+    assert sorted_places_of_sorted(values, pa.array(digests[::-1])) is None
+    assert sorted_places_of_sorted(pa.array([digests[0], None]), dictionary) is None
+    assert sorted_places_of_sorted(pa.array(["sha512:" + "0" * 128]), dictionary) is None
+    bytes_got = sorted_places_of_sorted(as_bytes(values), as_bytes(dictionary))
+    assert bytes_got is not None and bytes_got[0] == first
+    assert bytes_got[1].tolist() == places.tolist()
 
 
 def test_sorted_by_text_sorts_a_column_taken_out_of_the_tables() -> None:

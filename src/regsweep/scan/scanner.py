@@ -79,6 +79,7 @@ from regsweep.scan.snapshot import (
     share_digests,
     sorted_by_text,
     sorted_places,
+    sorted_places_of_sorted,
     spill_shared,
     table_from_columns,
     value_ranks,
@@ -454,6 +455,25 @@ def _gathered(col: pa.ChunkedArray, indices: pa.Array) -> pa.Array | None:
     return taken if dictionary is None else pa.DictionaryArray.from_arrays(taken, dictionary)
 
 
+def _joined(tables: list[pa.Table], shared: pa.Array) -> pa.Table:
+    """``tables`` (references over the one dictionary ``shared``; the list is emptied) as one
+    chunk a column, their parent and child indices joined as they are, over ``shared``. A
+    group's columns (~36k rows) are under a MiB: jemalloc keeps such pages a while once freed
+    (``JE_ARROW_MALLOC_CONF``, cli), and the sort by parent that frees them all, a column at a
+    time, held ~30 MiB more at its end than the columns themselves. Columns of a MiB or more
+    are handed back as each is freed."""
+    columns = []
+    for name in tables[0].column_names:
+        if name in ("parent", "child"):
+            indices = pa.concat_arrays([c.indices for t in tables for c in t[name].chunks])
+            columns.append(pa.DictionaryArray.from_arrays(indices, shared))
+        else:
+            columns.append(one_array(pa.concat_tables([t.select([name]) for t in tables])[0]))
+    schema = tables[0].schema
+    tables.clear()
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def _by_parent(tables: dict[str, Any]) -> pa.Table:
     """The references (taken out of ``tables``, their place left None) sorted by parent,
     stably: each manifest's in the order it lists them. Over one sorted dictionary
@@ -530,6 +550,31 @@ def _over_manifests_named(target: pa.Array, revisions: pa.ChunkedArray) -> pa.Ar
     if at.null_count != target.null_count:
         return target
     return pa.DictionaryArray.from_arrays(at, dictionary)
+
+
+def _onto_sorted(target: pa.Array, dictionary: pa.Array) -> pa.Array:
+    """``target`` (text) over ``dictionary`` (sorted, distinct text) where it holds every
+    value, else as it is. The tag links' targets as text, every slice's at once and then
+    their concatenation, were the peak of resolve_links (~25 MiB at 177k tags) before
+    _over_manifests_named put them over the revision links' digests."""
+    at = _sorted_indices(target, dictionary)
+    if at is None or at.null_count != target.null_count:
+        return target
+    return pa.DictionaryArray.from_arrays(at, dictionary)
+
+
+def _named_by(resolved: dict[Kind, pa.Table], kind: Kind) -> pa.Array | None:
+    """For the tag links (``kind``): the revision links' one dictionary of digests where they
+    are resolved already and it is text (see _over_manifests_named), which the tags' targets
+    are put over as they are read; else None."""
+    revisions = resolved.get(Kind.REVISION_LINK)
+    if kind is not Kind.TAG_CURRENT or revisions is None:
+        return None
+    digests = revisions["digest"]
+    if not pa.types.is_dictionary(digests.type) or digests.num_chunks != 1:
+        return None
+    dictionary = digests.chunk(0).dictionary
+    return dictionary if pa.types.is_string(dictionary.type) else None
 
 
 def _sorted_indices(values: pa.Array, dictionary: pa.Array) -> pa.Array | None:
@@ -687,6 +732,8 @@ _NO_HASHES = np.empty(0, np.int64)
 _LINK_READS = pa.schema([("row", pa.int32()), ("target", pa.string()), ("problem", pa.string())])
 _LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
 _REFERENCE_PARTS = 32  # parts of the references read at once (see manifest_tables)
+# References joined into one chunk (see _joined): 4-byte indices of a MiB or more a column.
+_REFERENCE_CHUNK_ROWS = 1 << 18
 # A batch of manifests read while listing: their parsed columns, and the (parent, child) pairs
 # of their references to other manifests, as tables (see _Scan._prefetch; the rest of their
 # references are in scratch files).
@@ -1322,7 +1369,9 @@ class _Scan:
                 # Every row, where every link is read (an audit's scan): the table itself, not
                 # a copy of it (~30 MiB for 815k ``_layers`` links, held while they are read).
                 rows = table if len(at) == table.num_rows else table.take(at)
-                read, by_read, problem_read = self._read_links_of(kind, rows, at)
+                read, by_read, problem_read = self._read_links_of(
+                    kind, rows, at, _named_by(out, kind)
+                )
                 del rows
                 if len(at) == table.num_rows:  # every link read: what it says, not a copy
                     target, by, problem = read, by_read, problem_read
@@ -1354,12 +1403,13 @@ class _Scan:
         return out
 
     def _read_links_of(
-        self, kind: Kind, rows: pa.Table, at: np.ndarray
+        self, kind: Kind, rows: pa.Table, at: np.ndarray, onto: pa.Array | None = None
     ) -> tuple[pa.Array, pa.Array, pa.Array]:
         """(targets, resolved_by, problems) of the links ``rows`` of ``kind`` (rows ``at`` of
         its table), read and judged a slice at a time: an audit reads every link, and every
         link's key and content as Python strings at once were ~200 MiB of its scan of 470k
-        links."""
+        links. ``onto``: sorted digests (the revision links' dictionary) that the targets are
+        put over as each slice is judged, where it holds every one (``_onto_sorted``)."""
         parts: list[tuple[pa.Array, ...]] = []
         paths = _col(rows, "digest")
         extra: dict[str, int] = {}  # targets that are no path's digest (see _over_paths)
@@ -1378,10 +1428,17 @@ class _Scan:
             target = pa.array(targets, pa.string())
             if pa.types.is_dictionary(paths.type):
                 target = _over_paths(target, paths.slice(lo, _LINK_SLICE), extra)
+            elif onto is not None:
+                target = _onto_sorted(target, onto)
             parts.append((target, pa.array(by, pa.string()), pa.array(problems, pa.string())))
+        if onto is not None and len({p[0].type for p in parts}) > 1:
+            # Some slice named a digest ``onto`` does not hold: all as text.
+            parts = [(text_of(_plain(t)), *rest) for t, *rest in parts]
         targets, by, problems = (
             pa.concat_arrays(list(column)) for column in zip(*parts, strict=True)
         )
+        if pa.types.is_dictionary(targets.type) and not pa.types.is_dictionary(paths.type):
+            return targets, by, problems  # (over ``onto``)
         if pa.types.is_dictionary(paths.type):
             # Every slice's indices are into the paths' dictionary and then ``extra``: as the
             # digests' bytes where both can be, else as text.
@@ -1546,6 +1603,9 @@ class _Scan:
         out = [_FOUND.empty_table()]
         if len(digests) == 0 or self.blobs is None:
             return out[0]  # (read_manifests' last round asks for none)
+        if (in_order := self._sorted_blob_rows(digests)) is not None:
+            self.found_blobs.append(in_order)
+            return in_order
         for part in self.blobs.parts(_FOUND.names):
             values = _values(part["digest"])
             if len(digests) > len(values):
@@ -1562,6 +1622,53 @@ class _Scan:
         table = pa.concat_tables(out)
         self.found_blobs.append(table)
         return table
+
+    def _sorted_blob_rows(self, digests: pa.Array | pa.ChunkedArray) -> pa.Table | None:
+        """_blob_objects where ``digests`` are one chunk of sorted text (the revision and tag
+        links' one dictionary, as read_manifests asks first in a sound store): each part's
+        rows found by binary search, in digest order as the parts are, and their digests
+        ``digests`` itself where every one is a blob (else the found ones taken from it).
+        Copied out of the parts as text, they were a second copy of every manifest's digest
+        (~18 MiB at 256k manifests), and their sort in _place_prefetched a third, the peak
+        of the scan. None where this cannot be done (another layout of the parts' digests,
+        digests of several widths): _blob_objects then looks them up by hashing."""
+        chunks = digests.chunks if isinstance(digests, pa.ChunkedArray) else [digests]
+        chunks = [c for c in chunks if len(c)]
+        if len(chunks) != 1 or self.blobs is None:
+            return None
+        (want,) = chunks
+        if not pa.types.is_string(want.type) or not is_sorted_text(want):
+            return None
+        picked: list[np.ndarray] = []  # per piece of rows found: their places in ``want``
+        pieces: list[pa.Table] = []
+        others = _FOUND.names[1:]
+        for part in self.blobs.parts(_FOUND.names):
+            start = 0
+            for chunk in part["digest"].chunks:
+                if not pa.types.is_dictionary(chunk.type) or chunk.null_count:
+                    return None
+                found = sorted_places_of_sorted(want, chunk.dictionary)
+                if found is None:
+                    return None
+                first, at = found
+                hit = at >= 0
+                # Per value of the chunk's dictionary, its place in ``want`` (-1: none).
+                wanted_at = np.full(len(chunk.dictionary), -1, np.int64)
+                wanted_at[at[hit]] = first + np.flatnonzero(hit)
+                row_at = wanted_at[np.asarray(chunk.indices, np.int64)]
+                rows = np.flatnonzero(row_at >= 0)
+                if len(rows):
+                    picked.append(row_at[rows])
+                    pieces.append(part.select(others).slice(start, len(chunk)).take(rows))
+                start += len(chunk)
+                del found, at, hit, wanted_at, row_at, rows
+            del part
+        order = np.concatenate(picked) if picked else np.empty(0, np.int64)
+        if len(order) > 1 and not (np.diff(order) > 0).all():
+            return None  # (the parts' rows not in digest order: hashed instead)
+        found_digests = want if len(order) == len(want) else want.take(pa.array(order))
+        rest = pa.concat_tables([_FOUND.empty_table().select(others), *pieces]).combine_chunks()
+        return rest.add_column(0, _FOUND.field("digest"), [found_digests])
 
     def stored(self, digests: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         """Per value of ``digests`` (distinct): it is a stored blob. One pass over the blobs,
@@ -1710,7 +1817,12 @@ class _Scan:
         also in the manifests read while listing and in those of them the listing showed (~18
         MiB each at 256k manifests, from here to the scan's tables)."""
         tables, self.found_blobs = [_FOUND.empty_table(), *self.found_blobs], []
-        blobs = _sorted_by_digest(tables, _FOUND.field("digest"))
+        tables = [t for t in tables if t.num_rows] or tables[:1]
+        if len(tables) == 1 and ascending(tables[0]["digest"]):
+            # Already in order (see _sorted_blob_rows): not copied again.
+            blobs = tables.pop()
+        else:
+            blobs = _sorted_by_digest(tables, _FOUND.field("digest"))
         self.found_blobs = [blobs]
         found = one_array(blobs["digest"])
         pre, self.prefetched_manifests = self.prefetched_manifests, _PARSED.empty_table()
@@ -1850,6 +1962,7 @@ class _Scan:
         is_manifest[-1] = False
         del manifest_at
         out: list[pa.Table] = []
+        pending: list[pa.Table] = []  # groups' rows joined into one chunk (see _joined)
         over_shared = pa.dictionary(pa.int32(), shared.type)  # (text, or the digests' bytes)
         schema = pa.schema(
             pa.field(f.name, over_shared) if f.name in ("parent", "child") else f
@@ -1867,8 +1980,12 @@ class _Scan:
                 pa.DictionaryArray.from_arrays(over[n], shared) if n in over else group[n]
                 for n in SCHEMAS["references"].names
             ]
-            out.append(pa.table(columns, schema=schema))
+            pending.append(pa.table(columns, schema=schema))
             del group, parent, child, columns
+            if sum(t.num_rows for t in pending) >= _REFERENCE_CHUNK_ROWS:
+                out.append(_joined(pending, shared))
+        if pending:
+            out.append(_joined(pending, shared))
         fresh_refs = None
         if spilled is not None:
             spilled.close()

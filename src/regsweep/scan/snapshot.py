@@ -560,6 +560,22 @@ def sorted_places(
     return _places_in(want, have)
 
 
+def sorted_places_of_sorted(
+    values: pa.Array, dictionary: pa.Array
+) -> tuple[int, np.ndarray] | None:
+    """``sorted_places`` where ``values`` are sorted too (``is_sorted_text``, the caller's to
+    know): only those between the dictionary's first and last value can be there, so only
+    those are searched. (``first``, their places): the places of ``values[first:first + n]``;
+    the values before and after are not in ``dictionary``. None where sorted_places would
+    be."""
+    want, have = _fixed_width(values), _fixed_width(dictionary)
+    if want is None or have is None or want.dtype != have.dtype or not _rising(have):
+        return None
+    first = int(np.searchsorted(want, have[0]))
+    last = int(np.searchsorted(want, have[-1], side="right"))
+    return first, _places_in(want[first:last], have)
+
+
 # is_sorted_text's answers: an array's identity -> (the array, weakly; its answer).
 _SORTED_TEXT: dict[tuple[int, ...], tuple[weakref.ref[pa.Array], bool]] = {}
 
