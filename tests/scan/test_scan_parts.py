@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from regsweep.demo.generator import generate_demo
-from regsweep.layout.digest_columns import SHA256_BYTES
+from regsweep.layout.digest_columns import SHA256_BYTES, as_bytes, bytes_or_null, text_of
 from regsweep.layout.keys import blob_data_key
 from regsweep.layout.manifest import ParsedManifest
 from regsweep.scan import scanner
@@ -312,7 +313,8 @@ def test_after_reading_manifests_link_digests_are_the_manifests_blob_rows(
 
 def test_manifests_read_while_listing_hold_their_digests_as_bytes() -> None:
     """A batch of manifests read while listing holds its digests as their bytes where every
-    one is sha256 (text otherwise); sorted, the batches give the same rows as text."""
+    one is sha256 (text otherwise); sorted, the batches keep them as bytes, spelling the same
+    rows, and with a batch of text among them all are text."""
     parsed = ParsedManifest("image", "application/vnd.oci.image.manifest.v1+json")
     sha = [f"sha256:{i:064x}" for i in (5, 3, 9, 1)]
     batches = [
@@ -323,7 +325,8 @@ def test_manifests_read_while_listing_hold_their_digests_as_bytes() -> None:
     odd = scanner._parsed_table([("sha512:" + "ab" * 64, parsed)], as_bytes_where_sha256=True)
     assert odd.schema.field("digest").type == pa.string()
     whole = scanner._sorted_parsed(list(batches))
-    assert whole["digest"].to_pylist() == sorted(sha)
+    assert whole.schema.field("digest").type == SHA256_BYTES
+    assert text_of(whole["digest"].chunk(0)).to_pylist() == sorted(sha)
     mixed = scanner._sorted_parsed([*batches, odd])
     assert mixed["digest"].to_pylist() == sorted([*sha, "sha512:" + "ab" * 64])
     assert mixed.num_rows == 5
@@ -458,3 +461,94 @@ def test_references_are_joined_into_chunks_of_many_rows(
     small = scan(store)
     for name in whole.names():
         assert rows(whole[name]) == rows(small[name]), name
+
+
+def test_manifests_read_while_listing_are_bytes_until_the_blobs_are_sorted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifests read while listing keep their digests as bytes through the sort of the
+    blobs, and the revision and tag-index links and the tag links' contents go onto them as
+    bytes; at gather's end all are text again, over one array (manifests_as_text). The
+    snapshot is the one made with the manifests as text from the listing's end."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=7, now=datetime(2026, 11, 20, tzinfo=UTC))
+    seen: list[Any] = []
+    sorting, resolving = scanner._Scan.sorted_blobs, scanner._Scan.resolve_links
+
+    def sorted_blobs(self: scanner._Scan, odd: pa.Table) -> Any:
+        seen.append(self.prefetched_manifests.schema.field("digest").type)
+        return sorting(self, odd)
+
+    def resolve_links(self: scanner._Scan) -> Any:
+        manifests = self.manifest_digests()
+        assert manifests is not None
+        seen.append(manifests.type)
+        target = self.link_contents["target"].chunk(0)
+        seen.append(identity(target.dictionary) == identity(manifests))
+        for kind in (scanner.Kind.REVISION_LINK, scanner.Kind.TAG_INDEX):
+            digest = self.kinds[kind]["digest"].chunk(0)
+            seen.append(identity(digest.dictionary) == identity(manifests))
+        return resolving(self)
+
+    monkeypatch.setattr(scanner._Scan, "sorted_blobs", sorted_blobs)
+    monkeypatch.setattr(scanner._Scan, "resolve_links", resolve_links)
+    held_as_bytes = scan(store)
+    monkeypatch.undo()
+    assert seen == [SHA256_BYTES, pa.string(), True, True, True]
+    real = scanner._sorted_by_digest
+    monkeypatch.setattr(
+        scanner, "_sorted_by_digest", lambda tables, field, text=True: real(tables, field)
+    )
+    as_text = scan(store)
+    for name in held_as_bytes.names():
+        assert rows(held_as_bytes[name]) == rows(as_text[name]), name
+
+
+def test_tag_links_read_while_listing_go_onto_the_manifests_as_bytes_or_as_text() -> None:
+    """Tag links read while listing hold what they say as bytes where each is a sha256 digest
+    (null for a bad link); joined, a batch of text makes them all text. Put over the
+    manifests read while listing, as bytes or as text, they keep their values; where a tag
+    names another digest, they are text."""
+    bytes_batch = pa.table(
+        {
+            "row": pa.array([0, 1], pa.int32()),
+            "target": bytes_or_null(pa.array([_digest(3), None])),
+            "problem": pa.array([None, "empty"]),
+        }
+    )
+    text_batch = pa.table(
+        {
+            "row": pa.array([2], pa.int32()),
+            "target": pa.array(["sha512:" + "ab" * 64]),
+            "problem": pa.array([None], pa.string()),
+        }
+    )
+    assert scanner._link_reads([bytes_batch]).schema.field("target").type == SHA256_BYTES
+    mixed = scanner._link_reads([bytes_batch, text_batch])
+    assert mixed["target"].to_pylist() == [_digest(3), None, "sha512:" + "ab" * 64]
+    assert scanner._link_reads([]).num_rows == 0
+    names = pa.array([_digest(n) for n in range(5)])
+    for manifests in (names, as_bytes(names)):
+        onto = _contents_onto(bytes_batch, manifests)
+        assert identity(onto["target"].chunk(0).dictionary) == identity(manifests)
+        assert [r["target"] for r in rows(onto)] == [_digest(3), None]
+    other = bytes_batch.set_column(1, "target", bytes_or_null(pa.array([_digest(9), None])))
+    left = _contents_onto(other, as_bytes(names))
+    assert left["target"].type == pa.string()
+    assert left["target"].to_pylist() == [_digest(9), None]
+
+
+def test_rows_in_the_order_of_their_indices_stably() -> None:
+    """_stable_order: the rows of dictionary chunks in the order of their indices, rows of
+    one index in their order, as numpy's stable argsort gives them."""
+    rng = np.random.default_rng(3)
+    values = pa.array([f"v{i}" for i in range(50)])
+    chunks = [
+        pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 50, n), pa.int32()), values)
+        for n in (0, 7, 300, 1)
+    ]
+    joined = np.concatenate([np.asarray(c.indices) for c in chunks])
+    got = scanner._stable_order(chunks)
+    assert got.dtype == np.int32
+    assert got.tolist() == np.argsort(joined, kind="stable").tolist()

@@ -35,6 +35,7 @@ from regsweep.layout.digest_columns import (
     SHA256_BYTES,
     SHA256_TEXT_BYTES,
     as_bytes,
+    as_text,
     bytes_or_null,
     dictionary_as_text,
     is_sha256_text,
@@ -474,6 +475,25 @@ def _joined(tables: list[pa.Table], shared: pa.Array) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _stable_order(chunks: Sequence[pa.DictionaryArray]) -> np.ndarray:
+    """The rows of ``chunks`` (dictionary indices under 2**31, no nulls) in the order of their
+    indices, stably, as int32: each row's index and row number as one 64-bit key, sorted in
+    place. ``np.argsort`` of the joined indices held them, its 8-byte answer, its merge
+    buffer and the int32 copy at once (~24 MiB at 1.2M references, the scan's peak)."""
+    n = sum(len(c) for c in chunks)
+    shift = max(n - 1, 1).bit_length()
+    keys = np.empty(n, np.int64)
+    at = 0
+    for c in chunks:
+        indices = np.asarray(c.indices, np.int64)
+        keys[at : at + len(c)] = (indices << shift) | np.arange(at, at + len(c), dtype=np.int64)
+        at += len(c)
+        del indices
+    keys.sort()  # (distinct keys: any sort is stable)
+    np.bitwise_and(keys, (1 << shift) - 1, out=keys)  # (each row's number, in place)
+    return keys.astype(np.int32)
+
+
 def _by_parent(tables: dict[str, Any]) -> pa.Table:
     """The references (taken out of ``tables``, their place left None) sorted by parent,
     stably: each manifest's in the order it lists them. Over one sorted dictionary
@@ -486,11 +506,7 @@ def _by_parent(tables: dict[str, Any]) -> pa.Table:
     if pa.types.is_dictionary(parent.type) and len(shared) == 1:
         if not ascending(parent.chunk(0).dictionary):
             raise AssertionError("share_digests makes a sorted dictionary")
-        at = one_array(pa.chunked_array([c.indices for c in parent.chunks], pa.int32()))
-        # As int32, and the indices let go: both are held through the take (~10 MiB at 1.2M).
-        order = np.argsort(at.to_numpy(zero_copy_only=False), kind="stable").astype(np.int32)
-        del at
-        order = pa.array(order)
+        order = pa.array(_stable_order(parent.chunks))
     else:
         order = _order(held[0], ["parent"])
     del parent
@@ -624,15 +640,37 @@ def _contents_onto(contents: pa.Table, manifests: pa.Array | None) -> pa.Table:
     as text each tag's was one more copy of its digest (~13 MiB at 177k tags) until the links
     were resolved."""
     target = one_array(contents["target"]) if contents.num_rows else None
-    if target is None or manifests is None or pa.types.is_dictionary(target.type):
+    if target is None or pa.types.is_dictionary(target.type):
         return contents
-    found = _sorted_indices(target, manifests)
+    like = target
+    if manifests is not None and manifests.type != target.type:
+        # (Both as text, or both as the bytes they spell, see _read_links.)
+        named = target.drop_null()
+        fits = manifests.type != SHA256_BYTES or is_sha256_text(named)
+        like = bytes_or_null(target) if fits and manifests.type == SHA256_BYTES else text_of(target)
+    found = _sorted_indices(like, manifests) if manifests is not None else None
     if found is None or found.null_count != target.null_count:
-        return contents
+        if target.type == pa.string():
+            return contents
+        return contents.set_column(1, "target", [text_of(target)])  # (what it says, as text)
     one = pa.DictionaryArray.from_arrays(found, manifests)
     del target, found
     at = contents.schema.get_field_index("target")
     return contents.set_column(at, "target", pa.chunked_array([one]))
+
+
+def _link_reads(tables: list[pa.Table]) -> pa.Table:
+    """The tag links read while listing (``_LINK_READS``, their targets as text or as the
+    bytes they spell, see _Scan._read_links; the list is emptied) as one table: their targets
+    as bytes where every table's are, else as text."""
+    tables[:] = [t for t in tables if t.num_rows]
+    if any(t.schema.field("target").type != SHA256_BYTES for t in tables):
+        tables[:] = [t.set_column(1, "target", [text_of(one_array(t["target"]))]) for t in tables]
+    if not tables:
+        return _LINK_READS.empty_table()
+    joined = pa.concat_tables(tables)
+    tables.clear()
+    return joined
 
 
 def _extends(read: pa.Array, target: pa.Array) -> bool:
@@ -731,6 +769,8 @@ _NO_HASHES = np.empty(0, np.int64)
 # were resolved (~17 MiB at 177k tags).
 _LINK_READS = pa.schema([("row", pa.int32()), ("target", pa.string()), ("problem", pa.string())])
 _LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
+# Link kinds whose listed digests gather keeps as the bytes they spell (see gather).
+_STILL_BYTES = (Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_INDEX)
 _REFERENCE_PARTS = 32  # parts of the references read at once (see manifest_tables)
 # References joined into one chunk (see _joined): 4-byte indices of a MiB or more a column.
 _REFERENCE_CHUNK_ROWS = 1 << 18
@@ -753,15 +793,16 @@ _PARSED = pa.schema(
 
 def _sorted_parsed(tables: list[pa.Table]) -> pa.Table:
     """``tables`` (``_PARSED`` rows, their digests as text or as their bytes, see
-    _parsed_table; the list is emptied) as one table in digest order, its digests as text."""
-    tables.insert(0, _PARSED.empty_table())
-    return _sorted_by_digest(tables, _PARSED.field("digest"))
+    _parsed_table; the list is emptied) as one table in digest order, its digests as their
+    bytes where every table's are (see _Scan.manifests_as_text), else as text."""
+    tables[:] = [t for t in tables if t.num_rows] or [_PARSED.empty_table()]  # (the caller's)
+    return _sorted_by_digest(tables, _PARSED.field("digest"), text=False)
 
 
-def _sorted_by_digest(tables: list[pa.Table], field: pa.Field) -> pa.Table:
+def _sorted_by_digest(tables: list[pa.Table], field: pa.Field, *, text: bool = True) -> pa.Table:
     """``tables`` (their first column ``digest``, as text or all as their bytes; the list is
-    emptied) as one table in digest order, its digests as text (``field``), one chunk a
-    column. The digests are taken out of the tables as they are sorted (sorted_by_text) and
+    emptied) as one table in digest order, its digests as text (``field``; as their bytes
+    where they are and ``text`` is false), one chunk a column. The digests are taken out of the tables as they are sorted (sorted_by_text) and
     the other columns a column at a time (_take): the tables, their concatenation and the
     sorted copy at once were a peak of the scan (~25 MiB for the blobs of 256k manifests).
     Bytes in some tables and text in others (an odd digest among a batch's) are sorted as
@@ -773,8 +814,9 @@ def _sorted_by_digest(tables: list[pa.Table], field: pa.Field) -> pa.Table:
     digest, order = by_text
     rest = pa.concat_tables(tables)
     tables.clear()
-    digest = text_of(digest)  # (the sorted bytes let go: their text sorts the same)
-    return _take(rest, pa.array(order)).add_column(0, field, [digest])
+    if text:
+        digest = text_of(digest)  # (the sorted bytes let go: their text sorts the same)
+    return _take(rest, pa.array(order)).add_column(0, field.with_type(digest.type), [digest])
 
 
 # A manifest's blob as read_manifests finds it (see _Scan._blob_objects): the blobs table's
@@ -1008,9 +1050,7 @@ class _Scan:
             self.prefetched_children = pa.concat_tables(children)
             del children
             self.prefetching = _NO_HASHES  # (only to start each read once)
-            self.link_contents = pa.concat_tables(
-                [_LINK_READS.empty_table(), *(fut.result() for fut in self.prefetched_links)]
-            )
+            self.link_contents = _link_reads([fut.result() for fut in self.prefetched_links])
             self.prefetched_links = []
             self.link_contents = _contents_onto(self.link_contents, self.manifest_digests())
         for mpu in list_incomplete_uploads(self.store, self.root):
@@ -1169,8 +1209,10 @@ class _Scan:
             listed = pa.concat_tables(parts, promote_options="default") if parts else None
             del parts
             # The ``_layers`` links' digests stay the bytes they spell (resolve_links), unless
-            # links of another shape join them; the others' are text again.
-            as_bytes_still = kind is Kind.LAYER_LINK and not extra.num_rows
+            # links of another shape join them; the revision and tag-index links' go onto the
+            # manifests read while listing as bytes too, and are text again with them (see
+            # manifests_as_text); the others' are text again.
+            as_bytes_still = kind in _STILL_BYTES and not extra.num_rows
             if listed is not None and "digest" in _ENCODED[kind] and not as_bytes_still:
                 at = listed.schema.get_field_index("digest")
                 listed = listed.set_column(at, "digest", dictionary_as_text(listed["digest"]))
@@ -1183,6 +1225,7 @@ class _Scan:
             del listed
             if kind in (Kind.REVISION_LINK, Kind.TAG_INDEX):
                 self.kinds[kind] = _digests_onto(self.kinds.pop(kind), self.manifest_digests())
+        self.manifests_as_text()
         part_of = {
             Kind.LAYER_LINK: "_layers",
             Kind.REVISION_LINK: "_manifests",
@@ -1192,6 +1235,46 @@ class _Scan:
         for kind, part in part_of.items():
             for repo in pc.unique(self.kinds[kind]["repo"]).to_pylist():
                 self.repo_parts[repo or ""].add(part)
+
+    def manifests_as_text(self) -> None:
+        """The digests of the manifests read while listing as text, where they were the bytes
+        each spells (see _sorted_parsed), and so the revision and tag-index links' and the tag
+        links' contents that gather and run put over them (their indices as they were); any
+        of those links over bytes of their own as text too. Held as text from the listing's
+        end, they were ~18 MiB of text at 256k manifests (~8 as bytes) through the sort of the
+        blobs, and spelling them the listing's end's peak."""
+        col = self.prefetched_manifests["digest"]
+        spelled = col.chunk(0) if col.type == SHA256_BYTES and col.num_chunks == 1 else None
+        if spelled is None:
+            return
+        text = as_text(spelled)
+        at = self.prefetched_manifests.schema.get_field_index("digest")
+        self.prefetched_manifests = self.prefetched_manifests.set_column(at, "digest", [text])
+        same = identity(spelled)
+        for kind in (Kind.REVISION_LINK, Kind.TAG_INDEX):
+            table = self.kinds[kind]
+            digest = table["digest"]
+            if pa.types.is_dictionary(digest.type) and digest.type.value_type == SHA256_BYTES:
+                over = [
+                    pa.DictionaryArray.from_arrays(c.indices, text)
+                    if identity(c.dictionary) == same
+                    else pa.DictionaryArray.from_arrays(c.indices, as_text(c.dictionary))
+                    for c in digest.chunks
+                ]
+                type_ = pa.dictionary(digest.type.index_type, pa.string())
+                at = table.schema.get_field_index("digest")
+                table = table.set_column(
+                    at, pa.field("digest", type_), pa.chunked_array(over, type_)
+                )
+                self.kinds[kind] = table
+            del table, digest
+        target = self.link_contents["target"]
+        if pa.types.is_dictionary(target.type) and target.num_chunks == 1:
+            chunk = target.chunk(0)
+            if identity(chunk.dictionary) == same:
+                over_text = pa.DictionaryArray.from_arrays(chunk.indices, text)
+                self.link_contents = self.link_contents.set_column(1, "target", [over_text])
+        del spelled, target
 
     def manifest_digests(self) -> pa.Array | None:
         """The digests of the manifests read while listing, sorted (see _sorted_parsed): the
@@ -1469,7 +1552,8 @@ class _Scan:
         pending = keys.filter(pc.is_null(known)).to_pylist()
         fresh = iter(self.pmap(self._read_link, pending, "links", announce=False))
         got = self.link_contents.take(known.drop_null())
-        before = iter(zip(got["target"].to_pylist(), got["problem"].to_pylist(), strict=True))
+        said = pa.chunked_array([text_of(c) for c in decoded(got["target"]).chunks], pa.string())
+        before = iter(zip(said.to_pylist(), got["problem"].to_pylist(), strict=True))
         return [next(fresh) if at is None else next(before) for at in known.to_pylist()]
 
     def _read_links(self, keys: pa.Array, rows: np.ndarray) -> pa.Table:
@@ -1477,8 +1561,13 @@ class _Scan:
         ``_LINK_READS``: as Python values, the tag links a filesystem's listing has the scan
         read (all of them) were ~20 MiB at 65k tags until the links were resolved."""
         read = [self._read_link(key) for key in keys.to_pylist()]
-        columns = [pa.array(rows, pa.int32()), [t for t, _ in read], [p for _, p in read]]
-        return pa.table(columns, schema=_LINK_READS)
+        target = pa.array([t for t, _ in read], pa.string())
+        if is_sha256_text(target.drop_null()):
+            # As the bytes each spells (null stays null): 32 bytes a tag, not 75, held from
+            # here to the listing's end (see _contents_onto).
+            target = bytes_or_null(target)
+        columns = [pa.array(rows, pa.int32()), target, pa.array([p for _, p in read], pa.string())]
+        return pa.table(columns, names=_LINK_READS.names)
 
     def _read_link(self, key: str) -> tuple[str | None, str | None]:
         try:
