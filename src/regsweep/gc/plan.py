@@ -94,7 +94,7 @@ def _in_file(f: pa.Field) -> pa.Field:
 PLAN_FILE_SCHEMA = pa.schema([_in_file(f) for f in PLAN_SCHEMA])
 _ENCODED = [f.name for f in PLAN_SCHEMA if f.type == _DICT]
 _WRITE_ROWS = 1 << 18  # rows decoded at a time when a plan is written
-_SLICE_ROWS = 1 << 16  # _layers links turned into Python values at a time
+_SLICE_ROWS = 1 << 14  # _layers links turned into Python values at a time
 
 
 @dataclass(frozen=True, slots=True)
