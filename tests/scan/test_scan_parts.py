@@ -552,3 +552,33 @@ def test_rows_in_the_order_of_their_indices_stably() -> None:
     got = scanner._stable_order(chunks)
     assert got.dtype == np.int32
     assert got.tolist() == np.argsort(joined, kind="stable").tolist()
+
+
+def test_sorted_link_digests_are_looked_up_in_each_blob_parts_range_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a link's blob is stored: sorted digests (a link table's one dictionary) are
+    searched only within each part of the blobs' range, with the same answers as a search of
+    every digest in every part. A link whose blob is gone says so either way."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=8, now=datetime(2026, 11, 20, tzinfo=UTC))
+    first = scan(store)
+    layer = sorted(set(column(first["layer_links"], "target")))[-1]
+    store.delete_many([blob_data_key(layer, V2)])
+    calls: list[int] = []
+    real = scanner.sorted_places_of_sorted
+
+    def counting(values: pa.Array, dictionary: pa.Array) -> Any:
+        calls.append(len(values))
+        return real(values, dictionary)
+
+    monkeypatch.setattr(scanner, "sorted_places_of_sorted", counting)
+    ranged = scan(store)
+    monkeypatch.setattr(scanner, "sorted_places_of_sorted", lambda values, dictionary: None)
+    every = scan(store)
+    assert calls
+    gone = [r for r in rows(ranged["layer_links"]) if r["target"] == layer]
+    assert gone and not any(r["blob_present"] for r in gone)
+    for name in ranged.names():
+        assert rows(ranged[name]) == rows(every[name]), name

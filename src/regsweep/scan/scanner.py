@@ -1768,11 +1768,20 @@ class _Scan:
         the peak of the scan of many manifests (on the way to the link tables)."""
         chunks = digests.chunks if isinstance(digests, pa.ChunkedArray) else [digests]
         hit = [np.zeros(len(c), bool) for c in chunks]
+        # Sorted digests (a link table's one dictionary) are searched only in each part's
+        # range: every one of them in every part was the peak of the link tables (~15 MiB
+        # of answers and copies at a time for 703k layers), and sixteen times the work.
+        in_order = [c.null_count == 0 and is_sorted_text(c) for c in chunks]
         for part in self.blobs.parts(("digest",)) if self.blobs is not None else ():
             for values in _values(part["digest"]).chunks:
                 if chunks and chunks[0].type == SHA256_BYTES:  # (the ``_layers`` links')
                     values = bytes_or_null(values)
                 for i, chunk in enumerate(chunks):
+                    if in_order[i] and (ranged := sorted_places_of_sorted(chunk, values)):
+                        first, found_at = ranged
+                        hit[i][first : first + len(found_at)] |= found_at >= 0
+                        del ranged, found_at
+                        continue
                     at = sorted_places(chunk, values) if chunk.null_count == 0 else None
                     if at is None:
                         found = pc.fill_null(pc.is_in(chunk, value_set=values), False)
