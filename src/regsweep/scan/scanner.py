@@ -642,12 +642,12 @@ def _contents_onto(contents: pa.Table, manifests: pa.Array | None) -> pa.Table:
     target = one_array(contents["target"]) if contents.num_rows else None
     if target is None or pa.types.is_dictionary(target.type):
         return contents
-    like = target
-    if manifests is not None and manifests.type != target.type:
-        # (Both as text, or both as the bytes they spell, see _read_links.)
-        named = target.drop_null()
-        fits = manifests.type != SHA256_BYTES or is_sha256_text(named)
-        like = bytes_or_null(target) if fits and manifests.type == SHA256_BYTES else text_of(target)
+    # Compared as the manifests' digests are: as text, or as the bytes they spell (where
+    # each says a sha256 digest, see _read_links).
+    if manifests is not None and manifests.type == SHA256_BYTES:
+        like = bytes_or_null(target) if is_sha256_text(target.drop_null()) else target
+    else:
+        like = text_of(target)
     found = _sorted_indices(like, manifests) if manifests is not None else None
     if found is None or found.null_count != target.null_count:
         if target.type == pa.string():
@@ -802,7 +802,8 @@ def _sorted_parsed(tables: list[pa.Table]) -> pa.Table:
 def _sorted_by_digest(tables: list[pa.Table], field: pa.Field, *, text: bool = True) -> pa.Table:
     """``tables`` (their first column ``digest``, as text or all as their bytes; the list is
     emptied) as one table in digest order, its digests as text (``field``; as their bytes
-    where they are and ``text`` is false), one chunk a column. The digests are taken out of the tables as they are sorted (sorted_by_text) and
+    where they are and ``text`` is false), one chunk a column. The digests are taken out of
+    the tables as they are sorted (sorted_by_text) and
     the other columns a column at a time (_take): the tables, their concatenation and the
     sorted copy at once were a peak of the scan (~25 MiB for the blobs of 256k manifests).
     Bytes in some tables and text in others (an odd digest among a batch's) are sorted as
