@@ -586,13 +586,15 @@ def make_plan(
     upload_cutoff = now - settings.upload_grace
     out = _Rows()
     protected: dict[str, int] = defaultdict(int)
-    # Per place: a blob the mark did not keep that is used at or after the cutoff (phase 3's
-    # grace period). Found first, where some stored blob is not kept, while the plan holds
-    # little: after the phases of tags and links, with their Python values, this pass over
-    # every link was the plan's peak (~15 MiB higher at 815k links).
-    young_use: np.ndarray | None = None
+    # Per place: a blob the mark did not keep that stays (phase 3), because it is used at or
+    # after the cutoff (its grace period) or, from phase 2 on, something that stays needs it.
+    # Only where some stored blob is not kept (else phase 3 has nothing to decide), and found
+    # first, while the plan holds little: after the phases of tags and links, with their
+    # Python values, this pass over every link was the plan's peak (~15 MiB higher at 815k
+    # links).
+    spared: np.ndarray | None = None
     if not marked.uncertain and graph.stored_blobs > _live_stored(graph, marked.live_at):
-        young_use = _young_use(snap, graph, marked.live_at, cutoff_us)
+        spared = _young_use(snap, graph, marked.live_at, cutoff_us)
 
     # Tags, tag history and revisions are read column by column, indexed by row number; only
     # the rows that go into the plan become dicts (converting whole tables was a hot spot),
@@ -750,7 +752,8 @@ def make_plan(
             for repo, roots in staying.items()
         }
     )
-    needed_anywhere = np.unique(needed_after.every_place())
+    if spared is not None:
+        spared[np.unique(needed_after.every_place())] = True
 
     for repo, d, reason, r, entries in rev_cands:
         if has_place(needed_after.get(repo), int(rev_at[r])):
@@ -828,9 +831,6 @@ def make_plan(
     # digests beyond the plan's own rows. The blobs the mark did not keep, in digest order so
     # that the plan does not depend on the snapshot's row order (same input, same bytes).
     blob_candidates, totals = [0, 0], [0, 0]  # count, bytes
-    # Per place: a blob the mark did not keep that stays, because it is used at or after the
-    # cutoff or something that stays needs it (see below; made when first wanted).
-    spared: np.ndarray | None = None
     spill = "blobs" in snap.spilled
     for part in snap.parts("blobs"):
         totals[0] += part.num_rows
@@ -845,14 +845,8 @@ def make_plan(
         unkept = ~_at_places(marked.live_at, at)
         if not unkept.any():
             continue
-        if spared is None:
-            spared = (
-                young_use
-                if young_use is not None
-                else _young_use(snap, graph, marked.live_at, cutoff_us)
-            )
-            spared[needed_anywhere] = True
-            young_use = None
+        if spared is None:  # (made first wherever a stored blob is not kept)
+            raise AssertionError("a stored blob not kept, and no pass found its last use")
         # Kept by the grace period: its own time or a later use is at or after the cutoff.
         # Compared per blob as stored (milliseconds) and as booleans: an integer per blob in
         # microseconds was 48 MB a column at 6M blobs.
