@@ -559,21 +559,20 @@ def _over_manifests_named(target: pa.Array, revisions: pa.ChunkedArray) -> pa.Ar
         or revisions.num_chunks != 1
     ):
         return target
-    dictionary = revisions.chunk(0).dictionary
-    at = _sorted_indices(target, dictionary)  # (sorted: see with_one_dictionary)
-    if at is None:
-        at = pc.index_in(target, value_set=dictionary)
-    if at.null_count != target.null_count:
-        return target
-    return pa.DictionaryArray.from_arrays(at, dictionary)
+    # (Sorted: see with_one_dictionary.)
+    return _onto_sorted(target, revisions.chunk(0).dictionary, hashed=True)
 
 
-def _onto_sorted(target: pa.Array, dictionary: pa.Array) -> pa.Array:
-    """``target`` (text) over ``dictionary`` (sorted, distinct text) where it holds every
-    value, else as it is. The tag links' targets as text, every slice's at once and then
-    their concatenation, were the peak of resolve_links (~25 MiB at 177k tags) before
-    _over_manifests_named put them over the revision links' digests."""
+def _onto_sorted(target: pa.Array, dictionary: pa.Array, *, hashed: bool = False) -> pa.Array:
+    """``target`` over ``dictionary`` (sorted distinct digests, as ``target`` holds them: text
+    or their bytes) where it holds every value, else as it is; found by binary search, or
+    where that cannot be done (``_sorted_indices``) and ``hashed``, by hashing. The tag
+    links' targets as text, every slice's at once and then their concatenation, were the
+    peak of resolve_links (~25 MiB at 177k tags) before _over_manifests_named put them over
+    the revision links' digests."""
     at = _sorted_indices(target, dictionary)
+    if at is None and hashed:
+        at = pc.index_in(target, value_set=dictionary)
     if at is None or at.null_count != target.null_count:
         return target
     return pa.DictionaryArray.from_arrays(at, dictionary)
@@ -648,13 +647,12 @@ def _contents_onto(contents: pa.Table, manifests: pa.Array | None) -> pa.Table:
         like = bytes_or_null(target) if is_sha256_text(target.drop_null()) else target
     else:
         like = text_of(target)
-    found = _sorted_indices(like, manifests) if manifests is not None else None
-    if found is None or found.null_count != target.null_count:
+    one = _onto_sorted(like, manifests) if manifests is not None else like
+    if not pa.types.is_dictionary(one.type):
         if target.type == pa.string():
             return contents
         return contents.set_column(1, "target", [text_of(target)])  # (what it says, as text)
-    one = pa.DictionaryArray.from_arrays(found, manifests)
-    del target, found
+    del target, like
     at = contents.schema.get_field_index("target")
     return contents.set_column(at, "target", pa.chunked_array([one]))
 
@@ -1252,30 +1250,26 @@ class _Scan:
         at = self.prefetched_manifests.schema.get_field_index("digest")
         self.prefetched_manifests = self.prefetched_manifests.set_column(at, "digest", [text])
         same = identity(spelled)
+        del spelled
+
+        def as_text_too(col: pa.ChunkedArray) -> pa.ChunkedArray:
+            # Over ``text`` where over the manifests' bytes (their indices as they are), else
+            # each chunk's bytes spelled (dictionary_as_text; text stays as it is).
+            over_bytes = pa.types.is_dictionary(col.type) and col.type.value_type == SHA256_BYTES
+            if not over_bytes or any(identity(c.dictionary) != same for c in col.chunks):
+                return dictionary_as_text(col)
+            type_ = pa.dictionary(col.type.index_type, pa.string())
+            over = [pa.DictionaryArray.from_arrays(c.indices, text) for c in col.chunks]
+            return pa.chunked_array(over, type_)
+
         for kind in (Kind.REVISION_LINK, Kind.TAG_INDEX):
-            table = self.kinds[kind]
-            digest = table["digest"]
-            if pa.types.is_dictionary(digest.type) and digest.type.value_type == SHA256_BYTES:
-                over = [
-                    pa.DictionaryArray.from_arrays(c.indices, text)
-                    if identity(c.dictionary) == same
-                    else pa.DictionaryArray.from_arrays(c.indices, as_text(c.dictionary))
-                    for c in digest.chunks
-                ]
-                type_ = pa.dictionary(digest.type.index_type, pa.string())
-                at = table.schema.get_field_index("digest")
-                table = table.set_column(
-                    at, pa.field("digest", type_), pa.chunked_array(over, type_)
-                )
-                self.kinds[kind] = table
+            table = self.kinds.pop(kind)
+            digest = as_text_too(table["digest"])
+            at = table.schema.get_field_index("digest")
+            self.kinds[kind] = table.set_column(at, pa.field("digest", digest.type), digest)
             del table, digest
-        target = self.link_contents["target"]
-        if pa.types.is_dictionary(target.type) and target.num_chunks == 1:
-            chunk = target.chunk(0)
-            if identity(chunk.dictionary) == same:
-                over_text = pa.DictionaryArray.from_arrays(chunk.indices, text)
-                self.link_contents = self.link_contents.set_column(1, "target", [over_text])
-        del spelled, target
+        target = as_text_too(self.link_contents["target"])
+        self.link_contents = self.link_contents.set_column(1, "target", target)
 
     def manifest_digests(self) -> pa.Array | None:
         """The digests of the manifests read while listing, sorted (see _sorted_parsed): the
