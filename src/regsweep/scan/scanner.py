@@ -707,7 +707,10 @@ def _link_digests_as_bytes(links: pa.Table) -> pa.Table:
 
 
 def _algorithm(digests: pa.Array) -> pa.Array:
-    return pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
+    """What comes before each digest's first colon (all of it, where none). Cutting the rest
+    off, not splitting at the colon (a list of both halves: a copy of every digest), which was
+    the peak of the link tables on a store of many manifests (~20 MiB at 256k tag targets)."""
+    return pc.replace_substring_regex(digests, pattern="(?s):.*", replacement="")
 
 
 def _aliases(digest: pa.ChunkedArray, target: pa.ChunkedArray) -> pa.ChunkedArray:
