@@ -15,8 +15,10 @@ if sys.platform == "linux":
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 # jemalloc keeps freed pages for reuse for a while (Arrow's build: a second, then a second more
 # as "muzzy" pages that still count as resident). A scan frees batch-sized columns faster than
-# that: a quarter of a second, and no muzzy stage, lowers the peak by 30-40 MiB on the
-# benchmark stores at no measurable cost in time (bench/RESULTS.md). One arena instead of four
+# that: a quarter of a second, and no muzzy stage, lowered the peak by 30-40 MiB on the
+# benchmark stores at no measurable cost in time; a tenth of a second lowers the 1M-blob
+# plan's by 5-10 MiB more, the filesystem bench and the 10M-object inventory plan within 1% of
+# the time (bench/RESULTS.md). One arena instead of four
 # per core: the listing's and the Parquet reader's threads reuse each other's freed pages
 # (2M objects: 16-22 MiB lower peak; 10M objects and the filesystem bench: the same time).
 # Blocks of 1 MiB or more (columns, not rows) from jemalloc's arena for huge allocations, which
@@ -28,7 +30,7 @@ if sys.platform == "linux":
 # that does not exist (pyarrow 26).
 os.environ.setdefault(
     "JE_ARROW_MALLOC_CONF",
-    "dirty_decay_ms:250,muzzy_decay_ms:0,narenas:1,oversize_threshold:1048576",
+    "dirty_decay_ms:100,muzzy_decay_ms:0,narenas:1,oversize_threshold:1048576",
 )
 os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
 
