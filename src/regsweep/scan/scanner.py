@@ -769,7 +769,10 @@ _NO_HASHES = np.empty(0, np.int64)
 # if none) and problem (see _read_link). Not its key, ~100 bytes a tag held until the links
 # were resolved (~17 MiB at 177k tags).
 _LINK_READS = pa.schema([("row", pa.int32()), ("target", pa.string()), ("problem", pa.string())])
-_LINK_SLICE = 1 << 15  # links read and judged at once (see _read_links_of)
+# Links read and judged at once (see _read_links_of). A slice's keys, contents and verdicts as
+# Python values are ~300 bytes a link: 32k at once were the peak of resolve_links on a store
+# of 177k tags (~10 MiB over its level).
+_LINK_SLICE = 1 << 14
 # Link kinds whose listed digests gather keeps as the bytes they spell (see gather).
 _STILL_BYTES = (Kind.LAYER_LINK, Kind.REVISION_LINK, Kind.TAG_INDEX)
 _REFERENCE_PARTS = 32  # parts of the references read at once (see manifest_tables)
