@@ -329,3 +329,36 @@ def test_edges_by_parent_keep_the_rows_order_and_drop_unnamed_ends() -> None:
     starts, kids = _csr(in_order, named, 4)
     assert starts.tolist() == [0, 2, 3, 3, 4]
     assert kids is named
+
+
+def test_alias_links_over_one_dictionary_are_found_by_index_as_by_value() -> None:
+    """Links over one dictionary of distinct digests are compared by their indices; over
+    anything else (a dictionary with a value twice, plain text) by their digests: the same
+    alias links either way."""
+    from regsweep.scan.graph import _alias_links
+
+    distinct = pa.array([bytes([i]) * 32 for i in range(3)], pa.binary(32))
+    twice = pa.array([b"a" * 32, b"a" * 32], pa.binary(32))
+
+    def links(digest: list[int | None], target: list[int | None], values: pa.Array) -> pa.Table:
+        def over(at: list[int | None]) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(pa.array(at, pa.int32()), values)
+
+        return pa.table(
+            {"repository": ["r"] * len(digest), "digest": over(digest), "target": over(target)}
+        )
+
+    def found(table: pa.Table) -> list[tuple[object, object]]:
+        return [
+            (d, t)
+            for part in _alias_links(table)
+            for d, t in zip(part["digest"].to_pylist(), part["target"].to_pylist(), strict=True)
+        ]
+
+    one = links([0, 1, None, 2], [0, 2, 1, None], distinct)
+    assert found(one) == [(distinct[1].as_py(), distinct[2].as_py()), (None, distinct[1].as_py())]
+    plain = pa.schema(
+        [("repository", pa.string()), ("digest", pa.binary(32)), ("target", pa.binary(32))]
+    )
+    assert found(one.cast(plain)) == found(one)
+    assert found(links([0], [1], twice)) == []  # equal digests at two indices: no alias

@@ -453,9 +453,24 @@ _SLICE = 1 << 16
 
 def _alias_links(ll: pa.Table) -> Iterable[pa.Table]:
     """The ``_layers`` links whose target is not the digest of their path (alias links), a
-    slice at a time: decoding both columns of millions of links at once cost ~150 B a link."""
-    for batch in ll.select(["repository", "digest", "target"]).to_batches(_SLICE):
-        digest, target = (decoded(pa.chunked_array([c])) for c in batch.columns[1:])
+    slice at a time: decoding both columns of millions of links at once cost ~150 B a link.
+    Where both columns are over one dictionary of distinct digests (share_digests), equal
+    digests are equal indices: both columns decoded, a slice at a time, were the graph's peak
+    (~4 MiB over its level at 815k links)."""
+    ll = ll.select(["repository", "digest", "target"])
+    over = (
+        [d for name in ("digest", "target") for d in dictionaries(ll[name])]
+        if all(pa.types.is_dictionary(ll[name].type) for name in ("digest", "target"))
+        else []
+    )
+    by_index = len({identity(d) for d in over}) == 1 and ascending(over[0])
+    del over
+    for batch in ll.to_batches(_SLICE):
+        digest, target = batch.columns[1:]
+        if by_index:
+            digest, target = digest.indices, target.indices
+        else:
+            digest, target = (decoded(pa.chunked_array([c])) for c in (digest, target))
         differ = pc.or_(pc.is_null(digest), pc.fill_null(pc.not_equal(digest, target), False))
         keep = pc.and_(pc.is_valid(target), differ)
         if pc.any(keep).as_py():
