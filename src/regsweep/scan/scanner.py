@@ -171,8 +171,10 @@ _HEX_DIGITS = "0123456789abcdef"
 
 
 _SPILL_ROWS = 1 << 13  # blob rows of a part (a sixteenth) kept in memory while listing
-# Blob rows of a part of the snapshot's blobs table, at least (see sorted_blobs).
-_PART_ROWS = 1 << 16
+# Blob rows of a part of the snapshot's blobs table, at least (see sorted_blobs). Each pass
+# over the blobs holds a part's columns and their places: parts of 64k rows or more were
+# ~2 MiB higher at the 1M-blob plan's peaks than 32k (each sixteenth its own part there).
+_PART_ROWS = 1 << 15
 
 
 class _Parts:
