@@ -582,3 +582,14 @@ def test_sorted_link_digests_are_looked_up_in_each_blob_parts_range_only(
     assert gone and not any(r["blob_present"] for r in gone)
     for name in ranged.names():
         assert rows(ranged[name]) == rows(every[name]), name
+
+
+def test_a_digests_algorithm_is_what_comes_before_its_first_colon() -> None:
+    """A link's algorithm (which tells an alias link) is cut off at the first colon, not split
+    there: the same answer as the split for every shape of digest a link can hold."""
+    digests = pa.array(
+        ["sha256:ab", "sha512:cd:ef", "no-colon", "", ":x", "sha256:a\nb", None], pa.string()
+    )
+    split = pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
+    assert scanner._algorithm(digests).to_pylist() == split.to_pylist()
+    assert scanner._algorithm(digests).to_pylist()[:3] == ["sha256", "sha512", "no-colon"]
