@@ -332,9 +332,9 @@ def test_edges_by_parent_keep_the_rows_order_and_drop_unnamed_ends() -> None:
 
 
 def test_alias_links_over_one_dictionary_are_found_by_index_as_by_value() -> None:
-    """Links over one dictionary of distinct digests are compared by their indices; over
-    anything else (a dictionary with a value twice, plain text) by their digests: the same
-    alias links either way."""
+    """Links over the graph's named digests themselves are compared by their indices; over
+    anything else (another dictionary, one with a value twice, plain columns) by their
+    digests: the same alias links either way."""
     from regsweep.scan.graph import _alias_links
 
     distinct = pa.array([bytes([i]) * 32 for i in range(3)], pa.binary(32))
@@ -351,7 +351,7 @@ def test_alias_links_over_one_dictionary_are_found_by_index_as_by_value() -> Non
     def found(table: pa.Table) -> list[tuple[object, object]]:
         return [
             (d, t)
-            for part in _alias_links(table)
+            for part in _alias_links(table, distinct)
             for d, t in zip(part["digest"].to_pylist(), part["target"].to_pylist(), strict=True)
         ]
 
@@ -361,4 +361,6 @@ def test_alias_links_over_one_dictionary_are_found_by_index_as_by_value() -> Non
         [("repository", pa.string()), ("digest", pa.binary(32)), ("target", pa.binary(32))]
     )
     assert found(one.cast(plain)) == found(one)
+    copy = pa.array(distinct.to_pylist(), pa.binary(32))  # (equal, but not ``named`` itself)
+    assert found(links([0, 1, None, 2], [0, 2, 1, None], copy)) == found(one)
     assert found(links([0], [1], twice)) == []  # equal digests at two indices: no alias
