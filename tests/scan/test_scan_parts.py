@@ -75,22 +75,29 @@ def test_merged_parts_hold_a_column_of_one_value_once() -> None:
 
 def test_a_sort_holds_a_column_of_one_value_once() -> None:
     """Sorting the links (_take) moves the columns of many values and keeps those of one (a
-    link's size, nulls) as one chunk repeated, not a copy of 4-8 bytes a row."""
+    link's size, nulls) as one chunk repeated, not a copy of 4-8 bytes a row; a column to be
+    encoded that is null in every row (a ``_layers`` link's tag, a filesystem's ETag) too,
+    as nulls of the encoded type."""
     n = 100_000
     table = pa.table(
         {
             "digest": pa.array([f"d{i}" for i in range(n)]),
             "size": constant(71, n, pa.int64()),
             "problem": pa.nulls(n, pa.string()),
+            "tag": pa.nulls(n, pa.string()),
+            "etag": constant(None, n, pa.dictionary(pa.int32(), pa.string())),
         }
     )
     order = pa.array(range(n - 1, -1, -1))
-    out = scanner._take(table, order, encode=("digest",))
+    out = scanner._take(table, order, encode=("etag", "tag", "digest"))
     assert out["digest"].to_pylist() == [f"d{i}" for i in range(n - 1, -1, -1)]
-    for name in ("size", "problem"):
+    for name in ("size", "problem", "tag", "etag"):
         assert out[name].num_chunks > 1, name
         assert len({c.buffers()[1].address for c in out[name].chunks}) == 1, name
     assert out["size"].to_pylist() == [71] * n and out["problem"].null_count == n
+    for name in ("tag", "etag", "digest"):
+        assert out.schema.field(name).type == pa.dictionary(pa.int32(), pa.string()), name
+    assert out["tag"].null_count == out["etag"].null_count == n
 
 
 def test_distinct_values_are_those_the_rows_use() -> None:

@@ -590,3 +590,38 @@ def test_a_snapshot_over_digest_bytes_is_written_as_text(tmp_path: Any) -> None:
     assert back["tags"]["digest"].type == SCHEMAS["tags"].field("digest").type
     assert rows(back.with_keys("tags")) == rows(snap.with_keys("tags"))
     assert rows(back["manifests"]) == rows(snap["manifests"])
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_value_ranks_order_rows_as_their_values_sort_nulls_last(shared: bool) -> None:
+    """Ranks sort the rows as their values do, nulls last, whether the chunks share one
+    ascending dictionary (its indices are the ranks: nothing ranked or united) or each has
+    its own, unsorted; empty chunks (a filtered table keeps them) change nothing."""
+    rng = random.Random(7)
+    values = sorted({f"sha256:{rng.getrandbits(64):016x}" for _ in range(300)})
+    rows = [rng.choice([*values, None]) for _ in range(2000)]
+    if shared:
+        dictionary = pa.array(values)
+        index = {v: i for i, v in enumerate(values)}
+        chunks = [
+            pa.DictionaryArray.from_arrays(
+                pa.array([None if v is None else index[v] for v in part], pa.int32()),
+                dictionary,
+            )
+            for part in (rows[:700], [], rows[700:])
+        ]
+    else:
+        chunks = [
+            pa.array(part, pa.string()).dictionary_encode() for part in (rows[:700], rows[700:])
+        ]
+    col = pa.chunked_array(chunks, pa.dictionary(pa.int32(), pa.string()))
+    ranks = snapshot.value_ranks(col)
+    assert ranks.dtype == np.uint32 and len(ranks) == len(rows)
+    by_rank = [rows[i] for i in np.argsort(ranks, kind="stable")]
+    assert by_rank == sorted(rows, key=lambda v: (v is None, v or ""))
+    # Equal values, equal ranks.
+    assert len(set(ranks.tolist())) == len(set(rows))
+    if shared:  # the indices themselves
+        assert [r for r, v in zip(ranks.tolist(), rows, strict=True) if v is not None] == [
+            index[v] for v in rows if v is not None
+        ]

@@ -959,14 +959,17 @@ def _in_link_order(links: pa.Table) -> Iterable[pa.RecordBatch]:
     them), so that the plan does not depend on the snapshot's row order. Arrow cannot sort a
     table by dictionary columns: rows are ordered by the ranks of their values instead, and
     only when they are not in order already."""
-    ranks = [value_ranks(links[name]) for name in ("repository", "digest")]
-    repo, digest = ranks
+    repo, digest = (value_ranks(links[name]) for name in ("repository", "digest"))
     later = (repo[1:] > repo[:-1]) | ((repo[1:] == repo[:-1]) & (digest[1:] > digest[:-1]))
-    if later.all():
+    in_order = bool(later.all())
+    del later
+    if in_order:
+        # (The ranks let go first: this generator's frame holds them while the plan runs.)
+        del repo, digest
         yield from links.to_batches(max_chunksize=_SLICE_ROWS)
         return
     order = np.lexsort((digest, repo))  # stable: equal rows keep their order
-    del ranks, repo, digest, later
+    del repo, digest
     for start in range(0, len(order), _SLICE_ROWS):
         yield from links.take(order[start : start + _SLICE_ROWS]).to_batches()
 
