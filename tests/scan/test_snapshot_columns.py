@@ -625,3 +625,26 @@ def test_value_ranks_order_rows_as_their_values_sort_nulls_last(shared: bool) ->
         assert [r for r, v in zip(ranks.tolist(), rows, strict=True) if v is not None] == [
             index[v] for v in rows if v is not None
         ]
+
+
+def test_constant_columns_of_one_value_and_type_share_one_chunk() -> None:
+    """Every column that ``constant`` makes of one value and type is over one buffer (the
+    links' sizes in each part of a listing), a shorter one over a slice of it; values that
+    Python calls equal but that differ in type (1, True) or columns of other types do not
+    mix, and each reads back as its value."""
+    big = snapshot.constant(71, 200_000, pa.int64())
+    small = snapshot.constant(71, 10, pa.int64())
+    other = snapshot.constant(71, 200_000, pa.int32())
+    flag = snapshot.constant(True, 10, pa.bool_())
+    one = snapshot.constant(1, 10, pa.int64())
+    nulls = [snapshot.constant(None, 100_000, pa.string()) for _ in range(2)]
+    assert big.to_pylist() == [71] * 200_000 and small.to_pylist() == [71] * 10
+    assert other.type == pa.int32() and other.to_pylist() == [71] * 200_000
+    assert flag.to_pylist() == [True] * 10 and one.to_pylist() == [1] * 10
+    assert nulls[0].null_count == 100_000 and nulls[0].type == pa.string()
+    buffers = {c.buffers()[1].address for c in (*big.chunks, *small.chunks)}
+    assert len(buffers) == 1
+    assert other.chunk(0).buffers()[1].address not in buffers
+    assert {c.buffers()[1].address for n in nulls for c in n.chunks} == {
+        nulls[0].chunk(0).buffers()[1].address
+    }

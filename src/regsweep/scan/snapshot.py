@@ -1158,17 +1158,39 @@ def repeated(chunk: pa.Array, n: int) -> pa.ChunkedArray:
 
 def constant(value: Any, n: int, type_: pa.DataType) -> pa.ChunkedArray:
     """``value`` (None: null) in ``n`` rows of ``type_``, as one chunk of up to
-    ``_REPEAT_ROWS`` rows ``repeated``; text of a dictionary type is a one-value dictionary."""
+    ``_REPEAT_ROWS`` rows ``repeated``; text of a dictionary type is a one-value dictionary.
+    The chunk is shared by every column of that value and type (``_CONSTANTS``)."""
     rows = min(n, _REPEAT_ROWS)
+    try:
+        key = (type(value), value, type_)  # (its type too: 1, 1.0 and True are equal keys)
+        one = _CONSTANTS.get(key)
+    except TypeError:  # a value that cannot be a key: a chunk of its own
+        return repeated(_one_chunk(value, rows, type_), n)
+    if one is None or len(one) < rows:
+        one = _one_chunk(value, rows, type_)
+        if key not in _CONSTANTS and len(_CONSTANTS) >= _CONSTANT_KINDS:
+            del _CONSTANTS[next(iter(_CONSTANTS))]  # the oldest
+        _CONSTANTS[key] = one
+    return repeated(one.slice(0, rows), n)
+
+
+# The chunk of each value and type that ``constant`` has made, at the most rows asked for so
+# far, for every column of it: a scan makes hundreds of such columns (a link's size and its
+# nulls in every part of the listing and every table), each a chunk of 0.25-0.5 MiB of its
+# own until this: ~8 MiB of the listing's link parts at 1.46M links. A few dozen kinds at most
+# (the oldest let go).
+_CONSTANTS: dict[tuple[type, Any, pa.DataType], pa.Array] = {}
+_CONSTANT_KINDS = 64
+
+
+def _one_chunk(value: Any, rows: int, type_: pa.DataType) -> pa.Array:
     if value is None:
-        one = pa.nulls(rows, type_)
-    elif pa.types.is_dictionary(type_):
-        one = pa.DictionaryArray.from_arrays(
+        return pa.nulls(rows, type_)
+    if pa.types.is_dictionary(type_):
+        return pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(rows, np.int32)), pa.array([value], type_.value_type)
         ).cast(type_)
-    else:
-        one = pa.array(np.full(rows, value)).cast(type_)
-    return repeated(one, n)
+    return pa.array(np.full(rows, value)).cast(type_)
 
 
 def ascending(col: pa.Array | pa.ChunkedArray) -> bool:
