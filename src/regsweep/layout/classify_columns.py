@@ -104,17 +104,22 @@ def split_kinds(listing: pa.Table, root_len: int) -> tuple[dict[Kind, pa.Table],
         # The shapes exclude each other (they differ in the fixed components before the
         # digest), so each row is matched by at most one.
         claimed = hit if claimed is None else pc.or_(claimed, hit)
-        part_rel = rel.filter(hit)
-        part = listing.filter(hit)
-        none = pa.nulls(len(part_rel), pa.string())
         if kind is Kind.BLOB_DATA:  # every check is in the hit (the fan-out directory too)
             assert blob_hex is not None
+            # A batch of blob shards is blobs in every row: taken as it is, not copied.
+            every = hit.null_count == 0 and pc.all(hit).as_py()
+            part = listing if every else listing.filter(hit)
+            none = pa.nulls(part.num_rows, pa.string())
             out[kind] = (
                 part.append_column("repo", none)
                 .append_column("tag", none)
-                .append_column("digest", _digest(blob_hex.filter(hit)))
+                .append_column("digest", _digest(blob_hex if every else blob_hex.filter(hit)))
             )
+            del part, blob_hex
             continue
+        part_rel = rel.filter(hit)
+        part = listing.filter(hit)
+        none = pa.nulls(len(part_rel), pa.string())
         if kind in (Kind.TAG_INDEX, Kind.TAG_CURRENT):
             # "<name>/_manifests/tags/<tag>": the tag follows the last "/_manifests/tags/".
             end = len(_CURRENT_END) if kind is Kind.TAG_CURRENT else _DIGEST_END + len(_INDEX_MID)
