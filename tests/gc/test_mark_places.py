@@ -133,6 +133,25 @@ def test_rows_in_asks_each_row_of_its_own_repository() -> None:
     assert places.get("c").tolist() == []
 
 
+def test_rows_in_is_membership_of_each_rows_pair_with_repositories_interleaved() -> None:
+    """Rows of many repositories in any order (a slice of revisions), each asked among its
+    own repository's places only: the same answer as a set of (repository, place) pairs;
+    ``get`` and ``every_place`` give the places as they were given."""
+    rng = np.random.default_rng(3)
+    names = [f"r{i}" for i in range(40)]
+    given = {n: np.unique(rng.integers(0, 500, rng.integers(0, 30))) for n in names}
+    pairs = {(n, int(p)) for n, at in given.items() for p in at}
+    places = RepoPlaces({n: at.copy() for n, at in given.items()})
+    repos = [rng.choice([*names, "other"]) for _ in range(3000)]
+    at = rng.integers(-1, 500, 3000)
+    want = [(r, int(p)) in pairs for r, p in zip(repos, at, strict=True)]
+    assert places.rows_in(pa.array(repos), at).tolist() == want
+    assert places.rows_in(pa.chunked_array([pa.array(repos)]), at).tolist() == want
+    for n in names:
+        assert places.get(n).tolist() == given[n].tolist()
+    assert places.every_place().tolist() == [int(p) for n in sorted(names) for p in given[n]]
+
+
 def test_a_layer_named_by_its_sha512_is_kept_through_its_alias_link(tmp_path: Path) -> None:
     """storage-layout.md §7.10: the manifest names the layer's sha512; the blob is stored under
     its sha256, which the repository's sha512 ``_layers`` link points to. The closure on
