@@ -600,3 +600,27 @@ def test_a_digests_algorithm_is_what_comes_before_its_first_colon() -> None:
     split = pc.list_element(pc.split_pattern(digests, ":", max_splits=1), 0)
     assert scanner._algorithm(digests).to_pylist() == split.to_pylist()
     assert scanner._algorithm(digests).to_pylist()[:3] == ["sha256", "sha512", "no-colon"]
+
+
+def test_manifest_children_read_while_listing_are_bytes_until_spelled_again() -> None:
+    """The (parent, child) pairs of the manifests read while listing are held as the bytes
+    their digests spell, where every one is sha256, and spelled as the same text at the
+    listing's end; a pair of another algorithm keeps the table as text."""
+    a, b, c = (f"sha256:{ch * 64}" for ch in "abc")
+    refs = pa.table(
+        {
+            "parent": [a, a, b],
+            "child": [b, c, c],
+            "kind": pa.array(["manifest", "layer", "manifest"]).dictionary_encode(),
+        }
+    )
+    held = scanner._manifest_children([refs], as_bytes_where_sha256=True)
+    assert held.schema.field("parent").type == SHA256_BYTES
+    assert held.schema.field("child").type == SHA256_BYTES
+    spelled = scanner._children_as_text(held)
+    assert spelled.equals(scanner._manifest_children([refs]))
+    assert spelled.to_pylist() == [{"parent": a, "child": b}, {"parent": b, "child": c}]
+    odd = refs.set_column(1, "child", pa.array([b, c, "sha512:" + "d" * 128]))
+    kept = scanner._manifest_children([odd], as_bytes_where_sha256=True)
+    assert kept.schema.field("child").type == pa.string()
+    assert scanner._children_as_text(kept).equals(kept)
