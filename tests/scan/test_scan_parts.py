@@ -624,3 +624,19 @@ def test_manifest_children_read_while_listing_are_bytes_until_spelled_again() ->
     kept = scanner._manifest_children([odd], as_bytes_where_sha256=True)
     assert kept.schema.field("child").type == pa.string()
     assert scanner._children_as_text(kept).equals(kept)
+
+
+def test_rows_read_while_listing_are_found_as_index_in_finds_them() -> None:
+    """Each link row's place among the rows read while listing: by binary search where
+    those are ascending (as read), else hashed; the same either way, null where not read."""
+    rng = np.random.default_rng(1)
+    read = np.unique(rng.integers(0, 1000, 300)).astype(np.int32)
+    rows = rng.integers(0, 1100, 500)
+    for col in (
+        pa.chunked_array([read]),
+        pa.chunked_array([read[:100], read[100:]]),
+        pa.chunked_array([read[::-1].copy()]),
+        pa.chunked_array([], pa.int32()),
+    ):
+        want = pc.index_in(pa.array(rows, pa.int32()), value_set=col)
+        assert scanner._index_in_rows(rows, col).equals(want)
