@@ -235,11 +235,18 @@ class FilesystemStore:
                     rest = b""
                     while block := proc.stdout.read(_BLOCK):
                         data = rest + block
+                        del block
                         end = _whole_records(data)
-                        if end:
-                            take(_find_table(memoryview(data)[:end]))
                         rest = data[end:]
-                        del data, block
+                        table = _find_table(memoryview(data)[:end]) if end else None
+                        # The raw output let go before the table is handed on (``take`` waits
+                        # while the scan is behind): each walker holding its block twice over
+                        # as it converted and waited was the listing's peak, where the
+                        # blobs' listing begins.
+                        del data
+                        if table is not None:
+                            take(table)
+                        del table
                 except BaseException:
                     proc.kill()  # an error while converting: stop the walker
                     raise
