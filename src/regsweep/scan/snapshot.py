@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -1168,9 +1169,10 @@ def constant(value: Any, n: int, type_: pa.DataType) -> pa.ChunkedArray:
         return repeated(_one_chunk(value, rows, type_), n)
     if one is None or len(one) < rows:
         one = _one_chunk(value, rows, type_)
-        if key not in _CONSTANTS and len(_CONSTANTS) >= _CONSTANT_KINDS:
-            del _CONSTANTS[next(iter(_CONSTANTS))]  # the oldest
-        _CONSTANTS[key] = one
+        with _CONSTANTS_LOCK:  # (the listing's and the reading threads make them too)
+            if key not in _CONSTANTS and len(_CONSTANTS) >= _CONSTANT_KINDS:
+                del _CONSTANTS[next(iter(_CONSTANTS))]  # the oldest
+            _CONSTANTS[key] = one
     return repeated(one.slice(0, rows), n)
 
 
@@ -1181,6 +1183,7 @@ def constant(value: Any, n: int, type_: pa.DataType) -> pa.ChunkedArray:
 # (the oldest let go).
 _CONSTANTS: dict[tuple[type, Any, pa.DataType], pa.Array] = {}
 _CONSTANT_KINDS = 64
+_CONSTANTS_LOCK = threading.Lock()
 
 
 def _one_chunk(value: Any, rows: int, type_: pa.DataType) -> pa.Array:
