@@ -78,6 +78,7 @@ from regsweep.scan.snapshot import (
     is_sorted_text,
     one_array,
     over_dictionary,
+    places_in,
     share_digests,
     sorted_by_text,
     sorted_places,
@@ -678,13 +679,10 @@ def _index_in_rows(rows: np.ndarray, read: pa.ChunkedArray) -> pa.Array:
     binary search where those are ascending (the tag links read while listing are, in the
     order listed): ``index_in`` hashed all of them again for each slice of links, the
     links' resolution's peak (~5 MiB at 177k tags)."""
-    values = np.asarray(one_array(read), np.int32) if read.null_count == 0 else None
-    if values is None or (len(values) > 1 and not (np.diff(values) > 0).all()):
+    if not ascending(read):
         return pc.index_in(pa.array(rows, pa.int32()), value_set=read)
-    at = np.searchsorted(values, rows)
-    found = at < len(values)
-    found[found] = values[at[found]] == rows[found]
-    return pa.array(at.astype(np.int32), pa.int32(), mask=~found)
+    at = places_in(np.asarray(rows), np.asarray(one_array(read)))
+    return pa.array(at, pa.int32(), mask=at < 0)
 
 
 def _link_reads(tables: list[pa.Table]) -> pa.Table:
@@ -698,7 +696,8 @@ def _link_reads(tables: list[pa.Table]) -> pa.Table:
         return _LINK_READS.empty_table()
     joined = pa.concat_tables(tables)
     tables.clear()
-    return joined
+    # Their rows as one chunk: each slice of tag links searches them (_index_in_rows).
+    return joined.set_column(0, _LINK_READS.field("row"), [one_array(joined["row"])])
 
 
 def _extends(read: pa.Array, target: pa.Array) -> bool:

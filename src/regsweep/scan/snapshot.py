@@ -534,7 +534,7 @@ def _found_in_sorted(dictionaries: list[pa.Array]) -> dict[int, tuple[np.ndarray
             if sorted_view.dtype != view.dtype:
                 continue
             rows = np.flatnonzero(anchor < 0)
-            at = _places_in(view, sorted_view, None if len(rows) == len(view) else rows)
+            at = places_in(view, sorted_view, None if len(rows) == len(view) else rows)
             hit = at >= 0
             anchor[rows[hit]], places[rows[hit]] = a, at[hit]
             del at, hit
@@ -558,7 +558,7 @@ def sorted_places(
         return None
     if not (_rising(have) if rising is None else rising):
         return None
-    return _places_in(want, have)
+    return places_in(want, have)
 
 
 def sorted_places_of_sorted(
@@ -574,7 +574,7 @@ def sorted_places_of_sorted(
         return None
     first = int(np.searchsorted(want, have[0]))
     last = int(np.searchsorted(want, have[-1], side="right"))
-    return first, _places_in(want[first:last], have)
+    return first, places_in(want[first:last], have)
 
 
 # is_sorted_text's answers: an array's identity -> (the array, weakly; its answer).
@@ -599,10 +599,10 @@ def is_sorted_text(strings: pa.Array) -> bool:
     return answer
 
 
-_SEARCH_ROWS = 1 << 16  # values looked up at a time by _places_in
+_SEARCH_ROWS = 1 << 16  # values looked up at a time by places_in
 
 
-def _places_in(
+def places_in(
     values: np.ndarray, sorted_values: np.ndarray, rows: np.ndarray | None = None
 ) -> np.ndarray:
     """Per value (of ``rows`` of ``values``, when given), its place in ``sorted_values`` (of
