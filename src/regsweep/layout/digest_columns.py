@@ -25,7 +25,7 @@ SHA256_TEXT_BYTES = len(_PREFIX) + 64  # a sha256 digest's text (and a link file
 _DIGITS = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint16).copy()
 _BYTE = np.full(1 << 16, 0x100, np.uint16)  # 0x100: not two lower-case hex digits
 _BYTE[_DIGITS] = np.arange(256, dtype=np.uint16)
-_CHECK_ROWS = 1 << 16  # digests checked or spelled at a time: 64 bytes each meanwhile
+_CHECK_ROWS = 1 << 14  # digests checked or spelled at a time: ~100 bytes each meanwhile
 
 
 def as_bytes(digests: pa.Array) -> pa.Array:

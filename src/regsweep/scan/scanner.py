@@ -814,6 +814,59 @@ _REFERENCE_CHUNK_ROWS = 1 << 18
 # of their references to other manifests, as tables (see _Scan._prefetch; the rest of their
 # references are in scratch files).
 _Prefetched = tuple[pa.Table, pa.Table]
+# Reads finished while listing that are joined into one table at a time (see _Reads).
+_JOIN_READS = 64
+
+
+class _Reads:
+    """The tables that reads started while listing give (a tuple of ``width`` tables a
+    read), taken from their futures in the order started, as each finishes (``collect``),
+    and joined ``_JOIN_READS`` reads at a time into one table of one chunk a column, where
+    they share a schema. Each read's small tables, held to the listing's end, had their own
+    Arrow objects in the C heap and their own small buffers (~2,000 reads of manifests and
+    tag links on a store of 256k manifests: ~13 MiB of the C heap more at the listing's end,
+    its peak then), and each future its own lock and condition."""
+
+    def __init__(self, width: int) -> None:
+        self.futures: list[Future[Any]] = []
+        self.joined: list[list[pa.Table]] = [[] for _ in range(width)]
+        self.waiting: list[list[pa.Table]] = [[] for _ in range(width)]
+
+    def collect(self, *, wait: bool = False) -> None:
+        """Take the results of the reads finished so far (of every read, with ``wait``)."""
+        done = 0
+        while done < len(self.futures) and (wait or self.futures[done].done()):
+            done += 1
+        for fut in self.futures[:done]:
+            result = fut.result()
+            for waiting, table in zip(
+                self.waiting, result if isinstance(result, tuple) else (result,), strict=True
+            ):
+                waiting.append(table)
+        del self.futures[:done]
+        if len(self.waiting[0]) >= _JOIN_READS:
+            for joined, waiting in zip(self.joined, self.waiting, strict=True):
+                joined += _one_table_of(waiting)
+                waiting.clear()
+
+    def tables(self) -> list[list[pa.Table]]:
+        """Every read's tables, waited for (each of the ``width`` lists is the caller's)."""
+        self.collect(wait=True)
+        out = [joined + waiting for joined, waiting in zip(self.joined, self.waiting, strict=True)]
+        self.joined = [[] for _ in out]
+        self.waiting = [[] for _ in out]
+        return out
+
+
+def _one_table_of(tables: list[pa.Table]) -> list[pa.Table]:
+    """``tables`` as one table of one chunk a column where they share a schema (the
+    dictionaries of its dictionary columns united), else as they are; the empty left out."""
+    tables = [t for t in tables if t.num_rows]
+    if len(tables) < 2 or any(t.schema != tables[0].schema for t in tables):
+        return tables
+    return [pa.concat_tables(tables).combine_chunks()]
+
+
 # What the scan keeps of each manifest it reads: the manifests table's columns but its size,
 # the digest as plain text (each is distinct). Its kind and media type as in the snapshot,
 # dictionary-encoded: as text, ~13 MiB for 256k manifests read while listing, held until the
@@ -1021,7 +1074,7 @@ class _Scan:
         self.manifests: dict[str, ParsedManifest] = {}  # read after the listing
         self.found_blobs: list[pa.Table] = []  # the blob rows of manifests (_blob_objects)
         # Manifests read while the listing still runs (see prefetch), and their digests.
-        self.prefetched: list[Future[_Prefetched]] = []
+        self.prefetched = _Reads(2)  # each read's _Prefetched
         self.prefetching = _NO_HASHES  # the hashes of their digests, sorted (see prefetch)
         self.prefetcher: Executor = executor
         self.prefetched_manifests = _PARSED.empty_table()  # see _parsed_table
@@ -1031,7 +1084,7 @@ class _Scan:
         self.prefetched_children = _manifest_children([])
         self.spilling = threading.Lock()  # the prefetcher may be a pool
         # Tag links read while listing (see classify), and then their contents together.
-        self.prefetched_links: list[Future[pa.Table]] = []
+        self.prefetched_links = _Reads(1)
         self.link_contents = _LINK_READS.empty_table()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -1096,12 +1149,8 @@ class _Scan:
                 self.prefetcher = one  # local reads hold the GIL: one thread is enough
             for batch in batches:
                 self.classify(batch)
-            # (The futures let go of their results first: they would hold the unsorted rows.)
-            results = [fut.result() for fut in self.prefetched]
-            self.prefetched = []
-            parsed = [m for m, _ in results]
-            children = [self.prefetched_children, *(_children_as_text(c) for _, c in results)]
-            del results
+            parsed, children = self.prefetched.tables()
+            children = [self.prefetched_children, *(_children_as_text(c) for c in children)]
             # In digest order (read_manifests finds the listed ones among them by binary
             # search), sorted a column at a time (see _take), the digests as they are taken
             # out of the batches (sorted_by_text).
@@ -1109,16 +1158,17 @@ class _Scan:
             self.prefetched_children = pa.concat_tables(children)
             del children
             self.prefetching = _NO_HASHES  # (only to start each read once)
-            self.link_contents = _link_reads([fut.result() for fut in self.prefetched_links])
-            self.prefetched_links = []
+            self.link_contents = _link_reads(self.prefetched_links.tables()[0])
             self.link_contents = _contents_onto(self.link_contents, self.manifest_digests())
         for mpu in list_incomplete_uploads(self.store, self.root):
             self.add_multipart(mpu)
-        self.gather()
         # From here each phase starts with the C heap's free pages handed back (trim_heap):
         # the links and manifests read as Python values leave it fragmented, ~10 MiB free but
         # resident at each phase's start on a store of 256k manifests, the references' sort
-        # ~10 MiB lower for it (17 ms a trim there).
+        # ~10 MiB lower for it (17 ms a trim there). The listing's end leaves ~5 MiB so, under
+        # gather's sort of the blobs.
+        trim_heap()
+        self.gather()
         links = self.resolve_links()
         trim_heap()
         self.read_manifests(links)
@@ -1188,10 +1238,12 @@ class _Scan:
             first = self.parts[Kind.TAG_CURRENT].num_rows - tags.num_rows
             at = np.flatnonzero(unknown.to_numpy(zero_copy_only=False)).astype(np.int32) + first
             keys = _col(tags, "key").filter(unknown)
-            self.prefetched_links += [
+            self.prefetched_links.futures += [
                 self.prefetcher.submit(self._read_links, keys[i : i + _BATCH], at[i : i + _BATCH])
                 for i in range(0, len(at), _BATCH)
             ]
+        self.prefetched.collect()
+        self.prefetched_links.collect()
         for row in rest.to_pylist():
             self.classify_one(
                 ObjectInfo(row["key"], row["size"], row["last_modified"], row["etag"])
@@ -1874,7 +1926,9 @@ class _Scan:
             np.concatenate([self.prefetching, np.sort(hashes[new])]), kind="stable"
         )
         todo = digests.filter(pa.array(new))
-        self.prefetched += [self.prefetcher.submit(self._prefetch, c) for c in _chunks(todo)]
+        self.prefetched.futures += [
+            self.prefetcher.submit(self._prefetch, c) for c in _chunks(todo)
+        ]
 
     def _prefetch(self, digests: pa.Array) -> _Prefetched:
         """The manifests ``digests`` found where their blobs must be, as a table of what each
