@@ -38,6 +38,8 @@ from regsweep.scan.snapshot import Snapshot, by_value, one_array
 REFERRER_TAG = re.compile(
     r"^(?P<prefix>.*?)(?P<alg>sha256|sha512)-(?P<hex>[a-f0-9]{64})(?:\.(?P<suffix>sig|att|sbom))?$"
 )
+# Rows RepoPlaces.rows_in looks up at a time.
+_ROWS_AT_ONCE = 1 << 16
 
 
 def referrer_tag_subject(tag: str) -> str | None:
@@ -92,14 +94,24 @@ class RepoPlaces:
     def rows_in(self, repos: pa.ChunkedArray | pa.Array, at: np.ndarray) -> np.ndarray:
         """Per row: the place ``at`` (-1: none) is among the repository's (``repos``, the
         rows' repository names). The rows are taken a repository at a time, each searched
-        among that repository's places only."""
+        among that repository's places only; ``_ROWS_AT_ONCE`` rows at a time: the arrays
+        of row numbers and codes for all of a store's 256k revisions at once were ~10 MiB,
+        the plan's peak."""
         col = one_array(repos) if isinstance(repos, pa.ChunkedArray) else repos
         if not pa.types.is_dictionary(col.type):
             col = col.dictionary_encode()
         code_of = np.array(
             [self._code.get(v, -1) for v in col.dictionary.to_pylist()] + [-1], np.int64
         )
-        codes = code_of[np.asarray(pc.fill_null(col.indices, len(col.dictionary)), np.int64)]
+        out = np.zeros(len(col), bool)
+        for lo in range(0, len(col), _ROWS_AT_ONCE):
+            part = col.slice(lo, _ROWS_AT_ONCE)
+            codes = code_of[np.asarray(pc.fill_null(part.indices, len(col.dictionary)), np.int64)]
+            out[lo : lo + len(part)] = self._rows_in(codes, at[lo : lo + len(part)])
+        return out
+
+    def _rows_in(self, codes: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """``rows_in`` for rows of repositories ``codes`` (-1: none of these)."""
         at = np.asarray(at, np.int64)
         out = np.zeros(len(codes), bool)
         rows = np.flatnonzero((codes >= 0) & (at >= 0))

@@ -784,7 +784,7 @@ def make_plan(
     # Whether a link is needed is found for a slice of links at once, on places.
     def plan_links(batch: pa.RecordBatch) -> None:
         # A function, so that a slice's Python values go with it: the last slice's (~8 MiB
-        # at 64k links) stayed through phase 3, the plan's peak.
+        # of lists and strings at 16k links) stayed through phase 3, the plan's peak.
         ll = _Columns(pa.Table.from_batches([batch]), "repository", "digest", "target")
         needs = marked.links_needed(ll.table).tolist()
         repos = ll.table["repository"]
@@ -1114,7 +1114,11 @@ def _last_use_ms(snap: Snapshot, graph: Graph) -> np.ndarray:
         _latest(last, at, times)
     manifest = np.full(len(graph.named), NO_TIME, np.int64)
     for name, col in (("revisions", "target"), ("tags", "digest"), ("tag_history", "digest")):
-        _latest(manifest, graph.column_places(snap[name][col]), snap[name]["last_modified"])
+        # A slice at a time too: a place, a time and their known ones per row of 256k
+        # revisions at once were ~7 MiB over the plan's level.
+        for batch in snap[name].select([col, "last_modified"]).to_batches(_SLICE_ROWS):
+            digest, times = (pa.chunked_array([c]) for c in batch.columns)
+            _latest(manifest, graph.column_places(digest), times)
     np.maximum(last, manifest, out=last)
     # Over every strong edge (not a subject), parent to child: the parent's links use the child.
     # A slice of parents at a time: each edge's parent and its time at once, as int32 and int64
