@@ -21,6 +21,7 @@ import pytest
 from imagegen import Blob, Layer, LayoutWriter, Manifest, image_manifest, make_layer
 from regsweep.clock import utcnow
 from regsweep.demo.generator import generate_demo
+from regsweep.gc import mark as mark_module
 from regsweep.gc import plan as plan_module
 from regsweep.gc.mark import RepoPlaces, mark
 from regsweep.gc.plan import GcSettings, _last_use_ms, _young_use, make_plan
@@ -133,10 +134,15 @@ def test_rows_in_asks_each_row_of_its_own_repository() -> None:
     assert places.get("c").tolist() == []
 
 
-def test_rows_in_is_membership_of_each_rows_pair_with_repositories_interleaved() -> None:
+@pytest.mark.parametrize("at_once", [1 << 16, 7])
+def test_rows_in_is_membership_of_each_rows_pair_with_repositories_interleaved(
+    at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rows of many repositories in any order (a slice of revisions), each asked among its
-    own repository's places only: the same answer as a set of (repository, place) pairs;
-    ``get`` and ``every_place`` give the places as they were given."""
+    own repository's places only: the same answer as a set of (repository, place) pairs,
+    whether the rows are looked up all at once or seven at a time; ``get`` and
+    ``every_place`` give the places as they were given."""
+    monkeypatch.setattr(mark_module, "_ROWS_AT_ONCE", at_once)
     rng = np.random.default_rng(3)
     names = [f"r{i}" for i in range(40)]
     given = {n: np.unique(rng.integers(0, 500, rng.integers(0, 30))) for n in names}
@@ -313,7 +319,8 @@ def test_last_use_of_each_blob_matches_the_rows(
     assert dict(zip(graph.digests_at(used).to_pylist(), last[used].tolist(), strict=True)) == (
         expected
     )
-    monkeypatch.setattr(plan_module, "_SLICE_ROWS", 2)  # the links two at a time: the same
+    # The links, revisions and tags two at a time: the same.
+    monkeypatch.setattr(plan_module, "_SLICE_ROWS", 2)
     assert (_last_use_ms(snap, graph) == last).all()
     # The blobs _young_use flags: stored, not live, used at or after the cutoff.
     live = np.zeros(len(graph.named), bool)

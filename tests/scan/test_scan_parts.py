@@ -4,7 +4,9 @@ listing, which count only where the listing shows their blobs."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -640,3 +642,68 @@ def test_rows_read_while_listing_are_found_as_index_in_finds_them() -> None:
     ):
         want = pc.index_in(pa.array(rows, pa.int32()), value_set=col)
         assert scanner._index_in_rows(rows, col).equals(want)
+
+
+def test_reads_finished_while_listing_are_joined_in_order_a_few_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reads are taken from their futures in the order started, and only as far as the first
+    unfinished one; once ``_JOIN_READS`` or more wait, they become one table of one chunk a
+    column (the dictionaries united), unless one is of another schema; ``tables`` waits for
+    the rest and gives every row in the order the reads were started."""
+    monkeypatch.setattr(scanner, "_JOIN_READS", 3)
+
+    def read(n: int) -> tuple[pa.Table, pa.Table]:
+        kind = pa.array([f"k{n % 2}", f"k{n}"]).dictionary_encode()
+        return pa.table({"n": [n, n], "kind": kind}), pa.table({"n": [n]})
+
+    released = threading.Event()
+
+    def slow(n: int) -> tuple[pa.Table, pa.Table]:
+        released.wait(10)
+        return read(n)
+
+    reads = scanner._Reads(2)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reads.futures += [pool.submit(read, n) for n in range(4)]
+        reads.futures.append(pool.submit(slow, 4))
+        reads.futures += [pool.submit(read, n) for n in range(5, 7)]
+        wait(reads.futures[:4])
+        wait(reads.futures[5:])
+        reads.collect()
+        assert len(reads.futures) == 3  # the unfinished read and those after it
+        first, second = reads.joined
+        assert len(first) == 1 and first[0]["n"].num_chunks == first[0]["kind"].num_chunks == 1
+        assert first[0]["n"].to_pylist() == [0, 0, 1, 1, 2, 2, 3, 3]
+        assert first[0]["kind"].to_pylist() == ["k0", "k0", "k1", "k1", "k0", "k2", "k1", "k3"]
+        assert [t["n"].to_pylist() for t in second] == [[0, 1, 2, 3]]
+        assert reads.waiting == [[], []]
+        reads.futures.append(pool.submit(lambda: (pa.table({"n": ["text"]}), pa.table({"n": [7]}))))
+        released.set()
+        parsed, children = reads.tables()
+    assert reads.futures == [] and reads.joined == [[], []] and reads.waiting == [[], []]
+    assert [v for t in parsed for v in t["n"].to_pylist()] == [
+        0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, "text"
+    ]  # fmt: skip
+    assert len(parsed) == 1 + 4  # the text among the last four: those kept apart
+    assert [t.num_rows for t in children] == [4, 4]
+    assert [v for t in children for v in t["n"].to_pylist()] == list(range(8))
+
+
+def test_reads_while_listing_joined_two_at_a_time_give_the_same_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Manifests and tag links read while listing, two a read and joined two reads at a
+    time (the join's paths, which a small store never reaches by default), give the
+    snapshot read without joining."""
+    (tmp_path / "reg").mkdir()
+    store = FilesystemStore(tmp_path / "reg")
+    generate_demo(store, seed=9, now=datetime(2026, 11, 20, tzinfo=UTC))
+    monkeypatch.setattr(scanner, "_JOIN_READS", 1 << 20)
+    whole = scan(store)
+    monkeypatch.setattr(scanner, "_BATCH", 2)
+    monkeypatch.setattr(scanner, "_JOIN_READS", 2)
+    joined = scan(store)
+    assert joined["manifests"].num_rows > 10 and joined["tags"].num_rows > 10
+    for name in whole.names():
+        assert rows(joined[name]) == rows(whole[name]), name
