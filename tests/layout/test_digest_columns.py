@@ -90,3 +90,23 @@ def test_is_sha256_text_and_bytes_or_null_sort_out_other_values() -> None:
     assert text_of(spelled).to_pylist() == [good[0], None, None, None, None, None, good[2]]
     assert text_of(bytes_or_null(mixed.slice(5, 2))).to_pylist() == [None, good[2]]
     assert text_of(pa.array(good)).equals(pa.array(good))  # text as it is
+
+
+def test_a_few_digests_at_a_time_give_what_all_at_once_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Digests are checked and spelled a slice of rows at a time (``_CHECK_ROWS``): slices
+    of three rows, with a slice of a column and values that are not sha256 among them, give
+    the same bytes, text and verdicts as one slice of every row."""
+    from regsweep.layout import digest_columns
+    from regsweep.layout.digest_columns import bytes_or_null, is_sha256_text
+
+    digests = pa.array(_digests(40)).slice(3, 31)
+    mixed = pa.array([*_digests(5), "sha256:" + "A" * 64, None, *_digests(9)[5:], ""])
+    whole = (as_bytes(digests), bytes_or_null(mixed), is_sha256_text(digests))
+    monkeypatch.setattr(digest_columns, "_CHECK_ROWS", 3)
+    spelled = as_bytes(digests)
+    assert spelled.equals(whole[0]) and as_text(spelled).equals(digests)
+    assert bytes_or_null(mixed).equals(whole[1])
+    assert is_sha256_text(digests) is whole[2] is True
+    assert not is_sha256_text(mixed.drop_null())
